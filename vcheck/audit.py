@@ -1,0 +1,392 @@
+"""Audit an implementation against live lme4: built-in examples plus drawn cases, every finding classified.
+
+    result = vcheck.audit(impl, examples=100, seed=0)
+    print(result.summary())                    # counts by kind and quantity, cases per second
+    for f in result.findings: f.case, f.quantity, f.kind, f.rel_diff, f.explanation
+
+`impl(formula, data, REML)` follows the plug-in protocol (`vcheck.plugin`).  For each case the audit calls
+impl on a copy of the data, fits lme4 live (`vcheck.reference.lmer`) and `compare`s, with lme4's own
+deviance function (`vcheck.reference.devfun`) for the criterion at the implementation's theta and lme4's
+fit with the other REML flag to recognise ML-for-REML.  A NotImplementedError from impl is a "model"
+finding ("model not expressible"): the implementation cannot fit lme4's model, which is a difference of
+model, not a crash.  Any other exception, from impl or from lme4, is that case's `error`; the sweep goes on.
+
+Cases are independent: `audit_cases(seed, examples)` lists them (built-in examples, then
+`draw_case(seed, 0 .. N-1)`), `audit_case(impl, case)` runs one, and `AuditResult` collects any set of
+`CaseResult`s.  Everything here pickles and `to_dict()` is plain JSON, so a sweep can be split across
+processes or a Dask cluster and merged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vcheck import tolerances
+from vcheck.cases import Case
+from vcheck.compare import KINDS, Comparison, compare
+from vcheck.plugin import Impl, PluginError, submission
+from vcheck.record import LmerFit
+
+
+@dataclass
+class Finding:
+    """One disagreement (or missing quantity) on one case."""
+
+    case: Case
+    quantity: str
+    kind: str  # "construction", "optimization", "model" or "not available"
+    rel_diff: float | None
+    explanation: str
+    check: str = ""  # "layout", "at its parameters", "at optimum", "model", "-"
+
+    def to_dict(self) -> dict[str, Any]:
+        rel = self.rel_diff
+        return {
+            "case": self.case.to_dict(),
+            "quantity": self.quantity,
+            "kind": self.kind,
+            "check": self.check,
+            "rel_diff": rel if rel is None or math.isfinite(rel) else str(rel),
+            "explanation": self.explanation,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Finding:
+        rel = d.get("rel_diff")
+        return cls(
+            case=Case.from_dict(d["case"]),
+            quantity=d["quantity"],
+            kind=d["kind"],
+            rel_diff=float(rel) if rel is not None else None,
+            explanation=d["explanation"],
+            check=d.get("check", ""),
+        )
+
+
+@dataclass
+class CaseResult:
+    """One case's outcome: its findings, or the error that stopped it, and where the time went."""
+
+    case: Case
+    findings: list[Finding] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    impl_seconds: float = 0.0
+    reference_seconds: float = 0.0
+    comparison: dict[str, Any] | None = None  # Comparison.to_dict(): the full per-quantity table
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "case": self.case.to_dict(),
+            "findings": [f.to_dict() for f in self.findings],
+            "error": self.error,
+            "seconds": self.seconds,
+            "impl_seconds": self.impl_seconds,
+            "reference_seconds": self.reference_seconds,
+            "comparison": self.comparison,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CaseResult:
+        return cls(
+            case=Case.from_dict(d["case"]),
+            findings=[Finding.from_dict(f) for f in d["findings"]],
+            error=d.get("error"),
+            seconds=d.get("seconds", 0.0),
+            impl_seconds=d.get("impl_seconds", 0.0),
+            reference_seconds=d.get("reference_seconds", 0.0),
+            comparison=d.get("comparison"),
+        )
+
+
+@dataclass
+class AuditResult:
+    """All cases of one audit.  `rate` is cases per second of wall time over the whole sweep."""
+
+    impl: str
+    seed: int
+    examples: int
+    cases: list[CaseResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for c in self.cases for f in c.findings]
+
+    @property
+    def errors(self) -> list[CaseResult]:
+        return [c for c in self.cases if c.error is not None]
+
+    @property
+    def rate(self) -> float:
+        return len(self.cases) / self.seconds if self.seconds > 0 else math.nan
+
+    def by_kind(self) -> Counter[str]:
+        return Counter(f.kind for f in self.findings)
+
+    def by_kind_and_quantity(self) -> Counter[tuple[str, str]]:
+        return Counter((f.kind, f.quantity) for f in self.findings)
+
+    def cases_with(self, kind: str) -> list[CaseResult]:
+        return [c for c in self.cases if any(f.kind == kind for f in c.findings)]
+
+    def ok(self, kinds: Iterable[str] = ("construction", "optimization", "model")) -> bool:
+        """No finding of these kinds and no case error."""
+        bad = set(kinds)
+        return not self.errors and not any(f.kind in bad for f in self.findings)
+
+    def summary(self) -> str:
+        n = len(self.cases)
+        impl_time = sum(c.impl_seconds for c in self.cases)
+        ref_time = sum(c.reference_seconds for c in self.cases)
+        lines = [
+            f"audit of {self.impl}: {n} cases ({n - self.examples} built-in examples, {self.examples} drawn "
+            f"with seed {self.seed}) in {self.seconds:.1f} s = {self.rate:.1f} cases/s "
+            f"(implementation {impl_time:.1f} s, lme4 {ref_time:.1f} s)",
+        ]
+        kinds = self.by_kind()
+        for kind in KINDS:
+            cases = len(self.cases_with(kind))
+            lines.append(f"  {kind:<13} {kinds.get(kind, 0):5d} findings in {cases} cases")
+        for (kind, quantity), count in sorted(self.by_kind_and_quantity().items()):
+            lines.append(f"    {kind:<13} {quantity:<10} {count}")
+        if self.errors:
+            lines.append(f"  {len(self.errors)} cases did not run:")
+            lines.extend(f"    {c.case.label}: {c.error}" for c in self.errors[:10])
+        first = {}
+        for f in self.findings:
+            if f.kind != "not available":
+                first.setdefault((f.kind, f.quantity), f)
+        if first:
+            lines.append("  first finding of each kind and quantity:")
+            for (kind, quantity), f in sorted(first.items()):
+                lines.append(f"    [{kind}] {quantity} on {f.case.label} {f.case.formula}: {f.explanation}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "impl": self.impl,
+            "seed": self.seed,
+            "examples": self.examples,
+            "seconds": self.seconds,
+            "rate": self.rate if math.isfinite(self.rate) else None,
+            "by_kind": dict(self.by_kind()),
+            "cases": [c.to_dict() for c in self.cases],
+        }
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AuditResult:
+        return cls(
+            impl=d["impl"],
+            seed=d["seed"],
+            examples=d["examples"],
+            cases=[CaseResult.from_dict(c) for c in d["cases"]],
+            seconds=d.get("seconds", 0.0),
+        )
+
+
+# --- the cases -----------------------------------------------------------------------------------------
+def builtin_cases() -> list[Case]:
+    """Every built-in example as a case (data loaded from r_reference/frozen when first needed)."""
+    from vcheck import examples as builtin
+
+    out = []
+    for name in builtin.names():
+        ex = builtin.load(name)
+        out.append(Case(formula=ex.formula, REML=ex.REML, origin="example", name=name, features=("example",)))
+    return out
+
+
+def audit_cases(seed: int, examples: int, *, builtin: bool = True) -> list[Case]:
+    """The audit's cases, in order: the built-in examples (if `builtin`), then drawn cases 0 .. examples-1."""
+    from vcheck.strategies import draw_case
+
+    cases = builtin_cases() if builtin else []
+    return cases + [draw_case(seed, i) for i in range(examples)]
+
+
+# --- one case ------------------------------------------------------------------------------------------
+class LmeOracle:
+    """lme4 on one case, each answer computed at most once: the fit per REML flag, and lme4's deviance
+    function per REML flag (`vcheck.reference.devfun`, built only when a finding needs its numbers).
+
+    `screen` is vcheck.deviance on lme4's own design (X, y, Zt, Lind from lme4's fit): no R round trip.
+    compare() accepts an agreement it finds and takes every number in a finding from lme4's devfun; the
+    property suite checks the two agree to AT_THETA.  `criterion="vcheck"` uses the screen throughout."""
+
+    def __init__(self, case: Case, criterion: str = "lme4") -> None:
+        if criterion not in ("lme4", "vcheck"):
+            raise ValueError(f"criterion must be 'lme4' or 'vcheck', not {criterion!r}")
+        self.case = case
+        self.how = criterion
+        self._fits: dict[bool, LmerFit] = {}
+        self._devfuns: dict[bool, Callable[[np.ndarray], float]] = {}
+        self._python: dict[bool, Callable[[np.ndarray, bool], float]] = {}
+        self.seconds = 0.0
+
+    def fit(self, REML: bool, extras: bool = False) -> LmerFit:
+        from vcheck import reference
+
+        cached = self._fits.get(REML)
+        if cached is None or (extras and cached.ranef is None):
+            t = time.perf_counter()
+            cached = reference.lmer(self.case.formula, self.case.data, REML, extras=extras)
+            self.seconds += time.perf_counter() - t
+            self._fits[REML] = cached
+        return cached
+
+    def refit(self, REML: bool) -> LmerFit:
+        return self.fit(REML)
+
+    def criterion(self, theta: np.ndarray, REML: bool) -> float:
+        """lme4's criterion at theta: lme4's deviance function in R (or the screen, for "vcheck")."""
+        if self.how == "vcheck":
+            return self.screen(theta, REML)
+        t = time.perf_counter()
+        if REML not in self._devfuns:
+            from vcheck import reference
+
+            self._devfuns[REML] = reference.devfun(self.case.formula, self.case.data, REML)
+        value = float(self._devfuns[REML](np.asarray(theta, dtype=float)))
+        self.seconds += time.perf_counter() - t
+        return value
+
+    def screen(self, theta: np.ndarray, REML: bool) -> float:
+        """vcheck.deviance on lme4's own design (X, y, Zt, Lambdat, Lind of lme4's fit): no R call."""
+        from vcheck.compare import python_criterion
+
+        if REML not in self._python:
+            self._python[REML] = python_criterion(self.fit(self.case.REML))
+        return self._python[REML](theta, REML)
+
+
+def audit_case(
+    impl: Impl,
+    case: Case,
+    *,
+    tol_at_theta: float = tolerances.AT_THETA,
+    tol_optimum: float = tolerances.AT_OPTIMUM,
+    criterion: str = "lme4",
+    flat_optimum: bool = True,
+    source: str | None = None,
+) -> CaseResult:
+    """Run impl and lme4 on one case and compare; never raises for a failing case (see `.error`)."""
+    start = time.perf_counter()
+    result = CaseResult(case=case)
+    name = source or _impl_name(impl)
+    try:
+        data = case.data
+    except Exception as exc:  # a case that cannot be rebuilt is this case's error, not the sweep's
+        result.error = f"cannot rebuild the case's data: {type(exc).__name__}: {exc}"
+        return result
+    t = time.perf_counter()
+    try:
+        output = impl(case.formula, data.copy(), case.REML)
+    except NotImplementedError as exc:
+        result.impl_seconds = time.perf_counter() - t
+        text = f"model not expressible in {name}: {exc}" if str(exc) else f"model not expressible in {name}"
+        result.findings.append(Finding(case, "model", "model", None, text, check="model"))
+        result.seconds = time.perf_counter() - start
+        return result
+    except Exception as exc:
+        result.error = f"{name} raised {type(exc).__name__}: {_one_line(exc)}"
+        result.seconds = time.perf_counter() - start
+        return result
+    result.impl_seconds = time.perf_counter() - t
+    oracle = LmeOracle(case, criterion=criterion)
+    try:
+        sub = submission(output, data_index=data.index, source=name)
+        b = oracle.fit(case.REML, extras=sub.ranef is not None)
+        cmp = compare(
+            sub,
+            b,
+            criterion=oracle.criterion,
+            screen=oracle.screen,
+            refit=oracle.refit,
+            tol_at_theta=tol_at_theta,
+            tol_optimum=tol_optimum,
+            flat_optimum=flat_optimum,
+        )
+    except PluginError as exc:
+        result.error = f"{name} broke the plug-in protocol: {_one_line(exc)}"
+    except Exception as exc:  # lme4 refusing the case, or R failing: this case did not run
+        result.error = f"{type(exc).__name__}: {_one_line(exc)}"
+    else:
+        result.findings = findings_of(cmp, case)
+        result.comparison = cmp.to_dict()
+    result.reference_seconds = oracle.seconds
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def findings_of(cmp: Comparison, case: Case) -> list[Finding]:
+    """A comparison's non-agreeing rows as findings on `case`."""
+    return [
+        Finding(case, r.quantity, r.kind or "", r.rel_diff, r.explanation, check=r.check)
+        for r in cmp.findings
+        if r.kind is not None
+    ]
+
+
+def audit(
+    impl: Impl,
+    examples: int = 100,
+    seed: int = 0,
+    *,
+    builtin: bool = True,
+    tol_at_theta: float = tolerances.AT_THETA,
+    tol_optimum: float = tolerances.AT_OPTIMUM,
+    criterion: str = "lme4",
+    flat_optimum: bool = True,
+    name: str | None = None,
+    progress: Callable[[CaseResult], None] | None = None,
+    cases: Sequence[Case] | None = None,
+) -> AuditResult:
+    """Audit `impl` on the built-in examples plus `examples` cases drawn with `seed` (the same cases for
+    the same seed), against live lme4.
+
+    criterion: "lme4" evaluates lme4's own deviance function in R at the implementation's theta;
+    "vcheck" uses vcheck.deviance on lme4's design (no extra R round trip).  `cases` replaces the case
+    list (e.g. a corpus); `progress` is called after each case.
+    """
+    label = name or _impl_name(impl)
+    todo = list(cases) if cases is not None else audit_cases(seed, examples, builtin=builtin)
+    result = AuditResult(impl=label, seed=seed, examples=examples if cases is None else len(todo))
+    start = time.perf_counter()
+    for case in todo:
+        one = audit_case(
+            impl,
+            case,
+            tol_at_theta=tol_at_theta,
+            tol_optimum=tol_optimum,
+            criterion=criterion,
+            flat_optimum=flat_optimum,
+            source=label,
+        )
+        result.cases.append(one)
+        if progress is not None:
+            progress(one)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _impl_name(impl: Any) -> str:
+    name = getattr(impl, "name", None) or getattr(impl, "__name__", None) or type(impl).__name__
+    module = getattr(impl, "__module__", None)
+    return f"{module}:{name}" if module and module not in ("__main__", "builtins") else str(name)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300]

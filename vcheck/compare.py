@@ -1,0 +1,632 @@
+"""Two fit records -> a per-quantity table of differences, tolerance, verdict and kind of disagreement.
+
+`compare(a, b)` judges `a` (any implementation: an `LmerFit`, or a plug-in's mapping, see
+`vcheck.plugin`) against `b`, lme4's fit of the same model with its design (X, y, Zt, Lambdat, Lind, cnms).
+Each row is one quantity under one check:
+
+- layout (only when `a` claims lme4's layout, i.e. is a full record): X, Zt, Lambdat's pattern, Lind,
+  cnms and level order, exactly (X and Zt values to AT_THETA);
+- at its parameters: a's varcorr and sigma are mapped onto lme4's theta (theta_k = chol(G_k / sigma^2)),
+  and lme4's construction there, V = sigma^2 (Z Lambda Lambda' Z' + I), GLS beta at that V and lme4's
+  criterion d(theta), is set against what a reports.  A difference is a *construction* disagreement;
+- at optimum: theta, sigma, beta, criterion, varcorr (per-term covariance, so G up to a permutation of
+  Z's columns), G (layout claimed only), V (up to row order), ranef, against lme4's fit.  When a is
+  consistent with its own parameters, a difference is an *optimization* disagreement, and the row says
+  which criterion is lower (lme4's d at a's theta against lme4's optimum: either side may be better);
+- *model*: a's random terms do not map onto lme4's, its fixed-effect columns are not lme4's, or it fitted
+  ML where REML was asked (it says so, its criterion is lme4's other criterion at its theta, or its
+  parameters are lme4's optimum of the other criterion);
+- *not available*: a quantity a does not give.  Never "passed".
+
+At-optimum differences that follow from a construction or model disagreement carry that root kind.
+V is compared up to row order (a's V in its data's row order, lme4's in its kept rows), densely for
+n <= DENSE_V_MAX, else through random probe vectors and the diagonal, never as a dense n x n.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator, aslinearoperator
+
+from vcheck import tolerances
+from vcheck.plugin import (
+    Output,
+    PluginError,
+    Submission,
+    cov_from_theta,
+    submission,
+    term_covariances,
+    theta_from_cov,
+)
+from vcheck.record import LmerFit
+
+KINDS = ("construction", "optimization", "model", "not available")
+#: V is compared entry by entry up to this many rows; beyond, by probe vectors and the diagonal
+DENSE_V_MAX = 2000
+#: random probe vectors for a large V
+N_PROBES = 8
+
+#: (theta, REML) -> lme4's criterion at theta (REML criterion or ML deviance)
+Criterion = Callable[[np.ndarray, bool], float]
+#: REML -> lme4's fit of the same model and data with that REML flag
+Refit = Callable[[bool], LmerFit]
+
+
+@dataclass
+class Row:
+    """One quantity under one check.  verdict: "agrees", "differs" or "not available"."""
+
+    quantity: str
+    check: str  # "layout", "at its parameters", "at optimum", "model", "-"
+    verdict: str
+    kind: str | None  # None when it agrees
+    rel_diff: float | None = None
+    abs_diff: float | None = None
+    tol: float | None = None
+    explanation: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("rel_diff", "abs_diff", "tol"):
+            if d[key] is not None and not math.isfinite(d[key]):
+                d[key] = str(d[key])  # JSON has no inf/nan
+        return d
+
+
+@dataclass
+class Comparison:
+    """The table `compare` returns; `findings` are its rows that do not agree (not available included)."""
+
+    formula: str
+    REML: bool
+    a: str
+    b: str
+    rows: list[Row] = field(default_factory=list)
+    lower: str | None = None  # which criterion is lower when the optima differ: "lme4", a's source, "tie"
+
+    @property
+    def findings(self) -> list[Row]:
+        return [r for r in self.rows if r.verdict != "agrees"]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing disagrees (quantities that are not available do not count against it)."""
+        return all(r.kind in (None, "not available") for r in self.rows)
+
+    def kinds(self) -> Counter[str]:
+        return Counter(r.kind for r in self.findings if r.kind is not None)
+
+    def row(self, quantity: str, check: str | None = None) -> Row:
+        for r in self.rows:
+            if r.quantity == quantity and (check is None or r.check == check):
+                return r
+        raise KeyError(f"no row for {quantity!r}{'' if check is None else ' (' + check + ')'}")
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(r) for r in self.rows])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "formula": self.formula,
+            "REML": self.REML,
+            "a": self.a,
+            "b": self.b,
+            "lower": self.lower,
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+    def __str__(self) -> str:
+        head = f"{self.a} vs {self.b}: {self.formula} ({'REML' if self.REML else 'ML'})"
+        lines = [head, f"{'quantity':<10} {'check':<18} {'rel diff':>10} {'tol':>8}  {'verdict':<13} kind"]
+        for r in self.rows:
+            rel = "" if r.rel_diff is None else f"{r.rel_diff:10.2e}"
+            tol = "" if r.tol is None else f"{r.tol:8.0e}"
+            lines.append(
+                f"{r.quantity:<10} {r.check:<18} {rel:>10} {tol:>8}  {r.verdict:<13} {r.kind or ''}"
+                + (f"  {r.explanation}" if r.verdict != "agrees" else "")
+            )
+        return "\n".join(lines)
+
+
+# --- the comparison ------------------------------------------------------------------------------------
+def compare(
+    a: Output | Submission,
+    b: LmerFit,
+    *,
+    criterion: Criterion | None = None,
+    screen: Criterion | None = None,
+    refit: Refit | None = None,
+    data_index: pd.Index | None = None,
+    tol_at_theta: float = tolerances.AT_THETA,
+    tol_optimum: float = tolerances.AT_OPTIMUM,
+    flat_optimum: bool = True,
+) -> Comparison:
+    """Judge implementation `a` against lme4's fit `b` (see the module docstring for the rows and kinds).
+
+    criterion: lme4's criterion at (theta, REML); default: `vcheck.deviance` on lme4's own design.
+    screen: a faster criterion tried first (e.g. vcheck.deviance on lme4's design when `criterion` calls
+        into R): an agreement it finds stands, and every number in a finding comes from `criterion`.
+    refit: lme4's fit with the other REML flag, to recognise "ML where REML was asked" (optional).
+    data_index: the index of the data `a` was fitted to (V's row labels) when `a` is a mapping.
+    flat_optimum: parameters that differ beyond tol_optimum while lme4's criterion at a's theta equals
+        lme4's optimum within CRITERION_ABS are the same optimum (BOBYQA stops anywhere on a flat one:
+        lme4 itself moves by ~1e-4 on shuffled rows there), so they agree.  False: any difference counts.
+    """
+    _require_design(b)
+    sub = submission(a, data_index=data_index)
+    judge = _Judge(sub, b, criterion or python_criterion(b), refit, tol_at_theta, tol_optimum)
+    judge.screen = screen
+    judge.flat_optimum = flat_optimum
+    return judge.run()
+
+
+class _Judge:
+    """One comparison, step by step: model structure, layout, at its parameters, at the optimum."""
+
+    def __init__(
+        self, sub: Submission, b: LmerFit, criterion: Criterion, refit: Refit | None, tol_theta: float, tol_opt: float
+    ) -> None:
+        self.sub, self.b, self.criterion, self.refit = sub, b, criterion, refit
+        self.tol_theta, self.tol_opt = tol_theta, tol_opt
+        self.out = Comparison(formula=b.formula, REML=b.REML, a=sub.source, b=b.source)
+        self.cnms: list[tuple[str, list[str]]] = list(b.cnms or [])
+        self.theta_a: np.ndarray | None = None
+        self.cov_a: list[np.ndarray] | None = None
+        self.model_problems: list[str] = []
+        self.other_criterion = False  # a's criterion is lme4's other one (ML for REML)
+        self._V_b: Any = None
+        self.screen: Criterion | None = None
+        self.flat_optimum = True
+
+    def crit(self, theta: np.ndarray, REML: bool, *, final: bool = True) -> float:
+        """lme4's criterion at theta; `final=False` allows the fast screen (used only to confirm agreement)."""
+        if not final and self.screen is not None:
+            return self.screen(theta, REML)
+        return self.criterion(theta, REML)
+
+    def add(self, *args: Any, **kwargs: Any) -> Row:
+        row = Row(*args, **kwargs)
+        self.out.rows.append(row)
+        return row
+
+    def run(self) -> Comparison:
+        self.model_structure()
+        self.layout()
+        self.at_its_parameters()
+        self.at_optimum()
+        self.not_available()
+        return self.out
+
+    # --- model: fixed columns, random terms, REML --------------------------------------------------------
+    def model_structure(self) -> None:
+        sub, b = self.sub, self.b
+        if sub.REML is not None and sub.REML != b.REML:
+            self.model_problems.append(f"it fitted {_crit_name(sub.REML)} where {_crit_name(b.REML)} was asked")
+            self.add("REML", "model", "differs", "model", explanation=self.model_problems[-1])
+        if sub.beta is not None:
+            given = {str(k) for k, v in sub.beta.items() if not math.isnan(v)}
+            expected = set(b.X_names or [])
+            extra, missing = sorted(given - expected), sorted(expected - given)
+            if extra or missing:
+                text = "its fixed effects are not lme4's X columns (after lme4's rank drop):" + (
+                    f" extra {extra}" if extra else ""
+                ) + (f" missing {missing}" if missing else "")
+                self.model_problems.append(text)
+                self.add("beta", "model", "differs", "model", explanation=text)
+        if sub.varcorr is None or sub.sigma is None:
+            return
+        mapping = term_covariances(sub.varcorr, self.cnms)
+        if mapping.problems:
+            self.model_problems.extend(mapping.problems)
+            self.add("varcorr", "model", "differs", "model", explanation="; ".join(mapping.problems))
+        # absent terms/covariances are a sub-model: lme4's construction with those entries at 0
+        cov = [np.where(np.isnan(G), 0.0, G) for G in mapping.cov]
+        try:
+            self.theta_a = theta_from_cov(cov, sub.sigma)
+            self.cov_a = cov
+        except PluginError as exc:
+            self.add("varcorr", "at its parameters", "differs", "construction", explanation=f"no theta gives it: {exc}")
+
+    # --- layout (a full record claims lme4's X, Zt, Lambdat, Lind, cnms) -------------------------------
+    def layout(self) -> None:
+        rec, b = self.sub.record, self.b
+        if rec is None:
+            return
+        problems: list[tuple[str, str, float]] = []
+
+        def exact(name: str, ok: bool, what: str) -> None:
+            if not ok:
+                problems.append((name, what, math.inf))
+
+        exact("cnms", rec.cnms == b.cnms, f"terms {rec.cnms} vs lme4's {b.cnms}")
+        exact("X", list(rec.X_names or []) == list(b.X_names or []), f"X columns {rec.X_names} vs {b.X_names}")
+        if rec.flist is not None and b.flist is not None:
+            for g, f in b.flist.items():
+                mine = rec.flist.get(g)
+                same = mine is not None and [str(c) for c in mine.categories] == [str(c) for c in f.categories]
+                exact("flist", same, f"levels of {g} are not in lme4's order")
+        if rec.X is not None and b.X is not None and rec.X.shape == b.X.shape:
+            rel = _rel(rec.X, b.X, floor=1.0)
+            if rel > self.tol_theta:
+                problems.append(("X", f"X values differ (max rel {rel:.1e})", rel))
+        elif rec.X is not None:
+            exact("X", False, f"X is {rec.X.shape}, lme4's {None if b.X is None else b.X.shape}")
+        for name in ("Zt", "Lambdat"):
+            m, r = getattr(rec, name), getattr(b, name)
+            if m is None:
+                continue
+            if m.shape != r.shape or not _same_pattern(m, r):
+                exact(name, False, f"{name} is {m.shape} with another sparsity pattern than lme4's {r.shape}")
+            elif name == "Zt":
+                rel = _rel(m.toarray(), r.toarray(), floor=1.0) if m.shape[1] <= DENSE_V_MAX else _rel(m.data, r.data, 1.0)
+                if rel > self.tol_theta:
+                    problems.append(("Zt", f"Zt values differ (max rel {rel:.1e})", rel))
+        if rec.Lind is not None:
+            exact("Lind", np.array_equal(np.asarray(rec.Lind), np.asarray(b.Lind)), "Lind differs from lme4's")
+        if problems:
+            for name, what, rel in problems:
+                self.add(name, "layout", "differs", "construction", rel_diff=rel, tol=0.0, explanation=what)
+        else:
+            self.add("layout", "layout", "agrees", None, rel_diff=0.0, tol=0.0, explanation="X, Zt, Lambdat, Lind, cnms")
+
+    # --- at a's own parameters: lme4's construction there -----------------------------------------------
+    def at_its_parameters(self) -> None:
+        sub, b = self.sub, self.b
+        if self.theta_a is None or sub.sigma is None:
+            return
+        Lt = _lambdat_at(b, self.theta_a)
+        check = "at its parameters"
+        if sub.V is not None and self.V_rows_problem() is None:
+            V_ref = _V(b, Lt, sub.sigma)
+            abs_d, rel = _v_diff(sub.V, V_ref, _alignment(sub, b), b.n or 0)
+            self.judge_construction("V", check, rel, abs_d, "its V is not sigma^2 (Z Lambda Lambda' Z' + I) at its own varcorr and sigma")
+        if sub.beta is not None and not self.beta_model_problem():
+            from vcheck import covariance
+
+            gls = covariance.gls_beta(b.X, b.y, b.Zt, Lt, sub.sigma)
+            mine = sub.beta.reindex(b.X_names).to_numpy(dtype=float)
+            rel = _rel(mine, gls)
+            self.judge_construction("beta", check, rel, _abs(mine, gls), "its beta is not the GLS beta at that V")
+        if sub.criterion is not None:
+            d_own = self.crit(self.theta_a, b.REML, final=False)
+            rel = abs(sub.criterion - d_own) / max(abs(d_own), 1.0)
+            if rel > self.tol_theta and self.screen is not None:
+                d_own = self.crit(self.theta_a, b.REML)
+                rel = abs(sub.criterion - d_own) / max(abs(d_own), 1.0)
+            if rel > self.tol_theta:
+                d_other = self.crit(self.theta_a, not b.REML)
+                if abs(sub.criterion - d_other) / max(abs(d_other), 1.0) <= self.tol_theta:
+                    self.other_criterion = True
+                    text = (
+                        f"its criterion {sub.criterion:.6g} is lme4's {_crit_name(not b.REML)} at its theta, "
+                        f"not the {_crit_name(b.REML)} ({d_own:.6g}) that was asked"
+                    )
+                    self.model_problems.append(text)
+                    self.add("criterion", check, "differs", "model", rel, abs(sub.criterion - d_own), self.tol_theta, text)
+                    return
+            self.judge_construction(
+                "criterion", check, rel, abs(sub.criterion - d_own), f"its criterion is not lme4's d(theta) = {d_own:.10g} at its theta"
+            )
+
+    def V_rows_problem(self) -> str | None:
+        """Why a's V cannot be lined up with lme4's rows (a model finding, raised once), or None."""
+        sub, b = self.sub, self.b
+        if sub.V is None:
+            return None
+        n = int(b.n or 0)
+        if sub.row_index is not None and b.row_index is not None:
+            if sub.row_index.get_indexer(b.row_index).min(initial=0) >= 0:
+                return None
+            text = "its V's rows are not the data rows lme4 used"
+        elif sub.V.shape[0] == n:
+            return None
+        else:
+            text = f"its V has {sub.V.shape[0]} rows, lme4's model uses {n} (after dropping rows with NA)"
+        if not any(r.quantity == "V" and r.check == "model" for r in self.out.rows):
+            self.model_problems.append(text)
+            self.add("V", "model", "differs", "model", explanation=text)
+        return text
+
+    def beta_model_problem(self) -> bool:
+        return any(r.quantity == "beta" and r.check == "model" for r in self.out.rows)
+
+    def judge_construction(self, quantity: str, check: str, rel: float, abs_d: float, text: str) -> None:
+        if rel <= self.tol_theta:
+            self.add(quantity, check, "agrees", None, rel, abs_d, self.tol_theta)
+        else:
+            self.add(quantity, check, "differs", "construction", rel, abs_d, self.tol_theta, f"{text} (rel diff {rel:.1e})")
+
+    # --- at the optimum: against lme4's fit -------------------------------------------------------------
+    def at_optimum(self) -> None:
+        sub, b = self.sub, self.b
+        b_sigma = float(b.sigma or 1.0)
+        cov_b = cov_from_theta(np.asarray(b.theta), self.cnms, b_sigma)
+        diffs: list[tuple[str, float, float]] = []  # (quantity, rel, abs)
+        if self.theta_a is not None:
+            theta_b = theta_from_cov(cov_b, b_sigma)  # canonical: boundary factors are not unique in lme4
+            diffs.append(("theta", _rel(self.theta_a, theta_b, floor=1.0), _abs(self.theta_a, theta_b)))
+        if sub.sigma is not None:
+            diffs.append(("sigma", abs(sub.sigma - b_sigma) / b_sigma, abs(sub.sigma - b_sigma)))
+        if sub.beta is not None and not self.beta_model_problem():
+            mine = sub.beta.reindex(b.X_names).to_numpy(dtype=float)
+            theirs = np.asarray(b.beta, dtype=float)
+            diffs.append(("beta", _rel(mine, theirs), _abs(mine, theirs)))
+        if sub.criterion is not None and b.criterion is not None:
+            d = abs(sub.criterion - b.criterion)
+            diffs.append(("criterion", d / max(abs(b.criterion), 1.0), d))
+        if self.cov_a is not None:
+            rel = max(
+                (_rel(Ga, Gb, floor=b_sigma**2) for Ga, Gb in zip(self.cov_a, cov_b, strict=True)), default=0.0
+            )
+            diffs.append(("varcorr", rel, max((_abs(Ga, Gb) for Ga, Gb in zip(self.cov_a, cov_b, strict=True)), default=0.0)))
+        rec = sub.record
+        if rec is not None and rec.Lambdat is not None and rec.sigma is not None and self._same_layout():
+            Ga = (rec.sigma**2 * (rec.Lambdat.T @ rec.Lambdat)).toarray()
+            Gb = (b_sigma**2 * (b.Lambdat.T @ b.Lambdat)).toarray()
+            diffs.append(("G", _rel(Ga, Gb, floor=b_sigma**2), _abs(Ga, Gb)))
+        if sub.V is not None and self.V_rows_problem() is None:
+            abs_d, rel = _v_diff(sub.V, self.V_b(), _alignment(sub, b), b.n or 0)
+            diffs.append(("V", rel, abs_d))
+        if sub.ranef is not None and b.ranef is not None:
+            rel, abs_d, text = _ranef_diff(sub.ranef, b.ranef)
+            diffs.append(("ranef", rel, abs_d))
+
+        differing = [d for d in diffs if not d[1] <= self.tol_opt]
+        kind, why = self.root_cause(differing)
+        flat = kind == "optimization" and self.out.lower == "tie" and self.flat_optimum
+        for quantity, rel, abs_d in diffs:
+            if rel <= self.tol_opt:
+                self.add(quantity, "at optimum", "agrees", None, rel, abs_d, self.tol_opt)
+            elif flat:
+                text = f"same optimum: {why}; the parameters differ along a flat direction (rel diff {rel:.1e})"
+                self.add(quantity, "at optimum", "agrees", None, rel, abs_d, self.tol_opt, text)
+            else:
+                text = f"{quantity} differs from lme4's optimum (rel diff {rel:.1e}); {why}"
+                self.add(quantity, "at optimum", "differs", kind, rel, abs_d, self.tol_opt, text)
+
+    def _same_layout(self) -> bool:
+        return not any(r.check == "layout" and r.verdict == "differs" for r in self.out.rows)
+
+    def V_b(self) -> Any:
+        if self._V_b is None:
+            self._V_b = _V(self.b, self.b.Lambdat, float(self.b.sigma or 1.0))
+        return self._V_b
+
+    def root_cause(self, differing: list[tuple[str, float, float]]) -> tuple[str, str]:
+        """The kind of the at-optimum differences, and why, in a few words."""
+        construction = [r for r in self.out.rows if r.kind == "construction"]
+        if construction:
+            return "construction", f"follows from its construction disagreement in {construction[0].quantity}"
+        if self.model_problems:
+            return "model", f"a different model: {self.model_problems[0]}"
+        if not differing:
+            return "optimization", ""
+        other = self.other_reml_match()
+        if other:
+            self.model_problems.append(other)
+            self.add("REML", "model", "differs", "model", explanation=other)
+            return "model", other
+        return "optimization", self.which_lower()
+
+    def other_reml_match(self) -> str | None:
+        """Its parameters are lme4's optimum of the other criterion (ML for REML or the reverse)?"""
+        if self.refit is None or self.theta_a is None or self.sub.sigma is None:
+            return None
+        alt = self.refit(not self.b.REML)
+        alt_sigma = float(alt.sigma or 1.0)
+        theta_alt = theta_from_cov(cov_from_theta(np.asarray(alt.theta), self.cnms, alt_sigma), alt_sigma)
+        tol = max(self.tol_opt, 10 * tolerances.AT_OPTIMUM)
+        if _rel(self.theta_a, theta_alt, floor=1.0) <= tol and abs(self.sub.sigma - alt_sigma) / alt_sigma <= tol:
+            return (
+                f"its parameters are lme4's {_crit_name(alt.REML)} optimum: it fitted {_crit_name(alt.REML)} "
+                f"where {_crit_name(self.b.REML)} was asked"
+            )
+        return None
+
+    def which_lower(self) -> str:
+        """lme4's criterion at a's theta against lme4's optimum: which side found the lower one."""
+        if self.theta_a is None or self.b.criterion is None:
+            self.out.lower = None
+            return "its parameters cannot be mapped onto lme4's theta to say which criterion is lower"
+        d_a = self.crit(self.theta_a, self.b.REML)
+        delta = d_a - self.b.criterion
+        name = _crit_name(self.b.REML)
+        if delta > tolerances.CRITERION_ABS:
+            self.out.lower = self.b.source
+            return f"lme4's optimum is lower: the {name} at its theta is higher by {delta:.3g}"
+        if delta < -tolerances.CRITERION_ABS:
+            self.out.lower = self.sub.source
+            return f"its theta is BETTER: lme4's {name} there is lower than lme4's optimum by {-delta:.3g}"
+        self.out.lower = "tie"
+        return f"both thetas give the same {name} within {tolerances.CRITERION_ABS:g} (a flat or multiple optimum)"
+
+    # --- what a does not give ---------------------------------------------------------------------------
+    def not_available(self) -> None:
+        sub = self.sub
+        given = {
+            "beta": sub.beta is not None,
+            "sigma": sub.sigma is not None,
+            "varcorr": sub.varcorr is not None,
+            "theta": sub.varcorr is not None and sub.sigma is not None,
+            "criterion": sub.criterion is not None,
+            "V": sub.V is not None,
+            "ranef": sub.ranef is not None and self.b.ranef is not None,
+        }
+        for quantity, ok in given.items():
+            if not ok:
+                text = f"{sub.source} does not give {quantity}"
+                if quantity == "ranef" and sub.ranef is not None:
+                    text = "lme4's record has no conditional modes to compare with"
+                elif quantity == "theta":
+                    text = f"{sub.source} gives no varcorr and sigma to map onto lme4's theta"
+                self.add(quantity, "-", "not available", "not available", explanation=text)
+
+
+# --- numerical helpers ---------------------------------------------------------------------------------
+def _crit_name(REML: bool) -> str:
+    return "REML" if REML else "ML"
+
+
+def _require_design(b: LmerFit) -> None:
+    missing = [n for n in ("X", "y", "Zt", "Lambdat", "Lind", "theta", "cnms", "sigma", "X_names") if getattr(b, n) is None]
+    if missing:
+        raise ValueError(f"the reference record ({b.source}) needs lme4's design; it has no {missing}")
+
+
+def _rel(a: Any, b: Any, floor: float = tolerances.ABS_FLOOR) -> float:
+    """max |a - b| / max(max |b|, floor); inf when shapes differ or a has NaN where b has numbers."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        return math.inf
+    if a.size == 0:
+        return 0.0
+    diff = np.abs(a - b)
+    if np.isnan(diff).any():
+        return math.inf
+    return float(diff.max() / max(float(np.abs(b).max()), floor))
+
+
+def _abs(a: Any, b: Any) -> float:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        return math.inf
+    return float(np.abs(a - b).max()) if a.size else 0.0
+
+
+def _same_pattern(m: sp.spmatrix, r: sp.spmatrix) -> bool:
+    m, r = sp.csc_matrix(m), sp.csc_matrix(r)
+    m.sort_indices()
+    r.sort_indices()
+    return bool(np.array_equal(m.indptr, r.indptr) and np.array_equal(m.indices, r.indices))
+
+
+def _lambdat_at(b: LmerFit, theta: np.ndarray) -> sp.csc_matrix:
+    """lme4's Lambdat template with its non-zeros set from theta: Lambdat.data = theta[Lind]."""
+    L = sp.csc_matrix(b.Lambdat, copy=True)
+    L.data = np.asarray(theta, dtype=float)[np.asarray(b.Lind)]
+    return L
+
+
+def _V(b: LmerFit, Lambdat: sp.spmatrix, sigma: float) -> Any:
+    """lme4's V = sigma^2 (Zt' Lambdat' Lambdat Zt + I): sparse for small n, an operator beyond."""
+    from vcheck import covariance
+
+    if (b.n or 0) <= DENSE_V_MAX:
+        return covariance.V(b.Zt, Lambdat, sigma)
+    return covariance.V_operator(b.Zt, Lambdat, sigma)
+
+
+def _alignment(sub: Submission, b: LmerFit) -> np.ndarray | None:
+    """Positions in a's V of lme4's rows (lme4 keeps the data's order, minus NA rows); None = identity."""
+    if sub.row_index is None or b.row_index is None:
+        return None
+    if sub.row_index.equals(b.row_index):
+        return None
+    pos = sub.row_index.get_indexer(b.row_index)
+    if (pos < 0).any():
+        raise PluginError("V's rows cannot be matched to lme4's rows (labels of the data rows differ)")
+    return np.asarray(pos)
+
+
+def _v_diff(Va: Any, Vb: Any, pos: np.ndarray | None, n: int) -> tuple[float, float]:
+    """(max abs diff, relative diff) of a's V (data rows, aligned by pos) and lme4's V (n x n).
+
+    Entry by entry when both are small matrices; otherwise through N_PROBES Gaussian probe vectors
+    (||(Va - Vb) P|| / ||Vb P||, exact for any nonzero difference with probability 1) and the diagonal.
+    """
+    if Va.shape[0] < n:
+        return math.inf, math.inf
+    if n <= DENSE_V_MAX and not isinstance(Va, LinearOperator) and not isinstance(Vb, LinearOperator):
+        A = Va.toarray() if sp.issparse(Va) else np.asarray(Va)
+        if pos is not None:
+            A = A[np.ix_(pos, pos)]
+        elif A.shape[0] != n:
+            return math.inf, math.inf
+        B = Vb.toarray() if sp.issparse(Vb) else np.asarray(Vb)
+        d = float(np.abs(A - B).max()) if n else 0.0
+        return d, d / max(float(np.abs(B).max()) if n else 0.0, tolerances.ABS_FLOOR)
+    rng = np.random.default_rng(0)
+    P = rng.standard_normal((n, N_PROBES))
+    opA = aslinearoperator(Va)
+    if pos is not None:
+        Pd = np.zeros((Va.shape[0], N_PROBES))
+        Pd[pos] = P
+        AP = (opA @ Pd)[pos]
+    else:
+        AP = opA @ P
+    BP = aslinearoperator(Vb) @ P
+    d = float(np.abs(AP - BP).max())
+    rel = float(np.linalg.norm(AP - BP) / max(float(np.linalg.norm(BP)), tolerances.ABS_FLOOR))
+    return d, rel
+
+
+def _ranef_diff(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> tuple[float, float, str]:
+    """Conditional modes aligned by group, level label and coefficient name (not by position)."""
+    rel, abs_d, text = 0.0, 0.0, ""
+    for g, ref in b.items():
+        mine = a.get(g)
+        if mine is None:
+            return math.inf, math.inf, f"no conditional modes for {g}"
+        ref = ref.copy()
+        ref.index = ref.index.astype(str)
+        mine = mine.copy()
+        mine.index = mine.index.astype(str)
+        aligned = mine.reindex(index=ref.index, columns=ref.columns)
+        scale = max(float(np.abs(ref.to_numpy()).max()) if ref.size else 0.0, 1e-8)
+        rel = max(rel, _rel(aligned.to_numpy(dtype=float), ref.to_numpy(dtype=float), floor=scale))
+        abs_d = max(abs_d, _abs(aligned.to_numpy(dtype=float), ref.to_numpy(dtype=float)))
+    return rel, abs_d, text
+
+
+def python_criterion(b: LmerFit) -> Criterion:
+    """lme4's criterion at theta computed by vcheck.deviance on lme4's own design (no R needed)."""
+    from vcheck import deviance
+    from vcheck.record import Design, RandomTerm
+
+    terms = []
+    start = 0
+    flist = b.flist or {}
+    for group, names in b.cnms or []:
+        k = len(names) * (len(names) + 1) // 2
+        levels = tuple(str(c) for c in flist[group].categories) if group in flist else ()
+        terms.append(RandomTerm(group=group, cnms=tuple(names), levels=levels, theta_slice=(start, start + k)))
+        start += k
+    design = Design(
+        formula=b.formula,
+        X=np.asarray(b.X),
+        X_names=list(b.X_names or []),
+        y=np.asarray(b.y),
+        Zt=b.Zt,
+        Lambdat=b.Lambdat,
+        Lind=np.asarray(b.Lind),
+        theta=np.asarray(b.theta),
+        lower=np.asarray(b.lower) if b.lower is not None else np.zeros(len(np.asarray(b.theta))),
+        terms=terms,
+        flist=dict(flist),
+        row_index=b.row_index if b.row_index is not None else pd.RangeIndex(b.n or 0),
+    )
+    cache: dict[bool, Any] = {}
+
+    def crit(theta: np.ndarray, REML: bool) -> float:
+        if REML not in cache:
+            cache[REML] = deviance.devfun(design, REML=REML)
+        return float(cache[REML](np.asarray(theta, dtype=float)))
+
+    return crit
+
+
+def summarize(comparisons: Sequence[Comparison]) -> Counter[tuple[str, str]]:
+    """(kind, quantity) counts over many comparisons' findings."""
+    out: Counter[tuple[str, str]] = Counter()
+    for c in comparisons:
+        for r in c.findings:
+            out[(r.kind or "", r.quantity)] += 1
+    return out

@@ -1,0 +1,258 @@
+"""An audit's report: index.html, index.md and findings.json, with every finding's case reproducible.
+
+A finding (from `vcheck.audit`) has `.case` (a `vcheck.cases.Case`: formula, REML and an address that
+rebuilds its data), `.quantity`, `.kind` ("construction", "optimization", "model" or "not available"),
+`.rel_diff` and a one-line `.explanation`.  The report gives:
+
+- a summary by kind, and a table of counts by quantity and kind;
+- per case with findings: the formula, the Python that rebuilds the data (`vcheck.strategies.draw_case(seed,
+  index)`, `vcheck.examples.load(name)`, ...), and for small data or data without an address the data
+  itself as `cases/<id>.csv` next to the report (and inside findings.json);
+- the cases that did not run (an error, or a model the target cannot express), with the reason.
+
+The files depend only on the audit's result (no timing, no dates), so the same seed gives the same report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vcheck.report.pages import write_page, write_text
+
+#: the kinds of finding, in the order the report shows them
+KINDS = ("construction", "optimization", "model", "not available")
+#: data with at most this many rows is written out next to the report, even when it can be rebuilt
+EMBED_ROWS = 400
+
+
+@dataclass
+class CaseEntry:
+    """One case of the audit with its findings, ready for the templates."""
+
+    id: str
+    label: str
+    formula: str
+    REML: bool
+    rebuild: str
+    features: list[str]
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    csv: str | None = None
+    n_rows: int | None = None
+    error: str | None = None
+
+    @property
+    def real(self) -> list[dict[str, Any]]:
+        """Findings other than "not available"."""
+        return [f for f in self.findings if f["kind"] != "not available"]
+
+    @property
+    def not_available(self) -> list[str]:
+        """Quantities the target does not give, for this case."""
+        return sorted({f["quantity"] for f in self.findings if f["kind"] == "not available"})
+
+
+def _findings(result: Any) -> list[Any]:
+    return list(getattr(result, "findings", None) or [])
+
+
+def findings_by_kind(result: Any) -> Counter[str]:
+    """Number of findings of each kind."""
+    return Counter(str(getattr(f, "kind", "")) for f in _findings(result))
+
+
+def _case_key(case: Any) -> str:
+    """A stable identity for a case (its address), to group findings by case."""
+    to_dict = getattr(case, "to_dict", None)
+    if callable(to_dict):
+        d = to_dict(with_data=False)
+        return json.dumps(d, sort_keys=True, default=str)
+    return repr(case)
+
+
+def _case_id(case: Any, position: int) -> str:
+    origin = getattr(case, "origin", "")
+    if origin == "drawn":
+        return f"drawn-{case.seed}-{case.index:04d}"
+    if origin == "example":
+        return f"example-{case.name}"
+    return f"case-{position:04d}"
+
+
+def _float(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _case_entry(case: Any, position: int) -> CaseEntry:
+    return CaseEntry(
+        id=_case_id(case, position),
+        label=str(getattr(case, "label", "")) or f"case {position}",
+        formula=str(getattr(case, "formula", "?")),
+        REML=bool(getattr(case, "REML", True)),
+        rebuild=str(getattr(case, "rebuild", "")),
+        features=[str(f) for f in getattr(case, "features", ()) or ()],
+    )
+
+
+def case_entries(result: Any) -> list[tuple[Any, CaseEntry]]:
+    """(case, entry) pairs: findings grouped by case, cases in the order the audit ran them."""
+    groups: dict[str, tuple[Any, CaseEntry]] = {}
+    for f in _findings(result):
+        case = getattr(f, "case", None)
+        key = _case_key(case)
+        if key not in groups:
+            groups[key] = (case, _case_entry(case, len(groups)))
+        groups[key][1].findings.append(
+            {
+                "quantity": str(getattr(f, "quantity", "")),
+                "kind": str(getattr(f, "kind", "")),
+                "rel_diff": _float(getattr(f, "rel_diff", None)),
+                "explanation": " ".join(str(getattr(f, "explanation", "")).split()),
+            }
+        )
+    rank = {k: i for i, k in enumerate(KINDS)}
+    for _, entry in groups.values():
+        entry.findings.sort(key=lambda d: (rank.get(d["kind"], len(KINDS)), d["quantity"]))
+    return list(groups.values())
+
+
+def error_entries(result: Any) -> list[CaseEntry]:
+    """Cases that did not run: `result.errors` as (case, message) pairs or objects with .case/.message."""
+    out = []
+    for i, item in enumerate(getattr(result, "errors", None) or []):
+        if isinstance(item, tuple) and len(item) == 2:
+            case, message = item
+        else:
+            case = getattr(item, "case", None)
+            message = getattr(item, "message", None) or getattr(item, "error", None) or str(item)
+        entry = _case_entry(case, 10_000 + i)
+        entry.error = " ".join(str(message).split())
+        out.append(entry)
+    return out
+
+
+def _write_case_data(entry: CaseEntry, case: Any, out_dir: Path) -> None:
+    """Write the case's data as cases/<id>.csv when it is small or has no address to rebuild it from."""
+    data = getattr(case, "data", None) if case is not None else None
+    if data is None:
+        return
+    entry.n_rows = len(data)
+    if getattr(case, "origin", "inline") == "inline" or len(data) <= EMBED_ROWS:
+        path = out_dir / "cases" / f"{entry.id}.csv"
+        write_text(path, data.to_csv(index=False, lineterminator="\n"))
+        entry.csv = f"cases/{entry.id}.csv"
+
+
+def _by_quantity(entries: list[CaseEntry]) -> list[dict[str, Any]]:
+    counts: dict[str, Counter[str]] = {}
+    for e in entries:
+        for f in e.findings:
+            counts.setdefault(f["quantity"], Counter())[f["kind"]] += 1
+    return [
+        {"quantity": q, "counts": [c.get(k, 0) for k in KINDS], "total": sum(c.values())}
+        for q, c in sorted(counts.items())
+    ]
+
+
+def summary_line(kinds: Counter[str]) -> str:
+    """`3 construction, 12 not available` (or `no findings`)."""
+    parts = [f"{kinds[k]} {k}" for k in KINDS if kinds.get(k)]
+    parts += [f"{v} {k}" for k, v in sorted(kinds.items()) if k not in KINDS and v]
+    return ", ".join(parts) or "no findings"
+
+
+def _versions(result: Any) -> dict[str, str]:
+    v = getattr(result, "versions", None)
+    if isinstance(v, dict) and v:
+        return {str(k): str(x) for k, x in v.items()}
+    try:
+        from vcheck import reference
+
+        return reference.versions()
+    except Exception:  # the report still helps without them
+        return {}
+
+
+def write_audit_report(
+    result: Any,
+    out_dir: Path,
+    *,
+    target: str,
+    seed: int | None = None,
+    cases: int | None = None,
+    command: str | None = None,
+    versions: dict[str, str] | None = None,
+) -> Path:
+    """Write index.html, index.md and findings.json (plus cases/*.csv) under out_dir; returns index.html."""
+    from vcheck import __version__
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pairs = case_entries(result)
+    for case, entry in pairs:
+        _write_case_data(entry, case, out_dir)
+    entries = [entry for _, entry in pairs]
+    errors = error_entries(result)
+    kinds = findings_by_kind(result)
+    n_run = getattr(result, "n_cases", None)
+    if n_run is None and getattr(result, "cases", None) is not None:
+        n_run = len(result.cases)
+    versions = versions if versions is not None else _versions(result)
+    if command is None:
+        command = f"vcheck audit {target}"
+        command += f" --cases {cases}" if cases is not None else ""
+        command += f" --seed {seed}" if seed is not None else ""
+    context = {
+        "target": target,
+        "seed": seed,
+        "n_generated": cases,
+        "n_run": n_run,
+        "kinds": KINDS,
+        "kind_counts": [(k, kinds.get(k, 0)) for k in KINDS],
+        "summary_line": summary_line(kinds),
+        "by_quantity": _by_quantity(entries),
+        "with_real": [e for e in entries if e.real],
+        "only_na": [e for e in entries if not e.real],
+        "errors": errors,
+        "versions": versions,
+        "command": command,
+        "vcheck_version": __version__,
+    }
+    html, _ = write_page(out_dir, "index", "audit", **context)
+    payload = {
+        "target": target,
+        "seed": seed,
+        "generated_cases": cases,
+        "cases_run": n_run,
+        "summary": {k: kinds.get(k, 0) for k in KINDS},
+        "summary_line": context["summary_line"],
+        "versions": versions,
+        "findings": [{"case": entry.id, **f} for entry in entries for f in entry.findings],
+        "cases": [{**_case_json(case, entry), "findings": entry.findings} for case, entry in pairs],
+        "errors": [
+            {"case": e.label, "formula": e.formula, "rebuild": e.rebuild, "error": e.error} for e in errors
+        ],
+    }
+    write_text(out_dir / "findings.json", json.dumps(payload, indent=1, allow_nan=False) + "\n")
+    return html
+
+
+def _case_json(case: Any, entry: CaseEntry) -> dict[str, Any]:
+    """The case as JSON: its address, the rebuild code, and the data when it is small or has no address."""
+    d: dict[str, Any] = {"id": entry.id, "label": entry.label, "rebuild": entry.rebuild}
+    to_dict = getattr(case, "to_dict", None)
+    if callable(to_dict):
+        small = entry.n_rows is not None and entry.n_rows <= EMBED_ROWS
+        d.update(to_dict(with_data=getattr(case, "origin", "inline") == "inline" or small))
+    else:
+        d["formula"] = entry.formula
+    if entry.csv:
+        d["csv"] = entry.csv
+    return d
