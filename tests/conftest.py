@@ -39,15 +39,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 
 @functools.cache
 def r_problem() -> str | None:
-    """None when R with lme4 is usable through rpy2, else what is missing."""
+    """None when R with lme4 is usable through vcheck's bridge (rpy2), else what is missing."""
+    from vcheck.errors import RNotAvailableError
+    from vcheck.rbridge import session
+
     try:
-        import rpy2.robjects as ro
-    except Exception as exc:  # ImportError, or rpy2 failing to find/load R
-        return f"rpy2/R not importable: {exc}"
-    try:
-        ro.r("suppressPackageStartupMessages(library(lme4))")
-    except Exception as exc:
-        return f"R package lme4 not loadable: {exc}"
+        session()  # starts R, loads lme4, sources r_reference/bridge.R, undoes rpy2's LD_LIBRARY_PATH
+    except RNotAvailableError as exc:
+        return str(exc)
     return None
 
 

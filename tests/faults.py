@@ -4,20 +4,18 @@ The audit must catch every fault with the kind in its `kind` attribute and must 
 finding but "not available").  Each plug-in fits lme4 itself (through `vcheck.reference`) and then makes
 one mistake in how it reports or builds the result, so each finding can only come from that mistake:
 
-| plug-in                 | the mistake                                                        | kind         |
-| ----------------------- | ------------------------------------------------------------------ | ------------ |
-| KroneckerSortedRecipe   | the seed's recipe: V = Z kron(I_k, G) Z' + sigma^2 I with Z's       | construction |
-|                         | blocks taken from consecutive rows, as if the data were sorted     |              |
-| MLForREML               | fits ML when REML is asked                                         | model        |
-| VWithoutResidual        | V = Z G Z', the sigma^2 I forgotten                                | construction |
-| DiagonalG               | builds V from G's diagonal (correlations dropped), reports full G  | construction |
-| TransposedLambda        | G = sigma^2 Lambda' Lambda instead of Lambda Lambda'              | construction |
-| SdForVariance           | writes standard deviations (and correlations) into varcorr         | construction |
-| OLSBeta                 | reports the OLS beta instead of the GLS beta                      | construction |
-| FormulaTermOrder        | pairs Z's blocks with the terms in formula order (lme4 reorders)  | construction |
-| SortedV                 | sorts the data by group, returns V in sorted rather than data order| construction |
-| DropOuterIntercept      | (1|s/t) fitted as (1|t:s): the school intercept dropped            | model        |
-| SloppyOptimizer         | stops BOBYQA after its first interpolation points                 | optimization |
+- KroneckerSortedRecipe (construction): the seed's recipe, V = Z kron(I_k, G) Z' + sigma^2 I, with each
+  row's block found by position, as if the data were sorted by group;
+- MLForREML (model): fits ML when REML is asked;
+- VWithoutResidual (construction): V = Z G Z', the sigma^2 I forgotten;
+- DiagonalG (construction): builds V from G's diagonal (correlations dropped), reports the full G;
+- TransposedLambda (construction): G = sigma^2 Lambda' Lambda instead of Lambda Lambda';
+- SdForVariance (construction): writes standard deviations (and correlations) into varcorr;
+- OLSBeta (construction): reports the OLS beta instead of the GLS beta;
+- FormulaTermOrder (construction): pairs Z's blocks with the terms in formula order (lme4 reorders);
+- SortedV (construction): sorts the data by group, returns V in sorted rather than data row order;
+- DropOuterIntercept (model): (1|s/t) fitted as (1|t:s), the school intercept dropped;
+- SloppyOptimizer (optimization): stops BOBYQA after its first interpolation points.
 """
 
 from __future__ import annotations
@@ -41,7 +39,12 @@ def varcorr_rows(fit: LmerFit, value: str = "vcov") -> list[tuple[str, str, str 
     assert fit.varcorr is not None
     vc = fit.varcorr[fit.varcorr["grp"] != "Residual"]
     return [
-        (str(r.grp), str(r.var1), None if r.var2 is None or r.var2 != r.var2 else str(r.var2), float(getattr(r, value)))
+        (
+            str(r.grp),
+            str(r.var1),
+            None if r.var2 is None or r.var2 != r.var2 else str(r.var2),
+            float(getattr(r, value)),
+        )
         for r in vc.itertuples(index=False)
     ]
 
@@ -213,7 +216,7 @@ class TransposedLambda(Plugin):
         fit = reference.lmer(formula, data, REML, extras=False)
         assert fit.Lambdat is not None and fit.Zt is not None and fit.sigma is not None
         Lt = fit.Lambdat
-        LZ = (Lt.T @ fit.Zt)  # Lambda Zt = (Lambda')' ... the wrong factor
+        LZ = Lt.T @ fit.Zt  # Lambda Zt = (Lambda')' ... the wrong factor
         V = fit.sigma**2 * ((LZ.T @ LZ).toarray() + np.eye(fit.Zt.shape[1]))
         return as_mapping(fit, V=V)
 

@@ -36,7 +36,7 @@ def rel(a: float | np.ndarray, b: float | np.ndarray) -> float:
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_criterion_at_lme4_theta(name: str) -> None:
-    """At lme4's optimum theta: lme4's criterion, beta and sigma to AT_THETA (construction, not optimization)."""
+    """At lme4's optimum theta: lme4's criterion, beta, sigma to AT_THETA (construction, not optimization)."""
     ex = examples.load(name)
     e = ex.expected
     fn = vcheck.devfun(design_of(name), REML=ex.REML)
@@ -92,7 +92,9 @@ def kernels(d: vcheck.Design, monkeypatch: pytest.MonkeyPatch) -> dict[str, obje
     return out
 
 
-@pytest.mark.parametrize("name", ["sleepstudy_uncorrelated", "star_k", "penicillin", "nested3", "factor_slope"])
+@pytest.mark.parametrize(
+    "name", ["sleepstudy_uncorrelated", "star_k", "penicillin", "nested3", "factor_slope"]
+)
 def test_kernels_agree(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The structure-exploiting factorizations are the same factorization: criterion pieces, beta, modes
     and the diagonal blocks of A^-1 agree across kernels."""

@@ -34,7 +34,9 @@ SAME_FEVAL = {"sleepstudy", "three_level", "star_k", "sleepstudy_ml", "dyestuff2
 def rel(a: object, b: object) -> float:
     """max |a - b| / max |b| (one scale for the whole vector or matrix)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return float(np.max(np.abs(a - b), initial=0.0) / max(float(np.max(np.abs(b), initial=0.0)), tolerances.ABS_FLOOR))
+    return float(
+        np.max(np.abs(a - b), initial=0.0) / max(float(np.max(np.abs(b), initial=0.0)), tolerances.ABS_FLOOR)
+    )
 
 
 @functools.cache

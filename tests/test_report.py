@@ -286,7 +286,16 @@ def test_vcheck_report_pages_images_and_determinism(tmp_path: Path) -> None:
     assert 'href="sleepstudy.html"' in index and 'href="three_level.html"' in index
     page = (tmp_path / "one" / "sleepstudy.html").read_text(encoding="utf-8")
     assert "img/sleepstudy-structure.png" in page and "lme4 1.1" in page
-    assert "agrees with live lme4 on all" in page
+    assert "agrees with live lme4 in all" in page
     assert "REML criterion at convergence: 1743.6" in page
     markdown = (tmp_path / "one" / "three_level.md").read_text(encoding="utf-8")
     assert "(img/three_level-kronecker.png)" in markdown and "interleaves" in markdown
+
+
+def test_tidy_markdown_separates_blocks_but_leaves_code_alone() -> None:
+    from vcheck.report.pages import tidy_markdown
+
+    text = "a\n- x\n![i](p)\n\n\n# h\ntext\n| a |\n| b |\nafter\n```\n# not a heading\n\n\nx\n```\nz\n"
+    assert tidy_markdown(text) == (
+        "a\n- x\n\n![i](p)\n\n# h\n\ntext\n\n| a |\n| b |\n\nafter\n\n```\n# not a heading\n\n\nx\n```\n\nz\n"
+    )

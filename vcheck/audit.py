@@ -127,7 +127,15 @@ class AuditResult:
 
     @property
     def rate(self) -> float:
+        """Cases per second of wall time, the implementation's own time included."""
         return len(self.cases) / self.seconds if self.seconds > 0 else math.nan
+
+    @property
+    def audit_rate(self) -> float:
+        """Cases per second of the audit itself (drawing, lme4 live, comparing): the implementation's
+        time left out, so it measures vcheck, not the implementation under test."""
+        own = self.seconds - sum(c.impl_seconds for c in self.cases)
+        return len(self.cases) / own if own > 0 else math.nan
 
     def by_kind(self) -> Counter[str]:
         return Counter(f.kind for f in self.findings)
@@ -150,7 +158,8 @@ class AuditResult:
         lines = [
             f"audit of {self.impl}: {n} cases ({n - self.examples} built-in examples, {self.examples} drawn "
             f"with seed {self.seed}) in {self.seconds:.1f} s = {self.rate:.1f} cases/s "
-            f"(implementation {impl_time:.1f} s, lme4 {ref_time:.1f} s)",
+            f"(implementation {impl_time:.1f} s, lme4 {ref_time:.1f} s; "
+            f"without the implementation's time {self.audit_rate:.1f} cases/s)",
         ]
         kinds = self.by_kind()
         for kind in KINDS:
@@ -161,7 +170,7 @@ class AuditResult:
         if self.errors:
             lines.append(f"  {len(self.errors)} cases did not run:")
             lines.extend(f"    {c.case.label}: {c.error}" for c in self.errors[:10])
-        first = {}
+        first: dict[tuple[str, str], Finding] = {}
         for f in self.findings:
             if f.kind != "not available":
                 first.setdefault((f.kind, f.quantity), f)
@@ -178,6 +187,7 @@ class AuditResult:
             "examples": self.examples,
             "seconds": self.seconds,
             "rate": self.rate if math.isfinite(self.rate) else None,
+            "audit_rate": self.audit_rate if math.isfinite(self.audit_rate) else None,
             "by_kind": dict(self.by_kind()),
             "cases": [c.to_dict() for c in self.cases],
         }
@@ -390,3 +400,36 @@ def _impl_name(impl: Any) -> str:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text[:300]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m vcheck.audit [--impl MODULE:CALLABLE] [--examples N] [--seed S]`: one audit, its summary.
+
+    Without --impl it audits vcheck's own lmer (which must agree with lme4); the summary's rates are the
+    audit's speed (the benchmark of issue 5: cases per second with lme4 live).
+    """
+    import argparse
+    import importlib
+
+    parser = argparse.ArgumentParser(prog="python -m vcheck.audit", description=main.__doc__)
+    parser.add_argument("--impl", default="vcheck.fit:lmer", help="MODULE:CALLABLE (default vcheck.fit:lmer)")
+    parser.add_argument("--examples", type=int, default=100, help="drawn cases (default 100)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-builtin", action="store_true", help="drawn cases only")
+    parser.add_argument("--criterion", choices=("lme4", "vcheck"), default="lme4")
+    parser.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    args = parser.parse_args(argv)
+    module_name, _, attr = args.impl.partition(":")
+    impl = getattr(importlib.import_module(module_name), attr or "lmer")
+    result = audit(
+        impl, examples=args.examples, seed=args.seed, builtin=not args.no_builtin, criterion=args.criterion
+    )
+    print(result.summary())
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            fh.write(result.to_json(indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

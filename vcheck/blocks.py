@@ -117,7 +117,10 @@ class SparseSchur:
     def __init__(self, S: sp.csc_matrix) -> None:
         try:
             self.lu = spla.splu(
-                sp.csc_matrix(S), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
+                sp.csc_matrix(S),
+                permc_spec="MMD_AT_PLUS_A",
+                diag_pivot_thresh=0.0,
+                options={"SymmetricMode": True},
             )
         except RuntimeError as exc:
             raise VcheckError(f"the PLS Schur complement is singular: {exc}") from exc
@@ -147,6 +150,11 @@ class SparseSchur:
             out[c0 : c0 + m] = Xs[np.arange(m), :, np.arange(m), :]
         return out
 
+
+def _sorted_union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of a and b (np.union1d without its hashing detour)."""
+    keys = np.sort(np.concatenate([a, b]))
+    return keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
 
 
 def _dot_soa(X: np.ndarray, Y: np.ndarray) -> np.ndarray | float:
@@ -340,7 +348,9 @@ class BlockedPLS:
         rest = [np.arange(Gp[i], Gp[i + 1]) for i in range(len(terms)) if i not in on1]
         return np.concatenate([block1, *rest]).astype(np.int64), k1, nl1
 
-    def _setup_block1(self, Zt1: sp.csr_matrix, Xr: np.ndarray, pr: np.ndarray, pc: np.ndarray, t: np.ndarray) -> None:
+    def _setup_block1(
+        self, Zt1: sp.csr_matrix, Xr: np.ndarray, pr: np.ndarray, pc: np.ndarray, t: np.ndarray
+    ) -> None:
         k1, nl1, p = self.k1, self.nl1, self.p
         ZZ1 = (Zt1 @ Zt1.T).tocoo()
         if np.any(ZZ1.row // k1 != ZZ1.col // k1):
@@ -362,7 +372,13 @@ class BlockedPLS:
         self.diag1 = np.arange(k1) * (k1 + 1)
 
     def _setup_block2(
-        self, Zt1: sp.csr_matrix, Zt2: sp.csr_matrix, Xr: np.ndarray, r2: np.ndarray, c2: np.ndarray, t2: np.ndarray
+        self,
+        Zt1: sp.csr_matrix,
+        Zt2: sp.csr_matrix,
+        Xr: np.ndarray,
+        r2: np.ndarray,
+        c2: np.ndarray,
+        t2: np.ndarray,
     ) -> None:
         q1, q2, k1, nl1 = self.q1, self.q2, self.k1, self.nl1
         self.dense_schur = q2 <= DENSE_SCHUR_MAX
@@ -386,22 +402,28 @@ class BlockedPLS:
         Z21pat = Pattern(z21.row.astype(np.int64), z21.col.astype(np.int64), z21.shape)
         self.G: Bilinear | None = None
         if count_triples(Z21pat, Wpat, Z21pat) <= MAX_TRIPLES:
-            self.G = Bilinear(Z21pat, Wpat, Z21pat, dense=False, P_values=z21.data, Q_values=z21.data, lower_by=lower_T)
+            self.G = Bilinear(
+                Z21pat, Wpat, Z21pat, dense=False, P_values=z21.data, Q_values=z21.data, lower_by=lower_T
+            )
             assert self.G.out is not None
             g_keys = self.G.out.rows * q2 + self.G.out.cols
-            T_keys = np.union1d(zz_keys, g_keys)
+            T_keys = _sorted_union(zz_keys, g_keys)
             self.G_pos = np.searchsorted(T_keys, g_keys)
         else:  # too many pairs to enumerate: scipy.sparse products per evaluation (pattern from Z21 Z21')
             self.Wpat = Wpat
             pat = sp.coo_matrix(self.Z21 @ self.Z21.T)
             mask = np.ones(pat.nnz, dtype=bool) if lower_T is None else lower_T[pat.row] >= lower_T[pat.col]
-            T_keys = np.union1d(zz_keys, pat.row[mask].astype(np.int64) * q2 + pat.col[mask])
+            T_keys = _sorted_union(zz_keys, pat.row[mask].astype(np.int64) * q2 + pat.col[mask])
         self.T_keys = T_keys
         self.T_base = np.zeros(len(T_keys))
         self.T_base[np.searchsorted(T_keys, zz_keys)] = zz_vals
         Tpat = Pattern(T_keys // q2, T_keys % q2, (q2, q2))
         self.S = Bilinear(
-            self.Lt2, Tpat, self.Lt2, dense=self.dense_schur, lower_by=np.arange(q2) if self.dense_schur else None
+            self.Lt2,
+            Tpat,
+            self.Lt2,
+            dense=self.dense_schur,
+            lower_by=np.arange(q2) if self.dense_schur else None,
         )
 
     def _block2_blocks(self) -> list[tuple[int, int, int]]:
@@ -494,9 +516,12 @@ class BlockedPLS:
     def L21_matrix(self, f: Factor) -> sp.csr_matrix:
         """L21 = Lambda_2' Z2'Z1 Lambda_1 L11^-T (q2 x q1, sparse)."""
         k1, nl1 = self.k1, self.nl1
+        assert f.Lt2 is not None
         Lt2 = sp.csr_matrix((f.Lt2, (self.Lt2.rows, self.Lt2.cols)), shape=(self.q2, self.q2))
         D = np.tensordot(f.lam1, f.L11inv, axes=([1], [1])).transpose(2, 0, 1)  # (nl1, k1, k1)
-        Dm = sp.bsr_matrix((D, np.arange(nl1), np.arange(nl1 + 1)), shape=(self.q1, self.q1), blocksize=(k1, k1))
+        Dm = sp.bsr_matrix(
+            (D, np.arange(nl1), np.arange(nl1 + 1)), shape=(self.q1, self.q1), blocksize=(k1, k1)
+        )
         return sp.csr_matrix(Lt2 @ self.Z21 @ Dm)
 
     def modes(self, f: Factor) -> np.ndarray:

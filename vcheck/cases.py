@@ -1,12 +1,13 @@
 """A case: a model formula, REML or ML, and the data to fit it to, with an address that rebuilds the data.
 
-Cases come from four places, and the address says which:
+Cases come from five places, and the address says which:
 
 - ``drawn``: case ``index`` of ``seed``, `vcheck.strategies.draw_case(seed, index)`; each case has its own
   random stream, so case i is drawable alone (a sweep can be split across processes);
 - ``spec``: a `vcheck.strategies.CaseSpec` drawn by hypothesis, kept as a plain dict;
 - ``example``: a built-in example, `vcheck.examples.load(name)`;
 - ``inline``: the data written out in full (the replayed corpus, shuffled or relabelled copies).
+- ``large``: a large model of `vcheck.large` by ``name`` (InstEval, simulated random slopes with ``seed``).
 
 `Case.to_dict()` is plain JSON and `Case` pickles without its data unless the data cannot be rebuilt, so
 findings stay small and cross process boundaries; `Case.data` rebuilds (and caches) the DataFrame.
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-ORIGINS = ("drawn", "spec", "example", "inline")
+ORIGINS = ("drawn", "spec", "example", "inline", "large")
 
 
 @dataclass
@@ -68,6 +69,11 @@ class Case:
 
             assert self.name is not None
             return examples.load(self.name).data
+        if self.origin == "large":
+            from vcheck import large
+
+            assert self.name is not None
+            return large.load_data(self.name, self.seed, self.spec)
         raise ValueError("an inline case has no address to rebuild its data from")
 
     # --- addresses -----------------------------------------------------------------------------------
@@ -78,8 +84,11 @@ class Case:
             return f"drawn(seed={self.seed}, index={self.index})"
         if self.origin == "example":
             return f"example({self.name})"
+        if self.origin == "large":
+            return f"large({self.name})"
         if self.origin == "spec":
-            return f"spec(family={(self.spec or {}).get('family')}, data_seed={(self.spec or {}).get('data_seed')})"
+            spec = self.spec or {}
+            return f"spec(family={spec.get('family')}, data_seed={spec.get('data_seed')})"
         return f"inline({self.name or 'data'}, n={len(self.data)})"
 
     @property
@@ -89,6 +98,9 @@ class Case:
             return f"vcheck.strategies.draw_case({self.seed}, {self.index})"
         if self.origin == "example":
             return f"vcheck.examples.load({self.name!r})"
+        if self.origin == "large":
+            seed = "" if self.seed is None else f", seed={self.seed}"
+            return f"vcheck.large.case({self.name!r}{seed}).data"
         if self.origin == "spec":
             return f"vcheck.strategies.case_from_spec(CaseSpec.from_dict({self.spec!r}))"
         return "vcheck.cases.Case.from_dict(<this case's JSON, data included>)"
@@ -110,7 +122,7 @@ class Case:
     def from_dict(cls, d: dict[str, Any]) -> Case:
         data = frame_from_json(d["data"]) if "data" in d else None
         origin = d.get("origin", "inline")
-        if data is not None and origin not in ("drawn", "spec", "example"):
+        if data is not None and origin not in ("drawn", "spec", "example", "large"):
             origin = "inline"
         return cls(
             formula=d["formula"],
@@ -169,7 +181,9 @@ def frame_to_json(df: pd.DataFrame) -> dict[str, Any]:
             col["values"] = [None if not math.isfinite(v) else float(v) for v in s]
         else:
             col["kind"] = "str"
-            col["values"] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in s]
+            col["values"] = [
+                None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in s
+            ]
         columns.append(col)
     return {"columns": columns, "index": [_plain(i) for i in df.index]}
 

@@ -278,7 +278,7 @@ def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
     from vcheck.report.progress import progress_callback
 
     total = audit_total(args)
-    with progress_callback(f"audit {args.target}", enabled=not args.quiet) as tick:
+    with progress_callback(f"audit {args.target}", enabled=not args.quiet, total=total) as tick:
         done = 0
         flagged = 0
 
@@ -288,7 +288,6 @@ def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
             flagged += sum(f.kind != "not available" for f in one.findings)
             tick(done, total, f"{flagged} findings")
 
-        tick(0, total)
         return audit(impl, examples=args.cases, seed=args.seed, progress=on_case, name=args.target)
 
 

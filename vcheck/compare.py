@@ -46,7 +46,7 @@ from vcheck.plugin import (
     term_covariances,
     theta_from_cov,
 )
-from vcheck.record import LmerFit
+from vcheck.record import Design, LmerFit, RandomTerm
 
 KINDS = ("construction", "optimization", "model", "not available")
 #: V is compared entry by entry up to this many rows; beyond, by probe vectors and the diagonal
@@ -160,9 +160,9 @@ def compare(
         lme4's optimum within CRITERION_ABS are the same optimum (BOBYQA stops anywhere on a flat one:
         lme4 itself moves by ~1e-4 on shuffled rows there), so they agree.  False: any difference counts.
     """
-    _require_design(b)
+    lme = _require_design(b)
     sub = submission(a, data_index=data_index)
-    judge = _Judge(sub, b, criterion or python_criterion(b), refit, tol_at_theta, tol_optimum)
+    judge = _Judge(sub, b, lme, criterion or python_criterion(b), refit, tol_at_theta, tol_optimum)
     judge.screen = screen
     judge.flat_optimum = flat_optimum
     return judge.run()
@@ -172,12 +172,19 @@ class _Judge:
     """One comparison, step by step: model structure, layout, at its parameters, at the optimum."""
 
     def __init__(
-        self, sub: Submission, b: LmerFit, criterion: Criterion, refit: Refit | None, tol_theta: float, tol_opt: float
+        self,
+        sub: Submission,
+        b: LmerFit,
+        lme: _Lme,
+        criterion: Criterion,
+        refit: Refit | None,
+        tol_theta: float,
+        tol_opt: float,
     ) -> None:
-        self.sub, self.b, self.criterion, self.refit = sub, b, criterion, refit
+        self.sub, self.b, self.lme, self.criterion, self.refit = sub, b, lme, criterion, refit
         self.tol_theta, self.tol_opt = tol_theta, tol_opt
         self.out = Comparison(formula=b.formula, REML=b.REML, a=sub.source, b=b.source)
-        self.cnms: list[tuple[str, list[str]]] = list(b.cnms or [])
+        self.cnms = lme.cnms
         self.theta_a: np.ndarray | None = None
         self.cov_a: list[np.ndarray] | None = None
         self.model_problems: list[str] = []
@@ -187,7 +194,7 @@ class _Judge:
         self.flat_optimum = True
 
     def crit(self, theta: np.ndarray, REML: bool, *, final: bool = True) -> float:
-        """lme4's criterion at theta; `final=False` allows the fast screen (used only to confirm agreement)."""
+        """lme4's criterion at theta; `final=False` allows the fast screen (it only confirms agreement)."""
         if not final and self.screen is not None:
             return self.screen(theta, REML)
         return self.criterion(theta, REML)
@@ -209,16 +216,20 @@ class _Judge:
     def model_structure(self) -> None:
         sub, b = self.sub, self.b
         if sub.REML is not None and sub.REML != b.REML:
-            self.model_problems.append(f"it fitted {_crit_name(sub.REML)} where {_crit_name(b.REML)} was asked")
+            self.model_problems.append(
+                f"it fitted {_crit_name(sub.REML)} where {_crit_name(b.REML)} was asked"
+            )
             self.add("REML", "model", "differs", "model", explanation=self.model_problems[-1])
         if sub.beta is not None:
             given = {str(k) for k, v in sub.beta.items() if not math.isnan(v)}
             expected = set(b.X_names or [])
             extra, missing = sorted(given - expected), sorted(expected - given)
             if extra or missing:
-                text = "its fixed effects are not lme4's X columns (after lme4's rank drop):" + (
-                    f" extra {extra}" if extra else ""
-                ) + (f" missing {missing}" if missing else "")
+                text = (
+                    "its fixed effects are not lme4's X columns (after lme4's rank drop):"
+                    + (f" extra {extra}" if extra else "")
+                    + (f" missing {missing}" if missing else "")
+                )
                 self.model_problems.append(text)
                 self.add("beta", "model", "differs", "model", explanation=text)
         if sub.varcorr is None or sub.sigma is None:
@@ -227,13 +238,21 @@ class _Judge:
         if mapping.problems:
             self.model_problems.extend(mapping.problems)
             self.add("varcorr", "model", "differs", "model", explanation="; ".join(mapping.problems))
+        if mapping.unmapped:
+            return  # a term lme4 does not have: no theta describes its model, so no construction check
         # absent terms/covariances are a sub-model: lme4's construction with those entries at 0
         cov = [np.where(np.isnan(G), 0.0, G) for G in mapping.cov]
         try:
             self.theta_a = theta_from_cov(cov, sub.sigma)
             self.cov_a = cov
         except PluginError as exc:
-            self.add("varcorr", "at its parameters", "differs", "construction", explanation=f"no theta gives it: {exc}")
+            self.add(
+                "varcorr",
+                "at its parameters",
+                "differs",
+                "construction",
+                explanation=f"no theta gives it: {exc}",
+            )
 
     # --- layout (a full record claims lme4's X, Zt, Lambdat, Lind, cnms) -------------------------------
     def layout(self) -> None:
@@ -247,11 +266,15 @@ class _Judge:
                 problems.append((name, what, math.inf))
 
         exact("cnms", rec.cnms == b.cnms, f"terms {rec.cnms} vs lme4's {b.cnms}")
-        exact("X", list(rec.X_names or []) == list(b.X_names or []), f"X columns {rec.X_names} vs {b.X_names}")
+        exact(
+            "X", list(rec.X_names or []) == list(b.X_names or []), f"X columns {rec.X_names} vs {b.X_names}"
+        )
         if rec.flist is not None and b.flist is not None:
             for g, f in b.flist.items():
                 mine = rec.flist.get(g)
-                same = mine is not None and [str(c) for c in mine.categories] == [str(c) for c in f.categories]
+                same = mine is not None and [str(c) for c in mine.categories] == [
+                    str(c) for c in f.categories
+                ]
                 exact("flist", same, f"levels of {g} are not in lme4's order")
         if rec.X is not None and b.X is not None and rec.X.shape == b.X.shape:
             rel = _rel(rec.X, b.X, floor=1.0)
@@ -266,35 +289,58 @@ class _Judge:
             if m.shape != r.shape or not _same_pattern(m, r):
                 exact(name, False, f"{name} is {m.shape} with another sparsity pattern than lme4's {r.shape}")
             elif name == "Zt":
-                rel = _rel(m.toarray(), r.toarray(), floor=1.0) if m.shape[1] <= DENSE_V_MAX else _rel(m.data, r.data, 1.0)
+                rel = (
+                    _rel(m.toarray(), r.toarray(), floor=1.0)
+                    if m.shape[1] <= DENSE_V_MAX
+                    else _rel(m.data, r.data, 1.0)
+                )
                 if rel > self.tol_theta:
                     problems.append(("Zt", f"Zt values differ (max rel {rel:.1e})", rel))
         if rec.Lind is not None:
-            exact("Lind", np.array_equal(np.asarray(rec.Lind), np.asarray(b.Lind)), "Lind differs from lme4's")
+            exact(
+                "Lind", np.array_equal(np.asarray(rec.Lind), np.asarray(b.Lind)), "Lind differs from lme4's"
+            )
         if problems:
             for name, what, rel in problems:
                 self.add(name, "layout", "differs", "construction", rel_diff=rel, tol=0.0, explanation=what)
         else:
-            self.add("layout", "layout", "agrees", None, rel_diff=0.0, tol=0.0, explanation="X, Zt, Lambdat, Lind, cnms")
+            self.add(
+                "layout",
+                "layout",
+                "agrees",
+                None,
+                rel_diff=0.0,
+                tol=0.0,
+                explanation="X, Zt, Lambdat, Lind, cnms",
+            )
 
     # --- at a's own parameters: lme4's construction there -----------------------------------------------
     def at_its_parameters(self) -> None:
         sub, b = self.sub, self.b
         if self.theta_a is None or sub.sigma is None:
             return
-        Lt = _lambdat_at(b, self.theta_a)
+        lme = self.lme
+        Lt = _lambdat_at(lme, self.theta_a)
         check = "at its parameters"
         if sub.V is not None and self.V_rows_problem() is None:
-            V_ref = _V(b, Lt, sub.sigma)
-            abs_d, rel = _v_diff(sub.V, V_ref, _alignment(sub, b), b.n or 0)
-            self.judge_construction("V", check, rel, abs_d, "its V is not sigma^2 (Z Lambda Lambda' Z' + I) at its own varcorr and sigma")
+            V_ref = _V(lme, Lt, sub.sigma)
+            abs_d, rel = _v_diff(sub.V, V_ref, _alignment(sub, b), lme.n)
+            self.judge_construction(
+                "V",
+                check,
+                rel,
+                abs_d,
+                "its V is not sigma^2 (Z Lambda Lambda' Z' + I) at its own varcorr and sigma",
+            )
         if sub.beta is not None and not self.beta_model_problem():
             from vcheck import covariance
 
-            gls = covariance.gls_beta(b.X, b.y, b.Zt, Lt, sub.sigma)
-            mine = sub.beta.reindex(b.X_names).to_numpy(dtype=float)
+            gls = covariance.gls_beta(lme.X, lme.y, lme.Zt, Lt, sub.sigma)
+            mine = sub.beta.reindex(lme.X_names).to_numpy(dtype=float)
             rel = _rel(mine, gls)
-            self.judge_construction("beta", check, rel, _abs(mine, gls), "its beta is not the GLS beta at that V")
+            self.judge_construction(
+                "beta", check, rel, _abs(mine, gls), "its beta is not the GLS beta at that V"
+            )
         if sub.criterion is not None:
             d_own = self.crit(self.theta_a, b.REML, final=False)
             rel = abs(sub.criterion - d_own) / max(abs(d_own), 1.0)
@@ -310,10 +356,23 @@ class _Judge:
                         f"not the {_crit_name(b.REML)} ({d_own:.6g}) that was asked"
                     )
                     self.model_problems.append(text)
-                    self.add("criterion", check, "differs", "model", rel, abs(sub.criterion - d_own), self.tol_theta, text)
+                    self.add(
+                        "criterion",
+                        check,
+                        "differs",
+                        "model",
+                        rel,
+                        abs(sub.criterion - d_own),
+                        self.tol_theta,
+                        text,
+                    )
                     return
             self.judge_construction(
-                "criterion", check, rel, abs(sub.criterion - d_own), f"its criterion is not lme4's d(theta) = {d_own:.10g} at its theta"
+                "criterion",
+                check,
+                rel,
+                abs(sub.criterion - d_own),
+                f"its criterion is not lme4's d(theta) = {d_own:.10g} at its theta",
             )
 
     def V_rows_problem(self) -> str | None:
@@ -321,7 +380,7 @@ class _Judge:
         sub, b = self.sub, self.b
         if sub.V is None:
             return None
-        n = int(b.n or 0)
+        n = self.lme.n
         if sub.row_index is not None and b.row_index is not None:
             if sub.row_index.get_indexer(b.row_index).min(initial=0) >= 0:
                 return None
@@ -342,13 +401,22 @@ class _Judge:
         if rel <= self.tol_theta:
             self.add(quantity, check, "agrees", None, rel, abs_d, self.tol_theta)
         else:
-            self.add(quantity, check, "differs", "construction", rel, abs_d, self.tol_theta, f"{text} (rel diff {rel:.1e})")
+            self.add(
+                quantity,
+                check,
+                "differs",
+                "construction",
+                rel,
+                abs_d,
+                self.tol_theta,
+                f"{text} (rel diff {rel:.1e})",
+            )
 
     # --- at the optimum: against lme4's fit -------------------------------------------------------------
     def at_optimum(self) -> None:
         sub, b = self.sub, self.b
-        b_sigma = float(b.sigma or 1.0)
-        cov_b = cov_from_theta(np.asarray(b.theta), self.cnms, b_sigma)
+        b_sigma = self.lme.sigma
+        cov_b = cov_from_theta(self.lme.theta, self.cnms, b_sigma)
         diffs: list[tuple[str, float, float]] = []  # (quantity, rel, abs)
         if self.theta_a is not None:
             theta_b = theta_from_cov(cov_b, b_sigma)  # canonical: boundary factors are not unique in lme4
@@ -356,7 +424,7 @@ class _Judge:
         if sub.sigma is not None:
             diffs.append(("sigma", abs(sub.sigma - b_sigma) / b_sigma, abs(sub.sigma - b_sigma)))
         if sub.beta is not None and not self.beta_model_problem():
-            mine = sub.beta.reindex(b.X_names).to_numpy(dtype=float)
+            mine = sub.beta.reindex(self.lme.X_names).to_numpy(dtype=float)
             theirs = np.asarray(b.beta, dtype=float)
             diffs.append(("beta", _rel(mine, theirs), _abs(mine, theirs)))
         if sub.criterion is not None and b.criterion is not None:
@@ -364,19 +432,26 @@ class _Judge:
             diffs.append(("criterion", d / max(abs(b.criterion), 1.0), d))
         if self.cov_a is not None:
             rel = max(
-                (_rel(Ga, Gb, floor=b_sigma**2) for Ga, Gb in zip(self.cov_a, cov_b, strict=True)), default=0.0
+                (_rel(Ga, Gb, floor=b_sigma**2) for Ga, Gb in zip(self.cov_a, cov_b, strict=True)),
+                default=0.0,
             )
-            diffs.append(("varcorr", rel, max((_abs(Ga, Gb) for Ga, Gb in zip(self.cov_a, cov_b, strict=True)), default=0.0)))
+            diffs.append(
+                (
+                    "varcorr",
+                    rel,
+                    max((_abs(Ga, Gb) for Ga, Gb in zip(self.cov_a, cov_b, strict=True)), default=0.0),
+                )
+            )
         rec = sub.record
         if rec is not None and rec.Lambdat is not None and rec.sigma is not None and self._same_layout():
             Ga = (rec.sigma**2 * (rec.Lambdat.T @ rec.Lambdat)).toarray()
-            Gb = (b_sigma**2 * (b.Lambdat.T @ b.Lambdat)).toarray()
+            Gb = (b_sigma**2 * (self.lme.Lambdat.T @ self.lme.Lambdat)).toarray()
             diffs.append(("G", _rel(Ga, Gb, floor=b_sigma**2), _abs(Ga, Gb)))
         if sub.V is not None and self.V_rows_problem() is None:
-            abs_d, rel = _v_diff(sub.V, self.V_b(), _alignment(sub, b), b.n or 0)
+            abs_d, rel = _v_diff(sub.V, self.V_b(), _alignment(sub, b), self.lme.n)
             diffs.append(("V", rel, abs_d))
         if sub.ranef is not None and b.ranef is not None:
-            rel, abs_d, text = _ranef_diff(sub.ranef, b.ranef)
+            rel, abs_d = _ranef_diff(sub.ranef, b.ranef)
             diffs.append(("ranef", rel, abs_d))
 
         differing = [d for d in diffs if not d[1] <= self.tol_opt]
@@ -386,7 +461,9 @@ class _Judge:
             if rel <= self.tol_opt:
                 self.add(quantity, "at optimum", "agrees", None, rel, abs_d, self.tol_opt)
             elif flat:
-                text = f"same optimum: {why}; the parameters differ along a flat direction (rel diff {rel:.1e})"
+                text = (
+                    f"same optimum: {why}; the parameters differ along a flat direction (rel diff {rel:.1e})"
+                )
                 self.add(quantity, "at optimum", "agrees", None, rel, abs_d, self.tol_opt, text)
             else:
                 text = f"{quantity} differs from lme4's optimum (rel diff {rel:.1e}); {why}"
@@ -397,7 +474,7 @@ class _Judge:
 
     def V_b(self) -> Any:
         if self._V_b is None:
-            self._V_b = _V(self.b, self.b.Lambdat, float(self.b.sigma or 1.0))
+            self._V_b = _V(self.lme, self.lme.Lambdat, self.lme.sigma)
         return self._V_b
 
     def root_cause(self, differing: list[tuple[str, float, float]]) -> tuple[str, str]:
@@ -424,7 +501,10 @@ class _Judge:
         alt_sigma = float(alt.sigma or 1.0)
         theta_alt = theta_from_cov(cov_from_theta(np.asarray(alt.theta), self.cnms, alt_sigma), alt_sigma)
         tol = max(self.tol_opt, 10 * tolerances.AT_OPTIMUM)
-        if _rel(self.theta_a, theta_alt, floor=1.0) <= tol and abs(self.sub.sigma - alt_sigma) / alt_sigma <= tol:
+        if (
+            _rel(self.theta_a, theta_alt, floor=1.0) <= tol
+            and abs(self.sub.sigma - alt_sigma) / alt_sigma <= tol
+        ):
             return (
                 f"its parameters are lme4's {_crit_name(alt.REML)} optimum: it fitted {_crit_name(alt.REML)} "
                 f"where {_crit_name(self.b.REML)} was asked"
@@ -446,7 +526,8 @@ class _Judge:
             self.out.lower = self.sub.source
             return f"its theta is BETTER: lme4's {name} there is lower than lme4's optimum by {-delta:.3g}"
         self.out.lower = "tie"
-        return f"both thetas give the same {name} within {tolerances.CRITERION_ABS:g} (a flat or multiple optimum)"
+        tie = tolerances.CRITERION_ABS
+        return f"both thetas give the same {name} within {tie:g} (a flat or multiple optimum)"
 
     # --- what a does not give ---------------------------------------------------------------------------
     def not_available(self) -> None:
@@ -475,10 +556,42 @@ def _crit_name(REML: bool) -> str:
     return "REML" if REML else "ML"
 
 
-def _require_design(b: LmerFit) -> None:
-    missing = [n for n in ("X", "y", "Zt", "Lambdat", "Lind", "theta", "cnms", "sigma", "X_names") if getattr(b, n) is None]
+@dataclass(frozen=True)
+class _Lme:
+    """lme4's fit with the design pieces a comparison needs, none of them missing."""
+
+    X: np.ndarray
+    y: np.ndarray
+    Zt: sp.csc_matrix
+    Lambdat: sp.csc_matrix
+    Lind: np.ndarray
+    theta: np.ndarray
+    sigma: float
+    X_names: list[str]
+    cnms: list[tuple[str, list[str]]]
+    n: int
+
+
+def _require_design(b: LmerFit) -> _Lme:
+    """The design pieces of lme4's record; ValueError naming what is missing."""
+    names = ("X", "y", "Zt", "Lambdat", "Lind", "theta", "cnms", "sigma", "X_names")
+    missing = [n for n in names if getattr(b, n) is None]
     if missing:
         raise ValueError(f"the reference record ({b.source}) needs lme4's design; it has no {missing}")
+    assert b.X is not None and b.y is not None and b.Zt is not None and b.Lambdat is not None
+    assert b.Lind is not None and b.theta is not None and b.sigma is not None and b.cnms is not None
+    return _Lme(
+        X=np.asarray(b.X, dtype=float),
+        y=np.asarray(b.y, dtype=float),
+        Zt=sp.csc_matrix(b.Zt),
+        Lambdat=sp.csc_matrix(b.Lambdat),
+        Lind=np.asarray(b.Lind),
+        theta=np.asarray(b.theta, dtype=float),
+        sigma=float(b.sigma),
+        X_names=list(b.X_names or []),
+        cnms=[(g, list(names)) for g, names in b.cnms],
+        n=int(b.X.shape[0]),
+    )
 
 
 def _rel(a: Any, b: Any, floor: float = tolerances.ABS_FLOOR) -> float:
@@ -508,20 +621,20 @@ def _same_pattern(m: sp.spmatrix, r: sp.spmatrix) -> bool:
     return bool(np.array_equal(m.indptr, r.indptr) and np.array_equal(m.indices, r.indices))
 
 
-def _lambdat_at(b: LmerFit, theta: np.ndarray) -> sp.csc_matrix:
+def _lambdat_at(lme: _Lme, theta: np.ndarray) -> sp.csc_matrix:
     """lme4's Lambdat template with its non-zeros set from theta: Lambdat.data = theta[Lind]."""
-    L = sp.csc_matrix(b.Lambdat, copy=True)
-    L.data = np.asarray(theta, dtype=float)[np.asarray(b.Lind)]
+    L = sp.csc_matrix(lme.Lambdat, copy=True)
+    L.data = np.asarray(theta, dtype=float)[lme.Lind]
     return L
 
 
-def _V(b: LmerFit, Lambdat: sp.spmatrix, sigma: float) -> Any:
+def _V(lme: _Lme, Lambdat: sp.csc_matrix, sigma: float) -> Any:
     """lme4's V = sigma^2 (Zt' Lambdat' Lambdat Zt + I): sparse for small n, an operator beyond."""
     from vcheck import covariance
 
-    if (b.n or 0) <= DENSE_V_MAX:
-        return covariance.V(b.Zt, Lambdat, sigma)
-    return covariance.V_operator(b.Zt, Lambdat, sigma)
+    if lme.n <= DENSE_V_MAX:
+        return covariance.V(lme.Zt, Lambdat, sigma)
+    return covariance.V_operator(lme.Zt, Lambdat, sigma)
 
 
 def _alignment(sub: Submission, b: LmerFit) -> np.ndarray | None:
@@ -540,17 +653,17 @@ def _v_diff(Va: Any, Vb: Any, pos: np.ndarray | None, n: int) -> tuple[float, fl
     """(max abs diff, relative diff) of a's V (data rows, aligned by pos) and lme4's V (n x n).
 
     Entry by entry when both are small matrices; otherwise through N_PROBES Gaussian probe vectors
-    (||(Va - Vb) P|| / ||Vb P||, exact for any nonzero difference with probability 1) and the diagonal.
+    (||(Va - Vb) P|| / ||Vb P||: any non-zero difference shows, with probability 1).
     """
     if Va.shape[0] < n:
         return math.inf, math.inf
     if n <= DENSE_V_MAX and not isinstance(Va, LinearOperator) and not isinstance(Vb, LinearOperator):
-        A = Va.toarray() if sp.issparse(Va) else np.asarray(Va)
+        A = _dense(Va)
         if pos is not None:
             A = A[np.ix_(pos, pos)]
         elif A.shape[0] != n:
             return math.inf, math.inf
-        B = Vb.toarray() if sp.issparse(Vb) else np.asarray(Vb)
+        B = _dense(Vb)
         d = float(np.abs(A - B).max()) if n else 0.0
         return d, d / max(float(np.abs(B).max()) if n else 0.0, tolerances.ABS_FLOOR)
     rng = np.random.default_rng(0)
@@ -568,13 +681,19 @@ def _v_diff(Va: Any, Vb: Any, pos: np.ndarray | None, n: int) -> tuple[float, fl
     return d, rel
 
 
-def _ranef_diff(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> tuple[float, float, str]:
+def _dense(M: Any) -> np.ndarray:
+    """A dense copy of an ndarray or scipy.sparse matrix (small V only)."""
+    toarray = getattr(M, "toarray", None)  # scipy.sparse, without narrowing M's type for mypy
+    return np.asarray(toarray()) if toarray is not None else np.asarray(M, dtype=float)
+
+
+def _ranef_diff(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> tuple[float, float]:
     """Conditional modes aligned by group, level label and coefficient name (not by position)."""
-    rel, abs_d, text = 0.0, 0.0, ""
+    rel, abs_d = 0.0, 0.0
     for g, ref in b.items():
         mine = a.get(g)
         if mine is None:
-            return math.inf, math.inf, f"no conditional modes for {g}"
+            return math.inf, math.inf
         ref = ref.copy()
         ref.index = ref.index.astype(str)
         mine = mine.copy()
@@ -583,37 +702,44 @@ def _ranef_diff(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> tuple
         scale = max(float(np.abs(ref.to_numpy()).max()) if ref.size else 0.0, 1e-8)
         rel = max(rel, _rel(aligned.to_numpy(dtype=float), ref.to_numpy(dtype=float), floor=scale))
         abs_d = max(abs_d, _abs(aligned.to_numpy(dtype=float), ref.to_numpy(dtype=float)))
-    return rel, abs_d, text
+    return rel, abs_d
+
+
+def reference_design(b: LmerFit) -> Design:
+    """lme4's design as a vcheck `Design`, read off lme4's fit record (X, y, Zt, Lambdat, Lind, cnms)."""
+    lme = _require_design(b)
+    terms = []
+    start = 0
+    flist = b.flist or {}
+    for group, names in lme.cnms:
+        k = len(names) * (len(names) + 1) // 2
+        levels = tuple(str(c) for c in flist[group].categories) if group in flist else ()
+        terms.append(
+            RandomTerm(group=group, cnms=tuple(names), levels=levels, theta_slice=(start, start + k))
+        )
+        start += k
+    return Design(
+        formula=b.formula,
+        X=lme.X,
+        X_names=lme.X_names,
+        y=lme.y,
+        Zt=lme.Zt,
+        Lambdat=lme.Lambdat,
+        Lind=lme.Lind,
+        theta=lme.theta,
+        lower=np.asarray(b.lower) if b.lower is not None else np.zeros(len(lme.theta)),
+        terms=terms,
+        flist=dict(flist),
+        row_index=b.row_index if b.row_index is not None else pd.RangeIndex(lme.n),
+    )
 
 
 def python_criterion(b: LmerFit) -> Criterion:
     """lme4's criterion at theta computed by vcheck.deviance on lme4's own design (no R needed)."""
     from vcheck import deviance
-    from vcheck.record import Design, RandomTerm
 
-    terms = []
-    start = 0
-    flist = b.flist or {}
-    for group, names in b.cnms or []:
-        k = len(names) * (len(names) + 1) // 2
-        levels = tuple(str(c) for c in flist[group].categories) if group in flist else ()
-        terms.append(RandomTerm(group=group, cnms=tuple(names), levels=levels, theta_slice=(start, start + k)))
-        start += k
-    design = Design(
-        formula=b.formula,
-        X=np.asarray(b.X),
-        X_names=list(b.X_names or []),
-        y=np.asarray(b.y),
-        Zt=b.Zt,
-        Lambdat=b.Lambdat,
-        Lind=np.asarray(b.Lind),
-        theta=np.asarray(b.theta),
-        lower=np.asarray(b.lower) if b.lower is not None else np.zeros(len(np.asarray(b.theta))),
-        terms=terms,
-        flist=dict(flist),
-        row_index=b.row_index if b.row_index is not None else pd.RangeIndex(b.n or 0),
-    )
-    cache: dict[bool, Any] = {}
+    design = reference_design(b)
+    cache: dict[bool, deviance.Devfun] = {}
 
     def crit(theta: np.ndarray, REML: bool) -> float:
         if REML not in cache:

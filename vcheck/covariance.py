@@ -7,7 +7,7 @@ With Lambdat (q x q, lme4's `getME(m, "Lambdat")`), Zt (q x n) and sigma:
     beta_GLS = (X' V^-1 X)^-1 X' V^-1 y
 
 V is block diagonal over the clusters of the data: the connected components of the graph in which two
-rows are joined when they share a level of some grouping factor (a non-zero in the same row of Zt).
+rows are joined when they share a level of some grouping factor (`clusters`).
 `V` builds the sparse matrix (refusing when it would be huge), `V_blocks` the dense diagonal blocks,
 `V_operator` never forms V; `gls_beta` goes through the blocks, or through Woodbury's identity
 V^-1 = sigma^-2 (I - W' (I + W W')^-1 W) when one cluster is too large to hold densely.
@@ -29,18 +29,18 @@ MAX_V_NNZ = 50_000_000
 MAX_BLOCK_ROWS = 5000
 
 
-def G(Lambdat: sp.spmatrix, sigma: float) -> sp.csc_matrix:
+def G(Lambdat: sp.csc_matrix, sigma: float) -> sp.csc_matrix:
     """G = sigma^2 Lambdat' Lambdat: the q x q covariance of the random effects b, sparse."""
     Lt = sp.csc_matrix(Lambdat)
     return sp.csc_matrix(sigma**2 * (Lt.T @ Lt))
 
 
-def _W(Zt: sp.spmatrix, Lambdat: sp.spmatrix) -> sp.csc_matrix:
+def _W(Zt: sp.csc_matrix, Lambdat: sp.csc_matrix) -> sp.csc_matrix:
     """W = Lambdat Zt (q x n): V = sigma^2 (W'W + I)."""
     return sp.csc_matrix(sp.csc_matrix(Lambdat) @ sp.csc_matrix(Zt))
 
 
-def V(Zt: sp.spmatrix, Lambdat: sp.spmatrix, sigma: float, max_nnz: int = MAX_V_NNZ) -> sp.csc_matrix:
+def V(Zt: sp.csc_matrix, Lambdat: sp.csc_matrix, sigma: float, max_nnz: int = MAX_V_NNZ) -> sp.csc_matrix:
     """V = sigma^2 (Z Lambda Lambda' Z' + I) as an n x n scipy.sparse matrix (data row order).
 
     Its non-zeros are the pairs of rows sharing a grouping level.  Raises VcheckError when the number of
@@ -59,25 +59,32 @@ def V(Zt: sp.spmatrix, Lambdat: sp.spmatrix, sigma: float, max_nnz: int = MAX_V_
     return sp.csc_matrix(sigma**2 * (W.T @ W + sp.identity(n, format="csc")))
 
 
-def clusters(Zt: sp.spmatrix) -> tuple[int, np.ndarray]:
-    """Connected clusters of the data rows: (count, label per row).  Rows joined by a shared non-zero
-    of Zt (a shared grouping level) are in one cluster; a row with no random effect is alone."""
-    Z = sp.csr_matrix(Zt).T.tocsr()  # n x q
-    Z.eliminate_zeros()
-    n, q = Z.shape
-    ones = sp.csr_matrix((np.ones(Z.nnz), Z.indices, Z.indptr), shape=(n, q))
-    graph = sp.bmat([[None, ones], [ones.T, None]], format="csr")  # rows and effects, bipartite
-    count, labels = connected_components(graph, directed=False)
+def clusters(Zt: sp.csc_matrix, Lambdat: sp.csc_matrix | None = None) -> tuple[int, np.ndarray]:
+    """Connected clusters of the data rows: (count, label per row, clusters numbered in order of their
+    first row).  Two rows are joined when they share a random effect (a non-zero in one row of Zt), and
+    effects are joined when Lambdat ties them (its stored entries: the columns of one term at one level,
+    e.g. the levels of a factor slope `(0 + f | g)`).  V is zero between clusters for every theta."""
+    Z = sp.coo_matrix(Zt)  # q x n
+    keep = Z.data != 0
+    q, n = Z.shape
+    # one graph over rows (nodes 0..n-1) and effects (nodes n..n+q-1)
+    rows = [Z.col[keep]]
+    cols = [n + Z.row[keep]]
+    if Lambdat is not None:
+        L = sp.coo_matrix(Lambdat)
+        rows.append(n + L.row)
+        cols.append(n + L.col)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    graph = sp.coo_matrix((np.ones(len(r)), (r, c)), shape=(n + q, n + q)).tocsr()
+    _, labels = connected_components(graph, directed=False)
     row_labels = labels[:n]
-    # renumber the clusters that contain rows as 0..k-1, in order of their first row
     _, first, inverse = np.unique(row_labels, return_index=True, return_inverse=True)
     rank = np.argsort(np.argsort(first))
-    del count
     return int(len(first)), rank[inverse]
 
 
 def V_blocks(
-    Zt: sp.spmatrix, Lambdat: sp.spmatrix, sigma: float, max_rows: int = MAX_BLOCK_ROWS
+    Zt: sp.csc_matrix, Lambdat: sp.csc_matrix, sigma: float, max_rows: int = MAX_BLOCK_ROWS
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """V's diagonal blocks, one per cluster: [(row indices, dense block of sigma^2 (W_c'W_c + I))].
 
@@ -85,7 +92,7 @@ def V_blocks(
     V[np.ix_(rows, rows)] == block, and V is zero between clusters.  Raises VcheckError when a cluster
     has more than `max_rows` rows (use V_operator then).
     """
-    k, labels = clusters(Zt)
+    k, labels = clusters(Zt, Lambdat)
     order = np.argsort(labels, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=k))])
     largest = int(np.max(np.diff(bounds))) if k else 0
@@ -106,7 +113,7 @@ def V_blocks(
     return out
 
 
-def V_operator(Zt: sp.spmatrix, Lambdat: sp.spmatrix, sigma: float) -> spla.LinearOperator:
+def V_operator(Zt: sp.csc_matrix, Lambdat: sp.csc_matrix, sigma: float) -> spla.LinearOperator:
     """V as a LinearOperator: v -> sigma^2 (W'(W v) + v), O(nnz(Zt)) per product, V never formed."""
     W = _W(Zt, Lambdat)
     Wt = sp.csr_matrix(W.T)
@@ -123,8 +130,8 @@ def V_operator(Zt: sp.spmatrix, Lambdat: sp.spmatrix, sigma: float) -> spla.Line
 def gls_beta(
     X: np.ndarray,
     y: np.ndarray,
-    Zt: sp.spmatrix,
-    Lambdat: sp.spmatrix,
+    Zt: sp.csc_matrix,
+    Lambdat: sp.csc_matrix,
     sigma: float,
     max_rows: int = MAX_BLOCK_ROWS,
 ) -> np.ndarray:
@@ -132,7 +139,7 @@ def gls_beta(
     each), or by Woodbury's identity through I + W W' (q x q, sparse LU) when a cluster is too large."""
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
-    k, labels = clusters(Zt)
+    k, labels = clusters(Zt, Lambdat)
     largest = int(np.max(np.bincount(labels))) if k else 0
     if largest <= max_rows:
         XtVX = np.zeros((X.shape[1], X.shape[1]))

@@ -39,8 +39,8 @@ def sigma(f: Factor, n: int, p: int, REML: bool) -> float:
 class Devfun:
     """theta -> REML criterion (or ML deviance); closes over the design's precomputed cross-products.
 
-    Attributes: `design`, `REML`, `pls` (the PLS kernel, `vcheck.blocks`), `lower`, `evaluations` (calls so far),
-    `last` (the Factor of the most recent call).
+    Attributes: `design`, `REML`, `pls` (the PLS kernel, `vcheck.blocks`), `lower`, `evaluations`
+    (calls so far), `last` (the Factor of the most recent call).
     """
 
     def __init__(self, design: Design, REML: bool = True) -> None:

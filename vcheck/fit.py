@@ -56,7 +56,9 @@ def fit_design(design: Design, REML: bool = True, *, condVar: bool = True) -> Lm
             "snapped": list(opt.snapped),
             "evaluations": opt.evaluations,
             "start": [float(t) for t in np.asarray(opt.start)],
-            "warnings": [] if opt.conv == 0 else [f"convergence code {opt.conv} from nloptwrap: {opt.message}"],
+            "warnings": []
+            if opt.conv == 0
+            else [f"convergence code {opt.conv} from nloptwrap: {opt.message}"],
         }
     )
     return fit
@@ -106,7 +108,13 @@ def fit_at(fn: Devfun, theta: np.ndarray, *, condVar: bool = True) -> LmerFit:
         versions={"vcheck": vcheck.__version__},
         n_na_dropped=design.n_na_dropped,
         row_index=design.row_index,
-        extra={"pwrss": f.pwrss, "ldL2": f.ldL2, "ldRX2": f.ldRX2, "u": u, "dropped_columns": design.dropped_columns},
+        extra={
+            "pwrss": f.pwrss,
+            "ldL2": f.ldL2,
+            "ldRX2": f.ldRX2,
+            "u": u,
+            "dropped_columns": design.dropped_columns,
+        },
     )
 
 
@@ -125,8 +133,7 @@ def varcorr(design: Design, theta: np.ndarray, s: float) -> pd.DataFrame:
     column-major: var1 = the column's name, var2 = the row's), sdcor holding sd or correlation; the
     residual last.  Repeated group names are made unique as R's VarCorr names them ("g", "g.1", ...)."""
     rows: list[dict[str, Any]] = []
-    for i, (group, label) in enumerate(zip([t.group for t in design.terms], _unique_names(design), strict=True)):
-        del group
+    for i, label in enumerate(_unique_names(design)):
         lam = relative_factor(design, i, theta)
         cov = s**2 * (lam @ lam.T)
         sd = np.sqrt(np.diag(cov))
@@ -137,12 +144,20 @@ def varcorr(design: Design, theta: np.ndarray, s: float) -> pd.DataFrame:
             for r in range(c + 1, len(names)):
                 with np.errstate(divide="ignore", invalid="ignore"):
                     corr = cov[r, c] / (sd[r] * sd[c])
-                rows.append({"grp": label, "var1": names[c], "var2": names[r], "vcov": cov[r, c], "sdcor": corr})
+                rows.append(
+                    {"grp": label, "var1": names[c], "var2": names[r], "vcov": cov[r, c], "sdcor": corr}
+                )
     rows.append({"grp": "Residual", "var1": None, "var2": None, "vcov": s**2, "sdcor": s})
-    out = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
-    for col in ("grp", "var1", "var2"):
-        out[col] = out[col].astype(object)
-    return out
+    # labels as object columns holding None (R's NA), as vcheck.reference builds them
+    return pd.DataFrame(
+        {
+            "grp": pd.Series([r["grp"] for r in rows], dtype=object),
+            "var1": pd.Series([r["var1"] for r in rows], dtype=object),
+            "var2": pd.Series([r["var2"] for r in rows], dtype=object),
+            "vcov": np.array([r["vcov"] for r in rows], dtype=float),
+            "sdcor": np.array([r["sdcor"] for r in rows], dtype=float),
+        }
+    )
 
 
 def _unique_names(design: Design) -> list[str]:
@@ -165,7 +180,7 @@ def _ranef(design: Design, b: np.ndarray) -> dict[str, pd.DataFrame]:
         blocks.setdefault(t.group, []).append(pd.DataFrame(values, columns=list(t.cnms)))
     out = {}
     for group, frames in blocks.items():
-        levels = pd.Index([str(c) for c in design.flist[group].categories], name=group, dtype=object)
+        levels = pd.Index([str(c) for c in design.flist[group].categories], name=group)
         df = pd.concat(frames, axis=1)
         df.index = levels
         out[group] = df

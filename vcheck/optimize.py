@@ -76,13 +76,14 @@ def bobyqa(fn: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarray)
     """lme4's `nloptwrap`: nlopt LN_BOBYQA from x0 with lower bounds and the settings in NLOPTWRAP."""
     x0 = np.asarray(x0, dtype=float)
     k = len(x0)
-    best = {"f": np.inf, "x": x0.copy()}
+    best_f, best_x = np.inf, x0.copy()
 
     def objective(x: np.ndarray, grad: np.ndarray) -> float:
+        nonlocal best_f, best_x
         f = float(fn(x))
         # nlopt returns the best point seen; keep it here too, for when nlopt raises instead of returning
-        if f < best["f"]:
-            best["f"], best["x"] = f, np.array(x, copy=True)
+        if f < best_f:
+            best_f, best_x = f, np.array(x, copy=True)
         return f
 
     opt = nlopt.opt(nlopt.LN_BOBYQA, k)
@@ -94,19 +95,20 @@ def bobyqa(fn: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarray)
     opt.set_maxeval(int(NLOPTWRAP["maxeval"]))
     opt.set_min_objective(objective)
     try:
-        x = opt.optimize(x0)
-        fval = opt.last_optimum_value()
-        status = opt.last_optimize_result()
-    except (nlopt.RoundoffLimited, RuntimeError, ValueError) as exc:
-        # nlopt signals failures by exceptions; lme4 (through nloptr) keeps the best point and warns
-        status = {nlopt.RoundoffLimited: -4}.get(type(exc), -1)
-        x, fval = best["x"], float(best["f"])
-    if isinstance(x, np.ndarray):
-        x = np.array(x, dtype=float)
+        x = np.array(opt.optimize(x0), dtype=float)
+        fval = float(opt.last_optimum_value())
+        status = int(opt.last_optimize_result())
+    except nlopt.RoundoffLimited:
+        # nlopt signals this by an exception; lme4 (through nloptr) keeps the best point and warns
+        x, fval, status = best_x, float(best_f), -4
+    except RuntimeError as exc:
+        if type(exc) is not RuntimeError:  # an error raised by the criterion itself: not nlopt's failure
+            raise
+        x, fval, status = best_x, float(best_f), -1
     conv = status if (status < 0 or status == 5) else 0
     return OptResult(
-        theta=np.asarray(x, dtype=float),
-        fval=float(fval),
+        theta=x,
+        fval=fval,
         feval=int(opt.get_numevals()),
         status=int(status),
         message=NLOPTR_MESSAGES.get(int(status), f"nlopt status {status}"),

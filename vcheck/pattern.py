@@ -39,6 +39,35 @@ def _by_column(pat: Pattern) -> tuple[np.ndarray, np.ndarray]:
     return order, ptr
 
 
+def _enumerate(
+    P: Pattern, M: Pattern, Q: Pattern, lower_by: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every scalar product P[i,k] M[k,l] Q[j,l] as entry indices (p, m, q), in two expansions: each M
+    entry (k, l) over the entries of column k of P, then each of those over column l of Q.  With
+    `lower_by`, column l of Q is ordered by rank so that the kept entries (rank[j] <= rank[i]) are a
+    prefix, and the others are never generated."""
+    pord, pptr = _by_column(P)
+    npk = pptr[M.rows + 1] - pptr[M.rows]  # P entries in column k, for each M entry (k, l)
+    m1 = np.repeat(np.arange(M.nnz, dtype=np.int64), npk)
+    a = np.arange(len(m1), dtype=np.int64) - np.repeat(np.cumsum(npk) - npk, npk)
+    p1 = pord[pptr[M.rows[m1]] + a]
+    cols = M.cols[m1].astype(np.int64)
+    qptr = np.zeros(Q.shape[1] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(Q.cols, minlength=Q.shape[1]), out=qptr[1:])
+    if lower_by is None:
+        qord = np.argsort(Q.cols, kind="stable").astype(np.int64)
+        count = qptr[cols + 1] - qptr[cols]
+    else:
+        rank = np.asarray(lower_by, dtype=np.int64)
+        R = int(rank.max(initial=0)) + 1
+        qord = np.lexsort((rank[Q.rows], Q.cols)).astype(np.int64)
+        qkey = Q.cols[qord].astype(np.int64) * R + rank[Q.rows[qord]]
+        count = np.searchsorted(qkey, cols * R + rank[P.rows[p1]], side="right") - qptr[cols]
+    e = np.repeat(np.arange(len(m1), dtype=np.int64), count)
+    b = np.arange(len(e), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+    return p1[e], m1[e], qord[qptr[cols[e]] + b]
+
+
 def count_triples(P: Pattern, M: Pattern, Q: Pattern) -> int:
     """How many scalar products C = P M Q' enumerates (set-up memory is ~40 bytes each)."""
     cP = np.bincount(P.cols, minlength=P.shape[1]).astype(np.int64)
@@ -70,42 +99,40 @@ class Bilinear:
     ) -> None:
         if P.shape[1] != M.shape[0] or Q.shape[1] != M.shape[1]:
             raise ValueError(f"shapes {P.shape} x {M.shape} x {Q.shape}' do not chain")
-        pord, pptr = _by_column(P)
-        qord, qptr = _by_column(Q)
-        npk = pptr[M.rows + 1] - pptr[M.rows]  # P entries in column k, for each M entry (k, l)
-        nql = qptr[M.cols + 1] - qptr[M.cols]
-        per = npk * nql
-        m_idx = np.repeat(np.arange(M.nnz, dtype=np.int64), per)
-        # position s within each M entry's run of npk*nql products: s = a * nql + b
-        s = np.arange(len(m_idx), dtype=np.int64) - np.repeat(np.cumsum(per) - per, per)
-        nq = np.maximum(np.repeat(nql, per), 1)
-        p_idx = pord[pptr[M.rows[m_idx]] + s // nq]
-        q_idx = qord[qptr[M.cols[m_idx]] + s % nq]
-        i, j = P.rows[p_idx].astype(np.int64), Q.rows[q_idx].astype(np.int64)
-        if lower_by is not None:
-            keep = lower_by[i] >= lower_by[j]
-            p_idx, q_idx, m_idx, i, j = p_idx[keep], q_idx[keep], m_idx[keep], i[keep], j[keep]
+        p_idx, m_idx, q_idx = _enumerate(P, M, Q, lower_by)
         weight = np.ones(len(m_idx))
-        self.idx: list[np.ndarray | None] = []
-        for idx, const in ((p_idx, P_values), (m_idx, M_values), (q_idx, Q_values)):
+        idx: list[np.ndarray | None] = []
+        for ix, const in ((p_idx, P_values), (m_idx, M_values), (q_idx, Q_values)):
             if const is None:
-                self.idx.append(idx)
+                idx.append(ix)
             else:
-                weight *= np.asarray(const, dtype=float)[idx]
-                self.idx.append(None)
-        self.weight = None if P_values is None and M_values is None and Q_values is None else weight
-        key = i * Q.shape[0] + j
-        self.shape = (P.shape[0], Q.shape[0])
-        self.out: Pattern | None
+                weight *= np.asarray(const, dtype=float)[ix]
+                idx.append(None)
+        constant = not (P_values is None and M_values is None and Q_values is None)
+        nq = Q.shape[0]
+        key = P.rows[p_idx].astype(np.int64) * nq + Q.rows[q_idx]
+        self.shape = (P.shape[0], nq)
+        self.out: Pattern | None = None
+        self.starts: np.ndarray | None = None
         if dense:
-            self.c_idx, self.size, self.out = key, P.shape[0] * Q.shape[0], None
+            self.c_idx, self.size = key, P.shape[0] * nq
         else:
-            uniq, self.c_idx = np.unique(key, return_inverse=True)
-            self.size = len(uniq)
-            self.out = Pattern(uniq // Q.shape[0], uniq % Q.shape[0], self.shape)
+            # sort the products by output entry: each entry is then one contiguous run, summed by
+            # np.add.reduceat, which beats bincount's scattered writes
+            order = np.argsort(key, kind="stable")
+            key = key[order]
+            idx = [None if ix is None else ix[order] for ix in idx]
+            weight = weight[order]
+            first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if len(key) else key
+            uniq = key[first]
+            self.c_idx, self.size, self.starts = np.zeros(0, dtype=np.int64), len(uniq), first
+            self.out = Pattern(uniq // nq, uniq % nq, self.shape)
+            self.count = len(key)
+        self.idx = idx
+        self.weight = weight if constant else None
 
     def __len__(self) -> int:
-        return len(self.c_idx)
+        return self.count if self.starts is not None else len(self.c_idx)
 
     def __call__(self, *values: np.ndarray) -> np.ndarray:
         """C's values from the non-constant factors' values, in the order P, M, Q."""
@@ -115,6 +142,10 @@ class Bilinear:
             if idx is not None:
                 g = next(it)[idx]
                 w = g if w is None else w * g
+        if w is None:  # every factor constant
+            w = np.ones(len(self))
+        if self.starts is not None:
+            return np.add.reduceat(w, self.starts) if self.size else np.zeros(0)
         return np.bincount(self.c_idx, weights=w, minlength=self.size)
 
 

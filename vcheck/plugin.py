@@ -59,7 +59,7 @@ class Submission:
     beta: pd.Series | None = None
     sigma: float | None = None
     varcorr: list[VarCorrRow] | None = None
-    V: np.ndarray | sp.spmatrix | sp.sparray | LinearOperator | None = None
+    V: Any = None  # ndarray, scipy.sparse matrix or LinearOperator, n x n
     criterion: float | None = None
     REML: bool | None = None
     ranef: dict[str, pd.DataFrame] | None = None
@@ -68,7 +68,9 @@ class Submission:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def submission(output: Output | Submission, *, data_index: pd.Index | None = None, source: str = "plugin") -> Submission:
+def submission(
+    output: Output | Submission, *, data_index: pd.Index | None = None, source: str = "plugin"
+) -> Submission:
     """Validate an implementation's answer (LmerFit or mapping) into a `Submission`.
 
     data_index: the index of the data the implementation was given (V's row labels for a mapping).
@@ -164,7 +166,9 @@ def _varcorr_rows(value: Any) -> list[VarCorrRow] | None:
     if isinstance(value, pd.DataFrame):
         missing = {"grp", "var1", "var2", "vcov"} - set(value.columns)
         if missing:
-            raise PluginError(f"a varcorr DataFrame needs columns grp, var1, var2, vcov (missing {sorted(missing)})")
+            raise PluginError(
+                f"a varcorr DataFrame needs columns grp, var1, var2, vcov (missing {sorted(missing)})"
+            )
         value = list(value[["grp", "var1", "var2", "vcov"]].itertuples(index=False, name=None))
     rows: list[VarCorrRow] = []
     for row in value:
@@ -190,6 +194,7 @@ def _missing(x: Any) -> bool:
 def _matrix(value: Any) -> Any:
     if value is None:
         return None
+    out: Any
     if isinstance(value, LinearOperator) or sp.issparse(value):
         out = value
     else:
@@ -216,7 +221,9 @@ def _varcorr_from_theta(fit: LmerFit) -> list[VarCorrRow] | None:
         return None
     rows: list[VarCorrRow] = []
     covs = cov_from_theta(fit.theta, fit.cnms, fit.sigma)
-    for group, (_, names), G in zip(unique_group_names([g for g, _ in fit.cnms]), fit.cnms, covs, strict=True):
+    for group, (_, names), G in zip(
+        unique_group_names([g for g, _ in fit.cnms]), fit.cnms, covs, strict=True
+    ):
         nc = len(names)
         rows.extend((group, names[i], None, float(G[i, i])) for i in range(nc))
         rows.extend((group, names[i], names[j], float(G[j, i])) for i in range(nc) for j in range(i + 1, nc))
@@ -244,6 +251,7 @@ class TermMapping:
 
     cov: list[np.ndarray]
     problems: list[str]  # rows or terms that do not map: a different model
+    unmapped: int = 0  # rows matching no lme4 term (then no theta describes its model)
 
 
 def term_covariances(varcorr: Sequence[VarCorrRow], cnms: Sequence[tuple[str, Sequence[str]]]) -> TermMapping:
@@ -258,11 +266,13 @@ def term_covariances(varcorr: Sequence[VarCorrRow], cnms: Sequence[tuple[str, Se
     unique = unique_group_names(groups)
     cov = [np.full((len(names), len(names)), np.nan) for _, names in cnms]
     problems: list[str] = []
+    unmapped = 0
     for group, var1, var2, value in varcorr:
         k = _find_term(group, var1, var2, cnms, groups, unique)
         if k is None:
             label = f"({group}, {var1}{', ' + var2 if var2 else ''})"
             problems.append(f"its random-effect {label} matches none of lme4's terms {_terms_text(cnms)}")
+            unmapped += 1
             continue
         names = list(cnms[k][1])
         i = names.index(var1)
@@ -270,17 +280,15 @@ def term_covariances(varcorr: Sequence[VarCorrRow], cnms: Sequence[tuple[str, Se
         if not math.isnan(cov[k][i, j]):
             problems.append(f"{group} ({var1}, {var2}) is given twice")
         cov[k][i, j] = cov[k][j, i] = value
-    for k, (group, names) in enumerate(cnms):
+    for k, (group, term_names) in enumerate(cnms):
+        term = f"({' + '.join(term_names)} | {group})"
         diag = np.diag(cov[k])
         if np.isnan(diag).any():
-            absent = [n for n, d in zip(names, diag, strict=True) if math.isnan(d)]
-            problems.append(f"lme4's term ({' + '.join(names)} | {group}) has no variance for {absent}: not in its model")
+            absent = [n for n, d in zip(term_names, diag, strict=True) if math.isnan(d)]
+            problems.append(f"lme4's term {term} has no variance for {absent}: not in its model")
         elif np.isnan(cov[k]).any():
-            problems.append(
-                f"lme4's term ({' + '.join(names)} | {group}) is correlated but it gives no covariances: "
-                "it fitted uncorrelated effects"
-            )
-    return TermMapping(cov=cov, problems=problems)
+            problems.append(f"lme4's term {term} is correlated; it gives no covariances (uncorrelated)")
+    return TermMapping(cov=cov, problems=problems, unmapped=unmapped)
 
 
 def _find_term(
@@ -298,10 +306,18 @@ def _find_term(
     # exact VarCorr name first ("Subject.1" is lme4's second term on Subject) ...
     if group in unique and fits(unique.index(group)):
         return unique.index(group)
-    # ... else by the base group and the coefficient names (implementations may order terms differently)
+    # ... else by the base group and the coefficient names (implementations may order terms differently);
+    # an interaction is the same whatever its factors' order and parentheses: class:(school:district)
     base = group if group in groups else re.sub(r"\.\d+$", "", group)
     candidates = [k for k, g in enumerate(groups) if g == base and fits(k)]
+    if not candidates:
+        candidates = [k for k, g in enumerate(groups) if _factors(g) == _factors(base) and fits(k)]
     return candidates[0] if candidates else None
+
+
+def _factors(group: str) -> frozenset[str]:
+    """The factors an interaction group is made of: "class:(school:district)" -> {class, school, district}."""
+    return frozenset(p.strip() for p in re.sub(r"[()]", "", group).split(":"))
 
 
 def _terms_text(cnms: Sequence[tuple[str, Sequence[str]]]) -> str:
@@ -335,7 +351,9 @@ def _lower_from_theta(theta: np.ndarray, nc: int) -> np.ndarray:
     return L
 
 
-def cov_from_theta(theta: np.ndarray, cnms: Sequence[tuple[str, Sequence[str]]], sigma: float) -> list[np.ndarray]:
+def cov_from_theta(
+    theta: np.ndarray, cnms: Sequence[tuple[str, Sequence[str]]], sigma: float
+) -> list[np.ndarray]:
     """Per-term G_k = sigma^2 Lambda_k Lambda_k' from lme4's theta."""
     out = []
     start = 0

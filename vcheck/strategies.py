@@ -217,7 +217,7 @@ _ALPHABET = np.array(list("abcdefghijklmnopqrstuvwxyz0123456789"))
 
 
 def _labels(rng: np.random.Generator, k: int, code: str) -> list[Any]:
-    """k distinct labels: short lowercase/digit strings, or integers in 1..99 (as R sorts them, "10" < "9")."""
+    """k distinct labels: short lowercase/digit strings ("10" < "9" as strings), or integers in 1..99."""
     if code == "int":
         return [int(v) for v in rng.choice(np.arange(1, 100), size=k, replace=False)]
     out: list[str] = []
@@ -287,7 +287,9 @@ def build_frame(spec: CaseSpec) -> pd.DataFrame:
     trt_idx = np.concatenate([[0, 1], rng.integers(0, 2, n - 2)])
 
     # fixed part
-    y = rng.uniform(-3, 3) + (rng.uniform(-2, 2) * x if "x" in spec.fixed else 0.0)
+    y = np.full(n, rng.uniform(-3, 3))
+    if "x" in spec.fixed:
+        y = y + rng.uniform(-2, 2) * x
     if spec.fixed == "x + trt":
         y = y + rng.uniform(-1, 1) * trt_idx
     # random part, one draw per level of each term's factor
@@ -430,9 +432,12 @@ def grouping_columns(case: Case) -> tuple[str, ...]:
 
 
 def shuffle_rows(case: Case, seed: int) -> tuple[Case, np.ndarray]:
-    """The case with its rows permuted: returns (shuffled case, perm), new row i = old row perm[i]."""
+    """The case with its rows permuted: returns (shuffled case, perm), new row i = old row perm[i].
+
+    Row labels travel with the rows, so a V fitted to the shuffled data lines up with the original's.
+    """
     perm = np.random.default_rng(seed).permutation(len(case.data))
-    data = case.data.iloc[perm].reset_index(drop=True)
+    data = case.data.iloc[perm]
     return case.inline(data, name=f"{case.label} shuffled({seed})"), perm
 
 

@@ -12,6 +12,12 @@ A plug-in is any callable `impl(formula: str, data: pandas.DataFrame, REML: bool
 
 and it raises `NotImplementedError("model not expressible in ...")` for a model it cannot fit.
 
+The built-in adapters return such a mapping.  Rows with a missing value in a model variable are dropped
+first, as lme4 does, so V covers the rows used, in the data's order.  Besides the protocol's keys they
+give `source`, `REML`, `formula`, `n`, `converged`, `warnings` and, where it applies, `translation` (the
+call the model became), `versions`, `console` (R's console output) and `V_check` (nlme).  An error
+inside R arrives as `vcheck.errors.RError` carrying R's message.
+
 Built in (each imports its implementation only when called):
 
 | name                | callable                                  | implementation                  |
@@ -20,6 +26,7 @@ Built in (each imports its implementation only when called):
 | `statsmodels_naive` | `vcheck.adapters.statsmodels:fit_naive`   | the same, with the nested trap  |
 | `glmmtmb`           | `vcheck.adapters.glmmtmb:fit`             | R glmmTMB through rpy2          |
 | `nlme`              | `vcheck.adapters.nlme:fit`                | R nlme::lme through rpy2        |
+| `vcheck`            | `vcheck.adapters.own:fit`                 | vcheck's own `lmer` (a record)  |
 """
 
 from __future__ import annotations
@@ -27,16 +34,12 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any, TypeAlias
-
-import pandas as pd
+from typing import Any
 
 from vcheck.errors import VcheckError
-from vcheck.record import LmerFit
+from vcheck.plugin import Impl
 
-#: the plug-in protocol
-Impl: TypeAlias = Callable[[str, pd.DataFrame, bool], "LmerFit | Mapping[str, Any]"]
+__all__ = ["BUILTIN", "AdapterError", "Impl", "MissingDependencyError", "get", "load", "names", "resolve"]
 
 #: built-in adapters: name -> "module:callable"
 BUILTIN: dict[str, str] = {
@@ -44,6 +47,7 @@ BUILTIN: dict[str, str] = {
     "statsmodels_naive": "vcheck.adapters.statsmodels:fit_naive",
     "glmmtmb": "vcheck.adapters.glmmtmb:fit",
     "nlme": "vcheck.adapters.nlme:fit",
+    "vcheck": "vcheck.adapters.own:fit",
 }
 
 
@@ -62,7 +66,7 @@ def names() -> list[str]:
 
 
 def get(name: str) -> Impl:
-    """The built-in adapter `name` ("statsmodels", "statsmodels_naive", "glmmtmb", "nlme")."""
+    """The built-in adapter `name` ("statsmodels", "statsmodels_naive", "glmmtmb", "nlme", "vcheck")."""
     key = name.strip().lower()
     if key not in BUILTIN:
         raise AdapterError(

@@ -7,7 +7,9 @@ and called through rpy2.robjects.  R errors come back as `vcheck.errors.RError` 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -52,27 +54,47 @@ def define(name: str, code: str) -> Any:
     if name not in env:
         impl = ro.r(code)
         wrap = ro.r(
-            """function(impl) function(...) tryCatch(impl(...), error = function(e)
-                 list(.vcheck_error = conditionMessage(e),
-                      .vcheck_call = paste(deparse(conditionCall(e)), collapse = " ")))"""
+            """function(impl) function(...) tryCatch(impl(...), error = function(e) {
+                 cl <- conditionCall(e)
+                 fn <- if (!is.null(cl) && is.name(cl[[1L]])) as.character(cl[[1L]]) else ""
+                 list(.vcheck_error = conditionMessage(e), .vcheck_call = fn)
+               })"""
         )
         env[name] = wrap(impl)
     return env[name]
 
 
-def call(function: Any, *args: Any, what: str = "") -> Any:
-    """Call a function made by `define`; an R error becomes RError with R's message."""
+@contextlib.contextmanager
+def _console_to(sink: list[str]) -> Iterator[None]:
+    """R's console output (e.g. glmmTMB's timing lines after an error) into `sink`, not the terminal."""
+    from rpy2.rinterface_lib import callbacks
+
+    saved = callbacks.consolewrite_print, callbacks.consolewrite_warnerror
+    callbacks.consolewrite_print = callbacks.consolewrite_warnerror = sink.append
+    try:
+        yield
+    finally:
+        callbacks.consolewrite_print, callbacks.consolewrite_warnerror = saved
+
+
+def call(function: Any, *args: Any, what: str = "", console: list[str] | None = None) -> Any:
+    """Call a function made by `define`; an R error becomes RError with R's message.
+
+    What R prints on its console meanwhile goes to `console` (when given) instead of the terminal.
+    """
     from rpy2.rinterface_lib.embedded import RRuntimeError
 
+    sink = console if console is not None else []
     try:
-        out = function(*args)
+        with _console_to(sink):
+            out = function(*args)
     except RRuntimeError as exc:  # an error outside the wrapper (rpy2 conversion, R itself)
         raise RError(str(exc), call=what) from exc
     names = list(out.names) if out.names is not robjects().NULL else []
     if ".vcheck_error" in names:
         message = str(out[names.index(".vcheck_error")][0])
         inner = str(out[names.index(".vcheck_call")][0]) if ".vcheck_call" in names else ""
-        raise RError(message, call=f"{what} ({inner})" if inner and inner != "NULL" else what)
+        raise RError(message, call=f"{what} ({inner})" if inner else what)
     return out
 
 

@@ -68,12 +68,14 @@ def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
     ro = _r.robjects()
     _r.require("glmmTMB")
     fit_fn = _r.define(".vcheck_glmmtmb_fit", _R_FIT)
+    console: list[str] = []
     out = _r.call(
         fit_fn,
         ro.StrVector([formula]),
         _r.to_r_dataframe(used[list(parsed.variables)]),
         ro.BoolVector([REML]),
         what="glmmTMB",
+        console=console,
     )
     res = {name: out[i] for i, name in enumerate(out.names)}
     n, q = int(res["n"][0]), int(res["q"][0])
@@ -103,4 +105,5 @@ def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
         "warnings": _r.strings(res["warnings"]),
         "versions": {"glmmTMB": str(res["version"][0])},
         "n": n,
+        "console": "".join(console),
     }

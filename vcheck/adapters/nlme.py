@@ -125,6 +125,7 @@ def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
     ro = _r.robjects()
     _r.require("nlme")
     fit_fn = _r.define(".vcheck_nlme_fit", _R_FIT)
+    console: list[str] = []
     out = _r.call(
         fit_fn,
         ro.StrVector([f"{parsed.response} ~ {parsed.fixed}"]),
@@ -132,6 +133,7 @@ def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
         _r.to_r_dataframe(frame),
         ro.BoolVector([REML]),
         what="nlme::lme",
+        console=console,
     )
     res = {name: out[i] for i, name in enumerate(out.names)}
     n = len(used)
@@ -170,6 +172,7 @@ def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
         "converged": not any("converge" in w for w in _r.strings(res["warnings"])),
         "versions": {"nlme": str(res["version"][0])},
         "n": n,
+        "console": "".join(console),
         **extra,
     }
 

@@ -17,10 +17,10 @@ LinAlgError).
 
 The fixed part and the random terms' variables are evaluated the R way (`vcheck.model_frame`: `log(y)`,
 `I(x^2)`, factors with R's level order, NA rows dropped) and handed to statsmodels as columns v0, v1, ...;
-its column names come back in R's spelling (`v3[T.reg+A]` -> `cltypereg+A`).  One difference stays, as
-a user would meet it: patsy codes an ordered factor with treatment contrasts where R uses polynomial
-ones (`temperature.L`, ...), so such a model's beta has other names (and its REML criterion, which
-depends on X's parametrization, differs).
+its column names come back in R's spelling (`v3[T.reg+A]` -> `cltypereg+A`).  An ordered factor is
+passed as `C(v, Poly)`, patsy's equivalent of R's `contr.poly` (`temperature.L`, ...): with patsy's
+default treatment contrasts X would be another parametrization, so beta would have other names and
+the REML criterion, which depends on X's parametrization through log|X'V^-1 X|, another value.
 
 The trap (statsmodels 0.15's source, confirmed by fitting): `MixedLM.from_formula` adds the group's
 random intercept only when neither `re_formula` nor `vc_formula` is given.  With
@@ -70,6 +70,7 @@ class Translation:
     re_term: Term | None  # the term that becomes `re_formula` (None: no `re_formula`)
     vc_terms: dict[str, Term] = field(default_factory=dict)  # vc name -> scalar term
     naive: bool = False
+    fixed_text: str = ""  # the fixed part as passed to statsmodels, in the data's names (for `call`)
 
     def fitted_terms(self, data: pd.DataFrame) -> list[tuple[Term, str]]:
         """The terms statsmodels estimates, in lme4's order, with lme4's VarCorr group names."""
@@ -80,7 +81,7 @@ class Translation:
 
     def call(self) -> str:
         """The call a user would write, for reports."""
-        fixed = f"{self.formula.response} ~ {self.formula.fixed}"
+        fixed = self.fixed_text or f"{self.formula.response} ~ {self.formula.fixed}"
         groups = "<one group: all rows>" if self.top is None else self.top
         args = [repr(fixed), f"groups={groups!r}"]
         if self.re_term is not None:
@@ -174,6 +175,8 @@ def _vc_formula(term: Term, group_column: str, forward: Mapping[str, str] | None
 # --- names ------------------------------------------------------------------------------------------
 
 _LEVEL = re.compile(r"^(?P<var>.+?)\[(?:T\.)?(?P<level>.*)\]$")
+_POLY = re.compile(r"^C\((?P<var>\w+), Poly\)(?P<suffix>.*)$")
+_POLY_SUFFIX = {".Linear": ".L", ".Quadratic": ".Q", ".Cubic": ".C"}
 
 
 def r_name(name: str, back: Mapping[str, str]) -> str:
@@ -182,6 +185,11 @@ def r_name(name: str, back: Mapping[str, str]) -> str:
         return "(Intercept)"
     parts = []
     for piece in name.split(":"):
+        poly = _POLY.match(piece)
+        if poly:  # `C(v5, Poly).Linear` -> `temperature.L`, `C(v5, Poly)^4` -> `temperature^4`
+            suffix = poly.group("suffix")
+            parts.append(back.get(poly.group("var"), poly.group("var")) + _POLY_SUFFIX.get(suffix, suffix))
+            continue
         match = _LEVEL.match(piece)
         var, level = (match.group("var"), match.group("level")) if match else (piece, "")
         var = back.get(var, var)
@@ -216,13 +224,16 @@ def _fit(formula: str, data: pd.DataFrame, REML: bool, naive: bool) -> dict[str,
         }
     )
     numeric = {key for key, value in frame.values.items() if not isinstance(value, Factor)}
+    ordered = frozenset(
+        key for key, value in frame.values.items() if isinstance(value, Factor) and value.ordered
+    )
     plan = translate(parsed, used, naive=naive, numeric=numeric)
 
     safe["grp_"] = "all" if plan.top is None else _formula.group_codes(used, _top_factors(plan)).to_numpy()
     kwargs: dict[str, Any] = {"groups": "grp_"}
     if plan.re_term is not None:
         kwargs["re_formula"] = (
-            "1" if plan.re_term.scalar_intercept else _patsy(plan.re_term.lhs_node, forward)
+            "1" if plan.re_term.scalar_intercept else _patsy(plan.re_term.lhs_node, forward, ordered)
         )
     vc_formula = {}
     for key, term in plan.vc_terms.items():
@@ -230,7 +241,9 @@ def _fit(formula: str, data: pd.DataFrame, REML: bool, naive: bool) -> dict[str,
         vc_formula[key] = _vc_formula(term, f"g{key}", forward)
     if vc_formula:
         kwargs["vc_formula"] = vc_formula
-    fixed = f"{_patsy(parsed.response_node, forward)} ~ {_patsy(parsed.fixed_node, forward)}"
+    fixed = f"{_patsy(parsed.response_node, forward)} ~ {_patsy(parsed.fixed_node, forward, ordered)}"
+    same = {key: key for key in forward}
+    plan.fixed_text = f"{_patsy(parsed.response_node, same)} ~ {_patsy(parsed.fixed_node, same, ordered)}"
 
     MixedLM = _statsmodels_mixedlm()
     with warnings.catch_warnings(record=True) as caught:
@@ -270,13 +283,17 @@ def _check_rank(model: Any) -> None:
         )
 
 
-def _patsy(node: Node, forward: Mapping[str, str]) -> str:
-    """R formula text with each model variable replaced by its column v<i>; R's `^` is patsy's `**`."""
+def _patsy(node: Node, forward: Mapping[str, str], ordered: frozenset[str] = frozenset()) -> str:
+    """R formula text with each model variable replaced by its column v<i>; R's `^` is patsy's `**`.
+
+    An ordered factor becomes `C(v<i>, Poly)`: R codes it with `contr.poly`, which patsy's `Poly`
+    reproduces (same orthonormal columns), where patsy's default would be treatment contrasts.
+    """
 
     def walk(n: Node) -> Node:
         key = deparse(n)
         if key in forward:
-            return Sym(forward[key])
+            return Call("C", (Sym(forward[key]), Sym("Poly"))) if key in ordered else Sym(forward[key])
         if isinstance(n, Call):
             return Call(n.fn, tuple(walk(a) for a in n.args), n.argnames)
         return n

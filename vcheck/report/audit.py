@@ -141,11 +141,13 @@ def error_entries(result: Any) -> list[CaseEntry]:
 
 def _write_case_data(entry: CaseEntry, case: Any, out_dir: Path) -> None:
     """Write the case's data as cases/<id>.csv when it is small or has no address to rebuild it from."""
-    data = getattr(case, "data", None) if case is not None else None
+    if case is None or (getattr(case, "origin", "inline") != "inline" and not entry.real):
+        return  # rebuildable from its address, and nothing but "not available" to look at
+    data = getattr(case, "data", None)
     if data is None:
         return
     entry.n_rows = len(data)
-    if getattr(case, "origin", "inline") == "inline" or len(data) <= EMBED_ROWS:
+    if getattr(case, "origin", "inline") == "inline" or (entry.real and len(data) <= EMBED_ROWS):
         path = out_dir / "cases" / f"{entry.id}.csv"
         write_text(path, data.to_csv(index=False, lineterminator="\n"))
         entry.csv = f"cases/{entry.id}.csv"

@@ -143,13 +143,22 @@ def _draw(ax: Axes, panel: Panel, plt: Any) -> None:
             ax.axhline(s + 0.5, color="0.55", lw=0.6)
             ax.axvline(s + 0.5, color="0.55", lw=0.6)
         mids = [(a + b) / 2 + 0.5 for a, b in itertools.pairwise(starts)]
-        labels = [label for _, label in panel.sections]
-        ax.set_xticks(mids, labels, fontsize=8)
-        ax.set_yticks(mids, labels, fontsize=8, rotation=90, va="center")
+        # a narrow section gets a shortened label (about 55 characters fit across a panel, 36 up it)
+        widths = [(b - a) / max(nc, 1) for a, b in itertools.pairwise(starts)]
+        names = [label for _, label in panel.sections]
+        x_labels = [_fit_label(t, int(w * 55)) for t, w in zip(names, widths, strict=True)]
+        y_labels = [_fit_label(t, int(w * 36)) for t, w in zip(names, widths, strict=True)]
+        ax.set_xticks(mids, x_labels, fontsize=8)
+        ax.set_yticks(mids, y_labels, fontsize=8, rotation=90, va="center")
     bar = plt.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
     bar.ax.tick_params(labelsize=7)
     if not np.any(cells):
         ax.text(0.5, 0.5, "all zero", transform=ax.transAxes, ha="center", va="center", color="0.4")
+
+
+def _fit_label(label: str, room: int) -> str:
+    """The label, cut to `room` characters with an ellipsis (at least its first character)."""
+    return label if len(label) <= room else label[: max(room - 1, 1)] + "…"
 
 
 def save_png(fig: Figure, path: Path) -> Path:
@@ -175,7 +184,7 @@ def save_png(fig: Figure, path: Path) -> Path:
 
 
 def _grid(
-    panels: Sequence[Sequence[Panel | None]], title: str, path: Path, cell: tuple[float, float]
+    panels: Sequence[Sequence[Panel | str | None]], title: str, path: Path, cell: tuple[float, float]
 ) -> Path:
     """Draw panels on a grid (None leaves a cell empty) under a figure title, and save."""
     plt = _pyplot()
@@ -187,8 +196,19 @@ def _grid(
         for i, row in enumerate(panels):
             for j in range(ncol):
                 panel = row[j] if j < len(row) else None
-                if panel is None:
+                if panel is None or isinstance(panel, str):
                     axes[i][j].set_axis_off()
+                    if panel:  # a note in place of a matrix
+                        axes[i][j].text(
+                            0.5,
+                            0.5,
+                            panel,
+                            ha="center",
+                            va="center",
+                            fontsize=10,
+                            wrap=True,
+                            transform=axes[i][j].transAxes,
+                        )
                 else:
                     _draw(axes[i][j], panel, plt)
         fig.suptitle(title, fontsize=11)
@@ -222,11 +242,14 @@ def term_sample(fit: LmerFit, limit: int = Q_ROWS) -> tuple[np.ndarray, tuple[tu
     return indices, tuple(sections), sampled
 
 
-def _q_title(name: str, q: int, shown: int, sampled: bool) -> str:
-    return f"{name}  ({q} x {q})" if not sampled else f"{name}: {shown} of {q} rows, first levels per term"
+def _q_labels(q: int, shown: int, sampled: bool, sections: tuple[tuple[int, str], ...]) -> str:
+    """Axis label of a q x q panel: which rows it shows."""
+    if sampled:
+        return f"first levels of each term ({shown} of {q})"
+    return "random effects by term" if sections else "random effect"
 
 
-def structure_panels(fit: LmerFit, v_rows: int = V_ROWS) -> list[list[Panel | None]]:
+def structure_panels(fit: LmerFit, v_rows: int = V_ROWS) -> list[list[Panel | str | None]]:
     """Z, Lambda, G and V of a fit (lme4's layout), two by two."""
     Zt = sp.csc_matrix(fit._need("Zt"))
     q, n = Zt.shape
@@ -236,14 +259,14 @@ def structure_panels(fit: LmerFit, v_rows: int = V_ROWS) -> list[list[Panel | No
     shown = min(n, v_rows)
     V = recipe.V_lme4_rows(fit, np.arange(shown))
     v_title = f"V = ZGZ' + σ²I  ({n} x {n})" if shown == n else f"V: first {shown} of {n} rows"
-    re_label = "random effect" if not sections else "random effects by term"
+    re_label = _q_labels(q, len(idx), sampled, sections)
     return [
         [
             Panel(Zt.T, f"Z  ({n} x {q})", "random effect (column of Z)", "observation (row of data)"),
-            Panel(L, _q_title("Λ = Lambdat'", q, len(idx), sampled), re_label, re_label, sections=sections),
+            Panel(L, f"Λ = Lambdat'  ({q} x {q})", re_label, re_label, sections=sections),
         ],
         [
-            Panel(G, _q_title("G = σ²ΛΛ'", q, len(idx), sampled), re_label, re_label, sections=sections),
+            Panel(G, f"G = σ²ΛΛ'  ({q} x {q})", re_label, re_label, sections=sections),
             Panel(V, v_title, "observation", "observation"),
         ],
     ]
@@ -299,7 +322,9 @@ def _verdict(diff: float, scale: float) -> str:
     return "equal" if diff <= EQUAL_REL * max(scale, 1.0) else f"differ by up to {diff:.3g}"
 
 
-def kronecker_check(fit: LmerFit, v_rows: int = V_ROWS) -> tuple[KroneckerCheck, list[list[Panel | None]]]:
+def kronecker_check(
+    fit: LmerFit, v_rows: int = V_ROWS
+) -> tuple[KroneckerCheck, list[list[Panel | str | None]]]:
     """Compare lme4's G and V with the seed's by-hand recipe; returns the facts and the panels to draw."""
     G = recipe.G_lme4(fit).toarray()
     Gm = recipe.kronecker_G(fit)
@@ -309,19 +334,12 @@ def kronecker_check(fit: LmerFit, v_rows: int = V_ROWS) -> tuple[KroneckerCheck,
     g_scale = float(np.max(np.abs(G))) if G.size else 0.0
     idx, sections, sampled = term_sample(fit)
     q = G.shape[0]
-    re_label = "random effect" if not sections else "random effects by term"
+    re_label = _q_labels(q, len(idx), sampled, sections)
 
     def q_panel(M: np.ndarray, name: str, **kw: Any) -> Panel:
-        return Panel(
-            M[np.ix_(idx, idx)],
-            _q_title(name, q, len(idx), sampled),
-            re_label,
-            re_label,
-            sections=sections,
-            **kw,
-        )
+        return Panel(M[np.ix_(idx, idx)], name, re_label, re_label, sections=sections, **kw)
 
-    g_row: list[Panel | None] = [q_panel(G, "lme4's G")]
+    g_row: list[Panel | str | None] = [q_panel(G, f"lme4's G  ({q} x {q})")]
     g_diff = None
     if Gm is not None:
         g_diff = float(np.max(np.abs(G - Gm)))
@@ -335,8 +353,12 @@ def kronecker_check(fit: LmerFit, v_rows: int = V_ROWS) -> tuple[KroneckerCheck,
             ),
         ]
     else:
-        g_row += [None, None]
-    panels: list[list[Panel | None]] = [g_row]
+        g_row += [
+            f"kronecker(diag(k), bdiag(VarCorr)) cannot be formed:\n"
+            f"G has {q} rows, not a multiple of bdiag(VarCorr)'s {m}:\nthere is no k.",
+            None,
+        ]
+    panels: list[list[Panel | str | None]] = [g_row]
     check = KroneckerCheck(
         k=k, nterms=len(ts), group=ts[0].group if ts else "", g_max_diff=g_diff, g_scale=g_scale
     )

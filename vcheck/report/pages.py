@@ -68,8 +68,33 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
+def tidy_markdown(text: str) -> str:
+    """One blank line around headings, tables and fences, never two in a row (code blocks left alone)."""
+    out: list[str] = []
+    in_fence = False
+    for line in text.splitlines():
+        fence = line.startswith("```")
+        block_start = not in_fence and (line.startswith(("#", "|", "---", "![")) or fence)
+        if block_start and out and out[-1] != "" and not (line.startswith("|") and out[-1].startswith("|")):
+            out.append("")
+        if not in_fence and line == "" and out and out[-1] == "":
+            continue
+        if not in_fence and out and out[-1].startswith(("#", "---")) and line != "":
+            out.append("")
+        if not in_fence and out and out[-1].startswith("|") and line != "" and not line.startswith("|"):
+            out.append("")
+        out.append(line)
+        if fence:
+            in_fence = not in_fence
+            if not in_fence:
+                out.append("")
+    while out and out[-1] == "":
+        out.pop()
+    return "\n".join(out) + "\n"
+
+
 def write_page(out_dir: Path, stem: str, template_stem: str, **context: Any) -> tuple[Path, Path]:
     """Render `<template_stem>.html.j2` and `.md.j2` to `out_dir/<stem>.html` and `.md`."""
     html = write_text(out_dir / f"{stem}.html", render(f"{template_stem}.html.j2", **context))
-    markdown = write_text(out_dir / f"{stem}.md", render(f"{template_stem}.md.j2", **context))
+    markdown = write_text(out_dir / f"{stem}.md", tidy_markdown(render(f"{template_stem}.md.j2", **context)))
     return html, markdown

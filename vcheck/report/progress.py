@@ -12,7 +12,9 @@ Progress = Callable[..., None]
 
 
 @contextmanager
-def progress_callback(desc: str, enabled: bool = True, unit: str = "case") -> Iterator[Progress]:
+def progress_callback(
+    desc: str, enabled: bool = True, unit: str = "case", total: int | None = None
+) -> Iterator[Progress]:
     """A callback `progress(done, total=None, label="")` that drives one tqdm bar on stderr.
 
     Disabled (or without tqdm) it does nothing, so callers never need to check.
@@ -24,7 +26,7 @@ def progress_callback(desc: str, enabled: bool = True, unit: str = "case") -> It
         except ImportError:  # tqdm is in the `audit` extra; without it the work simply runs silently
             tqdm = None
         if tqdm is not None:
-            bar = tqdm(desc=desc, total=None, file=sys.stderr, unit=unit, dynamic_ncols=True, leave=True)
+            bar = tqdm(desc=desc, total=total, file=sys.stderr, unit=unit, dynamic_ncols=True, leave=True)
 
     def progress(done: int, total: int | None = None, label: str = "") -> None:
         if bar is None:

@@ -9,6 +9,7 @@ it twice gives identical files (the R and lme4 versions are part of the content,
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -113,7 +114,13 @@ def kronecker_sentences(check: KroneckerCheck, html: bool) -> tuple[list[str], s
             f"labels ({check.clusters_sorted} runs = {check.clusters_sorted} groups) and V is lme4's V."
         )
         if check.v_unsorted_matches:
-            lines.append(f"On {check.unsorted_label}, the runs are the groups as well, and V is still right.")
+            if check.g_scale <= 1e-8 * max(check.v_scale, 1.0):
+                why = "the fit is singular (G = 0), so there is no covariance between rows to lose"
+            elif check.clusters_unsorted == check.clusters_sorted:
+                why = "the runs of equal labels are the groups again"
+            else:
+                why = "no two rows of a group that the runs split apart are among the rows shown"
+            lines.append(f"On {check.unsorted_label}, V by hand is still right: {why}.")
             short += "; V by hand right"
         else:
             lines.append(
@@ -153,8 +160,12 @@ def build_example(ex: Example, out_dir: Path, prev: str | None, next_: str | Non
     from vcheck.report import images
     from vcheck.summary import summary_text
 
-    mine = lmer(ex.formula, ex.data, REML=ex.REML)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mine = lmer(ex.formula, ex.data, REML=ex.REML)
     ref = reference.lmer(ex.formula, ex.data, REML=ex.REML)
+    messages = [("vcheck", text) for text in dict.fromkeys(" ".join(str(w.message).split()) for w in caught)]
+    messages += [("lme4", text) for text in dict.fromkeys(_lme4_messages(ref))]
     rows = comparison_rows(compare(mine, ref))
     img_dir = out_dir / "img"
     structure = images.structure_figure(
@@ -171,6 +182,7 @@ def build_example(ex: Example, out_dir: Path, prev: str | None, next_: str | Non
     context = {
         "ex": _model_facts(ex, ref),
         "rows": rows,
+        "messages": messages,
         "estimates": [
             {"name": e.name, "mine": value_text(e.mine), "ref": value_text(e.ref), "diff": diff_text(e)}
             for e in estimate_rows(mine, ref)
@@ -213,6 +225,17 @@ def build_example(ex: Example, out_dir: Path, prev: str | None, next_: str | Non
         rows=rows,
         kron_short=short,
     )
+
+
+def _lme4_messages(fit: LmerFit) -> list[str]:
+    """What lme4 said while fitting: its convergence/boundary messages and R's warnings and messages."""
+    info = fit.optinfo or {}
+    texts = [
+        *(info.get("lme4_messages") or []),
+        *(info.get("r_warnings") or []),
+        *(info.get("r_messages") or []),
+    ]
+    return [" ".join(str(t).split()) for t in texts if str(t).strip()]
 
 
 def _versions(fit: LmerFit) -> dict[str, str]:
@@ -263,8 +286,7 @@ def write_reference_reports(out_dir: Path, names: list[str] | None = None, progr
         raise DataError(f"unknown example(s) {', '.join(unknown)}; built-in examples: {', '.join(all_names)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     pages: list[ExamplePage] = []
-    with progress_callback("report", enabled=progress, unit="example") as tick:
-        tick(0, len(chosen))
+    with progress_callback("report", enabled=progress, unit="example", total=len(chosen)) as tick:
         for i, name in enumerate(chosen):
             ex = examples.load(name)
             prev = chosen[i - 1] if i > 0 else None

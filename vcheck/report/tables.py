@@ -93,15 +93,17 @@ class EstimateRow:
 
 
 def _varcorr_items(fit: LmerFit) -> dict[str, float]:
-    """Variance components as `grp var1` (variance) and `grp var1,var2` (covariance), residual last."""
+    """Variance components as `var(grp: name)` and `cov(grp: name1, name2)`, `var(Residual)` last."""
     out: dict[str, float] = {}
     if fit.varcorr is None:
         return out
     for _, r in fit.varcorr.iterrows():
         var1 = r["var1"] if isinstance(r["var1"], str) else ""
         var2 = r["var2"] if isinstance(r["var2"], str) else ""
-        name = f"{r['grp']} {var1}".strip() + (f",{var2}" if var2 else "")
-        out[f"vcov[{name}]"] = float(r["vcov"])
+        if var2:
+            out[f"cov({r['grp']}: {var1}, {var2})"] = float(r["vcov"])
+        else:
+            out[f"var({r['grp']}{': ' + var1 if var1 else ''})"] = float(r["vcov"])
     return out
 
 
@@ -134,7 +136,10 @@ def value_text(x: float | None, digits: int = 10) -> str:
         return "—"
     if x == 0:
         return "0"
-    return f"{x:.{digits}g}"
+    if not math.isfinite(x):
+        return str(x)
+    text = f"{x:#.{digits}g}"  # "#": trailing zeros kept, so that a column's digits line up
+    return text[:-1] if text.endswith(".") else text
 
 
 def diff_text(row: EstimateRow) -> str:
