@@ -217,15 +217,13 @@ def _toy_result():
     from vcheck.strategies import draw_case
 
     case = draw_case(5, 0)
-    result = AuditResult(
+    return AuditResult(
         impl="toy",
         seed=5,
         examples=1,
         cases=[CaseResult(case=case, findings=[Finding(case, "V", "construction", 0.5, "V is off")])],
         seconds=2.0,
     )
-    result.versions = {"R": "R version 4.2.2", "lme4": "1.1.31"}  # type: ignore[attr-defined]
-    return result
 
 
 @pytest.mark.parametrize(
@@ -241,6 +239,7 @@ def test_audit_exit_status(
 ) -> None:
     monkeypatch.setattr(cli, "resolve_target", lambda target: lambda f, d, r: {})
     monkeypatch.setattr(cli, "run_audit", lambda impl, args: _toy_result())
+    monkeypatch.setattr(cli, "_reference_versions", lambda: {"R": "R version 4.2.2", "lme4": "1.1.31"})
     args = ["audit", "toy", "--cases", "1", "--seed", "5", "--out", str(tmp_path / "out"), "--quiet"]
     assert cli.main([*args, "--fail-on", fail_on] if fail_on else args) == status
     out = capsys.readouterr()

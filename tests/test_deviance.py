@@ -147,6 +147,28 @@ def test_large_mean_response_keeps_digits() -> None:
     assert rel(vcheck.devfun(shifted)(theta), vcheck.devfun(d)(theta)) < 1e-12
 
 
+def test_near_saturated_design_keeps_digits() -> None:
+    """Seven rows, nine random effects (hypothesis found it): at lme4's theta sigma is 1e-3 and pwrss is
+    5e-6 of r'r, where the Gram form loses 9 digits.  Reference: the criterion in 50-digit arithmetic
+    (mpmath, from A, X'V^-1 X and the PLS residual) = 5.5687952687351549739; lme4 gives ...165."""
+    import pandas as pd
+
+    data = pd.DataFrame(
+        {
+            "y": [-2.1833653230694057, -3.268064598972356, -3.7129490026503476, -1.6253070706518205,
+                  -0.5192205475216307, -7.113083697065887, -7.061527634954034],
+            "x": [1.9334905164699068, 1.7980364090855434, 1.2870824511755838, 1.1668278481033054,
+                  0.8380873524990167, 0.1337892147298969, 0.9345959814633267],
+            "f": ["B", "C", "A", "A", "B", "C", "C"],
+            "g": ["qnc", "qnc", "qnc", "zt", "zt", "zt", "zt"],
+        }
+    )  # fmt: skip
+    theta = np.array([1137.5102318305755, 590.1143824045296, -3123.2222979895005, 1053.8787677071127,
+                      58.257676674054785, 0.0009120261736442804])  # fmt: skip
+    d = vcheck.lFormula("y ~ x + (f | g)", data)
+    assert rel(vcheck.devfun(d)(theta), 5.5687952687351549739) < tolerances.AT_THETA
+
+
 def test_bilinear_matches_scipy() -> None:
     """C = P M Q' on fixed patterns, dense and sparse output, lower-triangle option, constant factors."""
     rng = np.random.default_rng(3)

@@ -74,43 +74,60 @@ def test_fit_at_theta_equals_lme4(case: Case) -> None:
         assert rel(f.ranef[g], e.ranef[g]) < 1e-9
 
 
-def check_optimum(f: vcheck.LmerFit, e: vcheck.LmerFit, d: vcheck.Design) -> None:
-    """The same optimum as lme4's.  Construction first: vcheck's criterion at lme4's theta is lme4's
-    (AT_THETA).  Then optimization: the criteria agree to AT_OPTIMUM relative (CRITERION_ABS at least);
-    theta agrees to AT_OPTIMUM when BOBYQA took lme4's path (same feval) to an interior optimum;
-    otherwise (paths parted on a flat or boundary optimum, both stopping within xtol_rel) G = sigma^2
-    Lambda Lambda' agrees to PATH_DIVERGED on V's scale (at a boundary theta itself is not identified:
-    beside a zero variance the covariance parameters can trade off, G cannot).  The singular flags agree
-    unless a boundary theta sits within a factor 10 of lme4's threshold."""
+def g_diff(f: vcheck.LmerFit, e: vcheck.LmerFit) -> float:
+    """max |G_f - G_e| on V's scale, max(|G_e|, sigma_e^2): a variance that vanishes is measured against
+    the residual variance."""
+    assert e.sigma is not None
+    scale = max(float(np.max(np.abs(e.G.toarray()), initial=0.0)), e.sigma**2)
+    return float(np.max(np.abs((f.G - e.G).toarray()), initial=0.0)) / scale
+
+
+def check_optimum(f: vcheck.LmerFit, e: vcheck.LmerFit, d: vcheck.Design, same_path: bool = False) -> None:
+    """The same optimum as lme4's.
+
+    Construction first: vcheck's criterion at lme4's theta is lme4's (AT_THETA).  Then optimization: the
+    two optima's criteria agree to AT_OPTIMUM relative (CRITERION_ABS at least).  That is all that holds
+    on drawn data: on their flat optima an ulp-level criterion difference sends BOBYQA elsewhere (a sweep
+    of 300 drawn cases: equal criteria to ~1e-8, theta apart by up to ~1e-3 even at the same feval, one
+    boundary variance 0 in lme4's fit and 0.002 in vcheck's at a lower criterion).  `same_path` (curated
+    cases whose path is lme4's): the same feval, theta to AT_OPTIMUM (for a singular fit G on V's scale,
+    since beside a zero variance theta is not identified) and the same singular flag."""
     assert f.criterion is not None and e.criterion is not None and e.theta is not None
     at_lme4 = Devfun(d, REML=f.REML)(e.theta)
     assert rel(at_lme4, e.criterion) < tolerances.AT_THETA
     assert abs(f.criterion - e.criterion) <= max(
         tolerances.CRITERION_ABS, tolerances.AT_OPTIMUM * abs(e.criterion)
     )
-    if f.optinfo["feval"] == e.optinfo["feval"] and not (f.singular or e.singular):
-        assert rel(f.theta, e.theta) < tolerances.AT_OPTIMUM
+    if not same_path:
+        return
+    assert f.optinfo["feval"] == e.optinfo["feval"]
+    assert f.singular == e.singular
+    if f.singular:
+        assert g_diff(f, e) < tolerances.AT_OPTIMUM
     else:
-        # on V's scale (G + sigma^2 I): a variance that vanishes is compared against the residual's
-        assert e.sigma is not None
-        scale = max(float(np.max(np.abs(e.G.toarray()), initial=0.0)), e.sigma**2)
-        assert float(np.max(np.abs((f.G - e.G).toarray()), initial=0.0)) / scale < tolerances.PATH_DIVERGED
-        assert rel(f.sigma, e.sigma) < tolerances.PATH_DIVERGED
-    if f.singular != e.singular:
-        nearest = [float(np.min(np.asarray(r.theta)[d.lower == 0])) for r in (f, e)]
-        assert any(tolerances.SINGULAR_TOL / 10 < t < tolerances.SINGULAR_TOL * 10 for t in nearest)
+        assert rel(f.theta, e.theta) < tolerances.AT_OPTIMUM
 
 
 @settings(max_examples=12)
 @given(case=cases())
 def test_fit_equals_lme4_fit(case: Case) -> None:
+    """The optimum on drawn data.  When q + p >= n the fixed and random effects together can reproduce
+    y exactly, sigma is not separated from the random effects, and the profiled criterion has a ridge
+    toward sigma = 0 on which the two optimizers stop at different points (hypothesis finds such 7- and
+    8-row cases; vcheck's exact pwrss even finds lower optima there).  For those only construction and
+    "never worse than lme4" are asserted."""
     from vcheck import reference
 
     d = quiet(vcheck.lFormula, case.formula, case.data)
-    check_optimum(
-        fit_design(d, REML=case.REML, condVar=False),
-        quiet(reference.lmer, case.formula, case.data, case.REML),
-        d,
+    f = fit_design(d, REML=case.REML, condVar=False)
+    e = quiet(reference.lmer, case.formula, case.data, case.REML)
+    if d.q + d.p < d.n:
+        check_optimum(f, e, d)
+        return
+    assert f.criterion is not None and e.criterion is not None and e.theta is not None
+    assert rel(Devfun(d, REML=case.REML)(e.theta), e.criterion) < tolerances.AT_THETA
+    assert f.criterion <= e.criterion + max(
+        tolerances.CRITERION_ABS, tolerances.AT_OPTIMUM * abs(e.criterion)
     )
 
 
@@ -124,8 +141,7 @@ def test_shuffled_rows_against_lme4_on_the_same_rows() -> None:
     d = vcheck.lFormula(shuffled.formula, shuffled.data)
     f = fit_design(d)
     e = reference.lmer(shuffled.formula, shuffled.data)
-    check_optimum(f, e, d)
-    assert f.optinfo["feval"] == e.optinfo["feval"]
+    check_optimum(f, e, d, same_path=True)
 
 
 def test_singular_fits_live() -> None:
@@ -140,7 +156,7 @@ def test_singular_fits_live() -> None:
         assert f.singular and e.singular
         assert e.theta is not None and e.lower is not None
         assert np.array_equal(np.asarray(f.theta) == e.lower, e.theta == e.lower)
-        check_optimum(f, e, d)
+        check_optimum(f, e, d, same_path=True)
 
 
 def test_intercept_only_start_and_restart_path() -> None:
@@ -153,8 +169,7 @@ def test_intercept_only_start_and_restart_path() -> None:
         d = vcheck.lFormula(ex.formula, ex.data)
         f = fit_design(d, REML=ex.REML)
         e = reference.lmer(ex.formula, ex.data, ex.REML)
-        check_optimum(f, e, d)
-        assert f.optinfo["feval"] == e.optinfo["feval"]
+        check_optimum(f, e, d, same_path=True)
 
 
 def test_full_star_kindergarten() -> None:
@@ -167,5 +182,5 @@ def test_full_star_kindergarten() -> None:
     f = fit_design(d, condVar=False)
     e = quiet(reference.lmer, formula, data, True, extras=False)
     assert f.n == e.n and f.n_na_dropped == e.n_na_dropped
-    check_optimum(f, e, d)
+    check_optimum(f, e, d, same_path=True)
     assert isinstance(f.beta, pd.Series) and rel(f.beta, e.beta) < tolerances.AT_OPTIMUM

@@ -39,6 +39,7 @@ import scipy.sparse as sp
 from faults import V_from_blocks, as_mapping, positional_Zt, term_covs
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 import vcheck
 from vcheck import covariance, reference, strategies, tolerances
@@ -81,13 +82,19 @@ def lme4_criterion(case: Case) -> Callable[[np.ndarray, bool], float]:
     return crit
 
 
+def tally(text: str) -> None:
+    """Count something in hypothesis' statistics (only inside a hypothesis test; the corpus replays too)."""
+    if currently_in_test_context():
+        event(text)
+
+
 def assert_agrees(cmp: Comparison) -> None:
     """No construction or model disagreement; at the optimum only a tie or vcheck's lower criterion."""
     bad = [r for r in cmp.findings if r.kind in ("construction", "model")]
     bad += [r for r in cmp.findings if r.kind == "optimization" and cmp.lower != cmp.a]
     assert not bad, f"\n{cmp}"
     if cmp.lower == cmp.a:
-        event("vcheck found a lower criterion than lme4 (lme4 stopped short)")
+        tally("vcheck found a lower criterion than lme4 (lme4 stopped short)")
 
 
 def without_layout(fit: LmerFit, *, ranef: bool = True) -> Any:
@@ -179,7 +186,7 @@ def check_kronecker(case: Case) -> None:
     if one_term and (np.diff(codes) >= 0).all():
         assert rel(V_recipe, V) <= tolerances.AT_THETA, "the recipe should be right on sorted rows"
     if rel(V_recipe, V) > tolerances.AT_THETA:
-        event("the seed's recipe is wrong on this case")
+        tally("the seed's recipe is wrong on this case")
         cmp = compare(as_mapping(ref, V=V_recipe), ref, data_index=case.data.index)
         row = cmp.row("V", "at its parameters")
         assert (row.verdict, row.kind) == ("differs", "construction"), f"\n{cmp}"
@@ -211,8 +218,11 @@ def run(check: str, case: Case) -> None:
         raise
 
 
-def save_to_corpus(check: str, case: Case, error: str, test: str) -> Path:
+def save_to_corpus(check: str, case: Case, error: str, test: str, note: str = "") -> Path:
+    """Write tests/corpus/<check>-<hash of the case>.json: the case with its data, and why it is there."""
     entry = {"check": check, "test": test, "error": error, "case": case.to_dict(with_data=True)}
+    if note:
+        entry["note"] = note
     text = json.dumps(entry, indent=1, sort_keys=True)
     digest = hashlib.sha1(json.dumps(entry["case"], sort_keys=True).encode()).hexdigest()[:10]
     CORPUS.mkdir(exist_ok=True)

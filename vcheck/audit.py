@@ -7,9 +7,15 @@
 `impl(formula, data, REML)` follows the plug-in protocol (`vcheck.plugin`).  For each case the audit calls
 impl on a copy of the data, fits lme4 live (`vcheck.reference.lmer`) and `compare`s, with lme4's own
 deviance function (`vcheck.reference.devfun`) for the criterion at the implementation's theta and lme4's
-fit with the other REML flag to recognise ML-for-REML.  A NotImplementedError from impl is a "model"
-finding ("model not expressible"): the implementation cannot fit lme4's model, which is a difference of
-model, not a crash.  Any other exception, from impl or from lme4, is that case's `error`; the sweep goes on.
+fit with the other REML flag to recognise ML-for-REML (both made only when a finding needs them; an
+agreement is confirmed by vcheck.deviance on lme4's own design, which the property suite holds to lme4's
+devfun).  A NotImplementedError from impl is a "model" finding ("model not expressible"): the
+implementation cannot fit lme4's model, a difference of model rather than a crash.  Any other exception,
+from impl or from lme4, is that case's `error`; the sweep goes on.
+
+The summary gives cases per second of wall time, the same without the implementation's own time (the
+audit's speed), and cases per CPU second (the same on a loaded machine).  `python -m vcheck.audit` runs
+one audit from the command line (default: vcheck's own lmer as the implementation).
 
 Cases are independent: `audit_cases(seed, examples)` lists them (built-in examples, then
 `draw_case(seed, 0 .. N-1)`), `audit_case(impl, case)` runs one, and `AuditResult` collects any set of
@@ -22,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -116,6 +123,7 @@ class AuditResult:
     examples: int
     cases: list[CaseResult] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process's CPU time (embedded R included): the rate under no load
 
     @property
     def findings(self) -> list[Finding]:
@@ -161,6 +169,10 @@ class AuditResult:
             f"(implementation {impl_time:.1f} s, lme4 {ref_time:.1f} s; "
             f"without the implementation's time {self.audit_rate:.1f} cases/s)",
         ]
+        if self.cpu_seconds > 0:
+            lines.append(
+                f"  CPU time {self.cpu_seconds:.1f} s = {n / self.cpu_seconds:.1f} cases per CPU second"
+            )
         kinds = self.by_kind()
         for kind in KINDS:
             cases = len(self.cases_with(kind))
@@ -186,6 +198,7 @@ class AuditResult:
             "seed": self.seed,
             "examples": self.examples,
             "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
             "rate": self.rate if math.isfinite(self.rate) else None,
             "audit_rate": self.audit_rate if math.isfinite(self.audit_rate) else None,
             "by_kind": dict(self.by_kind()),
@@ -203,6 +216,7 @@ class AuditResult:
             examples=d["examples"],
             cases=[CaseResult.from_dict(c) for c in d["cases"]],
             seconds=d.get("seconds", 0.0),
+            cpu_seconds=d.get("cpu_seconds", 0.0),
         )
 
 
@@ -302,7 +316,9 @@ def audit_case(
         return result
     t = time.perf_counter()
     try:
-        output = impl(case.formula, data.copy(), case.REML)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # rank drops, convergence notes: the comparison judges the fit
+            output = impl(case.formula, data.copy(), case.REML)
     except NotImplementedError as exc:
         result.impl_seconds = time.perf_counter() - t
         text = f"model not expressible in {name}: {exc}" if str(exc) else f"model not expressible in {name}"
@@ -373,7 +389,7 @@ def audit(
     label = name or _impl_name(impl)
     todo = list(cases) if cases is not None else audit_cases(seed, examples, builtin=builtin)
     result = AuditResult(impl=label, seed=seed, examples=examples if cases is None else len(todo))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for case in todo:
         one = audit_case(
             impl,
@@ -388,6 +404,7 @@ def audit(
         if progress is not None:
             progress(one)
     result.seconds = time.perf_counter() - start
+    result.cpu_seconds = time.process_time() - cpu
     return result
 
 
@@ -421,6 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     module_name, _, attr = args.impl.partition(":")
     impl = getattr(importlib.import_module(module_name), attr or "lmer")
+    if isinstance(impl, type):  # a plug-in class: its instance is the callable
+        impl = impl()
     result = audit(
         impl, examples=args.examples, seed=args.seed, builtin=not args.no_builtin, criterion=args.criterion
     )

@@ -31,7 +31,10 @@ the solution do not depend on it):
   in anyway), else by sparse LU with a fill-reducing order.
 
 Z'Z, Z'[X r] and [X r]'[X r] are computed once, and the sparse products of an evaluation run on fixed
-patterns (`vcheck.pattern`), so an evaluation costs the factorization and little else.
+patterns (`vcheck.pattern`), so an evaluation costs the factorization and little else.  For small q
+(`DENSE_Q_MAX`) `DensePLS` forms A dense instead: numpy's per-call overhead outweighs any structure
+there.  `make_pls` picks the kernel.  Where the fit explains nearly all of r'r, pwrss is recomputed from
+the residual (see `_PLS`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from vcheck.record import Design
 
 #: A is formed and factored dense, without blocks, when q is at most this
 DENSE_Q_MAX = 100
+#: pwrss is recomputed from the residual when the Gram form leaves less than this fraction of r'r
+PWRSS_RECHECK = 1e-3
 #: the Schur complement of block 2 is factored dense up to this order, by sparse LU beyond
 DENSE_SCHUR_MAX = 3000
 #: fixed-pattern products enumerate at most this many scalar products (else scipy.sparse per evaluation)
@@ -196,6 +201,7 @@ class Factor:
     Block 1 arrays are stored (k1, k1, nl1) ("one vector per entry"): L11 and L11inv (lower), W (the
     blocks of Lambda_1 A11^-1 Lambda_1'); C1 = L11^-1 Lambda_1' Z1'[X r] is (k1, nl1, p+1).  Block 2:
     Lt2 (values on `BlockedPLS.Lt2`), the factored S and H2 = Lambda_2'(Z2'[X r] - Z2'Z1 W Z1'[X r]).
+    DensePLS leaves block 1 empty: schur factors all of A, Lt2 holds Lambda (dense) and H2 = H.
     """
 
     theta: np.ndarray
@@ -213,21 +219,6 @@ class Factor:
     H2: np.ndarray | None = None
 
 
-def _finish(f: Factor, M: np.ndarray, b0: np.ndarray, ldL2: float) -> Factor:
-    """From M = [X r]'[X r] - H'A^-1 H = R'R: RX, beta = b0 + RX^-1 R[:p, p], pwrss = R[p, p]^2, ldRX2."""
-    p = len(b0)
-    R, info = _dpotrf(M, lower=0, clean=1)
-    if info != 0:
-        raise VcheckError(f"X'X - RZX'RZX is not positive definite at theta={f.theta} (LAPACK info={info})")
-    f.RX = RX = R[:p, :p]
-    rb, info = _dtrtrs(RX, R[:p, p], lower=0)
-    f.beta = b0 + rb
-    f.ldL2 = ldL2
-    f.ldRX2 = 2.0 * float(np.sum(np.log(np.diagonal(RX))))
-    f.pwrss = float(R[p, p] ** 2)
-    return f
-
-
 def _shifted_response(design: Design) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(b0, [X r], [X r]'[X r]) with r = y - X b0 the OLS residual (module docstring: why)."""
     X = np.asarray(design.X, dtype=float)
@@ -237,22 +228,71 @@ def _shifted_response(design: Design) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return b0, Xr, Xr.T @ Xr
 
 
+class _PLS:
+    """What both kernels share: the shifted response, the pieces of R, and an exact pwrss.
+
+    pwrss from the Gram form, R[p, p]^2 = r'r - (what the fit explains), loses digits when the fit
+    explains nearly all of r'r (sigma -> 0, e.g. a near-saturated design); there it is recomputed from
+    the residual, ||y - X beta - Z Lambda u||^2 + ||u||^2, as lme4 computes it.
+    """
+
+    n: int
+    p: int
+    q: int
+
+    def _init_common(self, design: Design) -> None:
+        self.design = design
+        self.n, self.p, self.q = design.n, design.p, design.q
+        self.nc = [t.nc for t in design.terms]
+        self.nlevels = [t.nlevels for t in design.terms]
+        self.Gp = np.asarray(design.Gp, dtype=np.int64)
+        self.b0, self.Xr, self.XrXr = _shifted_response(design)
+        self.Zt = sp.csc_matrix(design.Zt)
+
+    def modes(self, f: Factor) -> np.ndarray:
+        raise NotImplementedError
+
+    def _finish(self, f: Factor, M: np.ndarray, ldL2: float) -> Factor:
+        """From M = [X r]'[X r] - H'A^-1 H = R'R: RX, beta = b0 + RX^-1 R[:p, p], pwrss = R[p, p]^2,
+        ldRX2 = 2 sum log diag RX."""
+        p = self.p
+        R, info = _dpotrf(M, lower=0, clean=1)
+        if info != 0:
+            raise VcheckError(
+                f"X'X - RZX'RZX is not positive definite at theta={f.theta} (LAPACK info={info})"
+            )
+        f.RX = RX = R[:p, :p]
+        rb, info = _dtrtrs(RX, R[:p, p], lower=0)
+        f.beta = self.b0 + rb
+        f.ldL2 = ldL2
+        f.ldRX2 = 2.0 * float(np.sum(np.log(np.diagonal(RX))))
+        f.pwrss = float(R[p, p] ** 2)
+        if f.pwrss < PWRSS_RECHECK * self.XrXr[p, p]:
+            f.pwrss = self.residual_pwrss(f)
+        return f
+
+    def residual_pwrss(self, f: Factor) -> float:
+        """||y - X beta - Z Lambda u||^2 + ||u||^2 from the solution itself (O(nnz(Zt)))."""
+        assert f.beta is not None
+        u = self.modes(f)
+        b = self.design.Lambdat_at(f.theta).T @ u
+        resid = self.Xr[:, self.p] - self.Xr[:, : self.p] @ (f.beta - self.b0) - self.Zt.T @ b
+        return float(resid @ resid + u @ u)
+
+
 def make_pls(design: Design) -> DensePLS | BlockedPLS:
     """The PLS kernel for a design: all-dense for small q (numpy's per-call overhead dominates there),
     else blocked."""
     return DensePLS(design) if design.q <= DENSE_Q_MAX else BlockedPLS(design)
 
 
-class DensePLS:
+class DensePLS(_PLS):
     """PLS with A = Lambda'Z'Z Lambda + I formed and factored dense: for small q, where two small matrix
     products and one LAPACK Cholesky beat any bookkeeping.  Same interface as BlockedPLS."""
 
     def __init__(self, design: Design) -> None:
-        self.n, self.p, self.q = design.n, design.p, design.q
-        self.nc = [t.nc for t in design.terms]
-        self.nlevels = [t.nlevels for t in design.terms]
-        self.Gp = np.asarray(design.Gp, dtype=np.int64)
-        self.b0, Xr, self.XrXr = _shifted_response(design)
+        self._init_common(design)
+        Xr = self.Xr
         Zt = sp.csr_matrix(design.Zt)
         self.ZtZ = (Zt @ Zt.T).toarray()
         self.ZtXr = np.asarray(Zt @ Xr)
@@ -274,7 +314,7 @@ class DensePLS:
         H = Lam.T @ self.ZtXr
         empty = np.zeros((0, 0, 0))
         f = Factor(theta, np.zeros((0, 0)), empty, empty, empty, Lt2=Lam, schur=schur, H2=H)
-        return _finish(f, self.XrXr - schur.quad(H), self.b0, schur.logdet)
+        return self._finish(f, self.XrXr - schur.quad(H), schur.logdet)
 
     def modes(self, f: Factor) -> np.ndarray:
         """u (q,) solving A u = Lambda'Z'(y - X beta)."""
@@ -291,7 +331,7 @@ class DensePLS:
         ]
 
 
-class BlockedPLS:
+class BlockedPLS(_PLS):
     """Penalized least squares for one design, factored per theta with the block structure above.
 
     `factor(theta)` gives the criterion pieces and beta; `modes(f)` the spherical random effects u (Zt
@@ -299,15 +339,12 @@ class BlockedPLS:
     """
 
     def __init__(self, design: Design) -> None:
-        self.n, self.p, self.q = design.n, design.p, design.q
-        self.nc = [t.nc for t in design.terms]
-        self.nlevels = [t.nlevels for t in design.terms]
-        self.Gp = np.asarray(design.Gp, dtype=np.int64)
+        self._init_common(design)
         Lambdat = sp.csc_matrix(design.Lambdat)  # Lind follows its storage order; tocoo() keeps that
         Lind = np.asarray(design.Lind, dtype=np.int64)
         if Lambdat.nnz != len(Lind):
             raise VcheckError(f"Lambdat has {Lambdat.nnz} stored entries but Lind has {len(Lind)}")
-        self.b0, Xr, self.XrXr = _shifted_response(design)
+        Xr = self.Xr
 
         self.perm, self.k1, self.nl1 = self._partition(design)
         self.q1 = self.k1 * self.nl1
@@ -474,7 +511,7 @@ class BlockedPLS:
             ld += f.schur.logdet
             Q = Q + f.schur.quad(f.H2)
 
-        return _finish(f, self.XrXr - Q, self.b0, ld)
+        return self._finish(f, self.XrXr - Q, ld)
 
     def W_blocks(self, f: Factor) -> np.ndarray:
         """W_l = Lambda_1 A11_l^-1 Lambda_1' = D_l D_l' with D_l = Lambda_1 L11_l^-T, stored (k1, k1, nl1)."""

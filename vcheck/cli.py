@@ -235,6 +235,39 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         "model, not-available (or all)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    # sweeps at scale (vcheck.sweep) and large models (vcheck.large)
+    parser.add_argument(
+        "--workers",
+        type=_nonnegative_int,
+        default=None,
+        metavar="N",
+        help="run the cases in N worker processes, each with its own R (default 1; 0 runs them in this "
+        "process).  A case that crashes R or kills its worker is reported as that case's error and the "
+        "audit goes on",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the cases on a Dask cluster: its scheduler's address (tcp://host:8786), or 'local' to "
+        "start a LocalCluster of --workers (default 2) single-threaded worker processes",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted audit from DIR/checkpoint.jsonl (same TARGET, --seed, --cases and "
+        "--large).  Ctrl-C stops an audit, keeps what finished and writes the report for it",
+    )
+    parser.add_argument(
+        "--large",
+        default="",
+        metavar="MODELS",
+        help="also audit these large models against lme4, with V compared by blocks, random probes and "
+        "its diagonal, never as a dense n x n: instEval (lme4::InstEval, y ~ service + (1|s) + (1|d) + "
+        "(1|dept:service), 73,421 rows), slope200k (y ~ x + (x|g), 200,000 simulated rows in 2,000 "
+        "groups), or their scaled-down versions slope20k and instEval10k; comma-separated, e.g. "
+        "'vcheck audit vcheck --cases 0 --large instEval,slope200k --workers 2'",
+    )
 
 
 def _nonnegative_int(text: str) -> int:
@@ -263,10 +296,10 @@ def resolve_target(target: str) -> Callable[..., Any]:
 
 
 def audit_total(args: argparse.Namespace) -> int:
-    """How many cases the audit runs: the built-in examples plus --cases drawn ones."""
-    from vcheck import examples
+    """How many cases the audit runs: the built-in examples plus --cases drawn ones (plus --large)."""
+    from vcheck import examples, large
 
-    return len(examples.names()) + args.cases
+    return len(examples.names()) + args.cases + len(large.parse_names(getattr(args, "large", "")))
 
 
 def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
@@ -288,7 +321,30 @@ def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
             flagged += sum(f.kind != "not available" for f in one.findings)
             tick(done, total, f"{flagged} findings")
 
-        return audit(impl, examples=args.cases, seed=args.seed, progress=on_case, name=args.target)
+        from vcheck import large, sweep
+
+        del audit  # the sweep runs vcheck.audit's cases in worker processes, on Dask or here
+        plan = sweep.SweepPlan(
+            target=args.target,
+            seed=args.seed,
+            examples=args.cases,
+            large=tuple(large.parse_names(args.large)),
+        )
+        return sweep.run_sweep(
+            plan,
+            workers=1 if args.workers is None and not args.scheduler else args.workers,
+            scheduler=args.scheduler,
+            out_dir=audit_out_dir(args.target, args.out),
+            resume=args.resume,
+            progress=on_case,
+        )
+
+
+def _reference_versions() -> dict[str, str]:
+    """R's and lme4's versions; raises RNotAvailableError (one clear line) when the reference is missing."""
+    from vcheck import reference
+
+    return reference.versions()
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -296,15 +352,28 @@ def cmd_audit(args: argparse.Namespace) -> int:
     fail_on = _parse_kinds(args.fail_on)
     impl = resolve_target(args.target)
     out_dir = audit_out_dir(args.target, args.out)
+    versions = _reference_versions()  # fails fast, in one line, when R or lme4 is missing
     result = run_audit(impl, args)
 
     from vcheck.report import write_audit_report
     from vcheck.report.audit import findings_by_kind
 
-    written = write_audit_report(result, out_dir, target=args.target, seed=args.seed, cases=args.cases)
+    written = write_audit_report(
+        result, out_dir, target=args.target, seed=args.seed, cases=args.cases, versions=versions
+    )
     summary = getattr(result, "summary", None)
     print(summary() if callable(summary) else f"audit of {args.target}")
     print(f"report: {written}")
+    if getattr(result, "interrupted", False):
+        print(
+            f"{PROG}: interrupted: the report covers the cases that finished; --resume continues",
+            file=sys.stderr,
+        )
+        return 130
+    from vcheck.sweep import discard_checkpoint
+
+    if hasattr(result, "checkpoint"):
+        discard_checkpoint(result)
     counts = findings_by_kind(result)
     found = [k for k in fail_on if counts.get(k)]
     if found:
@@ -389,10 +458,27 @@ def _error_line(exc: BaseException) -> str:
     return f"{PROG}: error: {text}"
 
 
+def _format_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> str:
+    """Warnings (a rank-deficient X, a singular fit) as one `vcheck: warning: ...` line, not source code."""
+    return f"{PROG}: warning: {' '.join(str(message).split())}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    shown = warnings.formatwarning
+    warnings.formatwarning = _format_warning
+    try:
+        return _run(args)
+    finally:
+        warnings.formatwarning = shown
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the chosen subcommand; every failure becomes one line on stderr and an exit status."""
     try:
         status: int = args.func(args)
         return status

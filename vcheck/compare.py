@@ -19,8 +19,15 @@ Each row is one quantity under one check:
 - *not available*: a quantity a does not give.  Never "passed".
 
 At-optimum differences that follow from a construction or model disagreement carry that root kind.
-V is compared up to row order (a's V in its data's row order, lme4's in its kept rows), densely for
-n <= DENSE_V_MAX, else through random probe vectors and the diagonal, never as a dense n x n.
+A flat optimum is not a disagreement: parameters that differ beyond AT_OPTIMUM while lme4's criterion at
+a's theta equals lme4's optimum within CRITERION_ABS agree (lme4 itself moves by ~1e-4 in theta on such
+models when the rows are shuffled); `flat_optimum=False` makes every difference count.
+
+A record in lme4's layout is judged at its own theta; a mapping at the Cholesky factor of its varcorr,
+with the criterion's tolerance widened by that round trip's error (eps x the condition number of
+G_k / sigma^2) near a singular G.  V is compared up to row order (a's V in its data's row order, lme4's
+in its kept rows), densely for n <= DENSE_V_MAX, else through random probe vectors, never as a dense
+n x n.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
@@ -192,6 +200,7 @@ class _Judge:
         self._V_b: Any = None
         self.screen: Criterion | None = None
         self.flat_optimum = True
+        self.criterion_noise = 0.0  # relative error of lme4's criterion at theta mapped from varcorr
 
     def crit(self, theta: np.ndarray, REML: bool, *, final: bool = True) -> float:
         """lme4's criterion at theta; `final=False` allows the fast screen (it only confirms agreement)."""
@@ -245,6 +254,8 @@ class _Judge:
         try:
             self.theta_a = theta_from_cov(cov, sub.sigma)
             self.cov_a = cov
+            if not mapping.problems:
+                self.use_own_theta(cov)
         except PluginError as exc:
             self.add(
                 "varcorr",
@@ -253,6 +264,24 @@ class _Judge:
                 "construction",
                 explanation=f"no theta gives it: {exc}",
             )
+
+    def use_own_theta(self, cov: list[np.ndarray]) -> None:
+        """A record in lme4's term layout carries its theta: take it as is (any factor of G/sigma^2 gives
+        the same V and criterion), instead of the Cholesky factor of its varcorr.  Near a singular G that
+        round trip is ill-conditioned, and lme4's criterion there would carry the round trip's error.
+        Otherwise the criterion check allows for that error: eps times the condition number of G/sigma^2."""
+        rec, sigma = self.sub.record, self.sub.sigma
+        if rec is not None and rec.theta is not None and rec.cnms == self.cnms and rec.sigma == sigma:
+            self.theta_a = np.asarray(rec.theta, dtype=float)
+            return
+        assert sigma is not None
+        worst = 1.0
+        for G in cov:
+            w = np.linalg.eigvalsh(G / sigma**2)
+            positive = w[w > w.max() * 1e-14] if w.max() > 0 else w[:0]
+            if positive.size:
+                worst = max(worst, float(positive.max() / positive.min()))
+        self.criterion_noise = float(np.finfo(float).eps) * worst
 
     # --- layout (a full record claims lme4's X, Zt, Lambdat, Lind, cnms) -------------------------------
     def layout(self) -> None:
@@ -322,8 +351,8 @@ class _Judge:
         lme = self.lme
         Lt = _lambdat_at(lme, self.theta_a)
         check = "at its parameters"
+        V_ref = _V(lme, Lt, sub.sigma)  # lme4's construction at its parameters
         if sub.V is not None and self.V_rows_problem() is None:
-            V_ref = _V(lme, Lt, sub.sigma)
             abs_d, rel = _v_diff(sub.V, V_ref, _alignment(sub, b), lme.n)
             self.judge_construction(
                 "V",
@@ -333,23 +362,22 @@ class _Judge:
                 "its V is not sigma^2 (Z Lambda Lambda' Z' + I) at its own varcorr and sigma",
             )
         if sub.beta is not None and not self.beta_model_problem():
-            from vcheck import covariance
-
-            gls = covariance.gls_beta(lme.X, lme.y, lme.Zt, Lt, sub.sigma)
+            gls = _gls_beta(lme, V_ref, Lt, sub.sigma)
             mine = sub.beta.reindex(lme.X_names).to_numpy(dtype=float)
             rel = _rel(mine, gls)
             self.judge_construction(
                 "beta", check, rel, _abs(mine, gls), "its beta is not the GLS beta at that V"
             )
         if sub.criterion is not None:
+            tol = max(self.tol_theta, 10 * self.criterion_noise)
             d_own = self.crit(self.theta_a, b.REML, final=False)
             rel = abs(sub.criterion - d_own) / max(abs(d_own), 1.0)
-            if rel > self.tol_theta and self.screen is not None:
+            if rel > tol and self.screen is not None:
                 d_own = self.crit(self.theta_a, b.REML)
                 rel = abs(sub.criterion - d_own) / max(abs(d_own), 1.0)
-            if rel > self.tol_theta:
+            if rel > tol:
                 d_other = self.crit(self.theta_a, not b.REML)
-                if abs(sub.criterion - d_other) / max(abs(d_other), 1.0) <= self.tol_theta:
+                if abs(sub.criterion - d_other) / max(abs(d_other), 1.0) <= tol:
                     self.other_criterion = True
                     text = (
                         f"its criterion {sub.criterion:.6g} is lme4's {_crit_name(not b.REML)} at its theta, "
@@ -357,14 +385,7 @@ class _Judge:
                     )
                     self.model_problems.append(text)
                     self.add(
-                        "criterion",
-                        check,
-                        "differs",
-                        "model",
-                        rel,
-                        abs(sub.criterion - d_own),
-                        self.tol_theta,
-                        text,
+                        "criterion", check, "differs", "model", rel, abs(sub.criterion - d_own), tol, text
                     )
                     return
             self.judge_construction(
@@ -373,6 +394,7 @@ class _Judge:
                 rel,
                 abs(sub.criterion - d_own),
                 f"its criterion is not lme4's d(theta) = {d_own:.10g} at its theta",
+                tol=tol,
             )
 
     def V_rows_problem(self) -> str | None:
@@ -397,19 +419,15 @@ class _Judge:
     def beta_model_problem(self) -> bool:
         return any(r.quantity == "beta" and r.check == "model" for r in self.out.rows)
 
-    def judge_construction(self, quantity: str, check: str, rel: float, abs_d: float, text: str) -> None:
-        if rel <= self.tol_theta:
-            self.add(quantity, check, "agrees", None, rel, abs_d, self.tol_theta)
+    def judge_construction(
+        self, quantity: str, check: str, rel: float, abs_d: float, text: str, tol: float | None = None
+    ) -> None:
+        tol = self.tol_theta if tol is None else tol
+        if rel <= tol:
+            self.add(quantity, check, "agrees", None, rel, abs_d, tol)
         else:
             self.add(
-                quantity,
-                check,
-                "differs",
-                "construction",
-                rel,
-                abs_d,
-                self.tol_theta,
-                f"{text} (rel diff {rel:.1e})",
+                quantity, check, "differs", "construction", rel, abs_d, tol, f"{text} (rel diff {rel:.1e})"
             )
 
     # --- at the optimum: against lme4's fit -------------------------------------------------------------
@@ -629,12 +647,31 @@ def _lambdat_at(lme: _Lme, theta: np.ndarray) -> sp.csc_matrix:
 
 
 def _V(lme: _Lme, Lambdat: sp.csc_matrix, sigma: float) -> Any:
-    """lme4's V = sigma^2 (Zt' Lambdat' Lambdat Zt + I): sparse for small n, an operator beyond."""
+    """lme4's V = sigma^2 (W'W + I), W = Lambdat Zt: a dense array for small n (the product
+    covariance.V forms, without its sparse bookkeeping, which costs more than the product there), the
+    operator `covariance.V_operator` beyond."""
+    if lme.n <= DENSE_V_MAX:
+        W = (sp.csc_matrix(Lambdat) @ lme.Zt).toarray()
+        V = W.T @ W
+        V[np.diag_indices_from(V)] += 1.0
+        return sigma**2 * V
     from vcheck import covariance
 
-    if lme.n <= DENSE_V_MAX:
-        return covariance.V(lme.Zt, Lambdat, sigma)
     return covariance.V_operator(lme.Zt, Lambdat, sigma)
+
+
+def _gls_beta(lme: _Lme, V: Any, Lambdat: sp.csc_matrix, sigma: float) -> np.ndarray:
+    """The seed's getFE, beta = (X' V^-1 X)^-1 X' V^-1 y: by a Cholesky factor of a dense V (small n), else
+    by `covariance.gls_beta` (V's cluster blocks, or Woodbury's identity)."""
+    if isinstance(V, np.ndarray):
+        cf = sla.cho_factor(V, lower=True, check_finite=False)
+        ViX = sla.cho_solve(cf, lme.X, check_finite=False)
+        Viy = sla.cho_solve(cf, lme.y, check_finite=False)
+        XtViX = lme.X.T @ ViX
+        return np.linalg.solve((XtViX + XtViX.T) / 2.0, lme.X.T @ Viy)
+    from vcheck import covariance
+
+    return covariance.gls_beta(lme.X, lme.y, lme.Zt, Lambdat, sigma)
 
 
 def _alignment(sub: Submission, b: LmerFit) -> np.ndarray | None:

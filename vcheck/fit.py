@@ -24,6 +24,9 @@ from vcheck.blocks import Factor
 from vcheck.deviance import Devfun, criterion, sigma
 from vcheck.record import Design, LmerFit
 
+#: lme4's message for a singular fit (checkConv with check.conv.singular = "message")
+SINGULAR_MESSAGE = "boundary (singular) fit: see help('isSingular')"
+
 
 def lmer(formula: str, data: pd.DataFrame, REML: bool = True, *, condVar: bool = True) -> LmerFit:
     """Fit a linear mixed model as `lme4::lmer(formula, data, REML)` (lme4 1.1-31 defaults).
@@ -59,6 +62,8 @@ def fit_design(design: Design, REML: bool = True, *, condVar: bool = True) -> Lm
             "warnings": []
             if opt.conv == 0
             else [f"convergence code {opt.conv} from nloptwrap: {opt.message}"],
+            # what lme4's checkConv says of a boundary fit (its derivative checks are not reproduced)
+            "lme4_messages": [SINGULAR_MESSAGE] if fit.singular else [],
         }
     )
     return fit

@@ -20,8 +20,8 @@ The models (`MODELS`):
   diagonal only).  Its data comes from R.
 - ``slope200k``: ``y ~ x + (x|g)``, 2,000 groups of 100 rows, simulated with a seed (intercept sd 2,
   slope sd 1, correlation 0.5, sigma 1), rows in random order; 2,000 clusters, compared block by block.
-- ``slope20k``: the same model scaled down (200 groups, 20,000 rows): the test suite's version of the
-  same code path.
+- ``slope20k`` and ``instEval10k``: the same models scaled down (200 groups and 20,000 rows; 10,000 of
+  InstEval's rows drawn with the seed): the test suite's versions of the same code paths.
 
 A large case is a `vcheck.cases.Case` with origin ``"large"`` (name, seed, and the model's size in
 `spec`), so it travels through sweeps, checkpoints and reports like any other case, and rebuilds its data
@@ -59,12 +59,13 @@ SLOPE_FORMULA = "y ~ x + (x|g)"
 
 @dataclass(frozen=True)
 class LargeModel:
-    """One large model: its formula, how many rows, and how its data is made (`spec` holds the size)."""
+    """One large model: its formula, where its data comes from ("instEval" or "slope") and its size."""
 
     name: str
     formula: str
     description: str
     spec: dict[str, int]
+    source: str
     REML: bool = True
 
 
@@ -74,18 +75,28 @@ MODELS: dict[str, LargeModel] = {
         INSTEVAL_FORMULA,
         "lme4::InstEval, 73,421 lecture ratings; students, lecturers and dept:service crossed",
         {"rows": 73421},
+        "instEval",
     ),
     "slope200k": LargeModel(
         "slope200k",
         SLOPE_FORMULA,
         "simulated random slopes, 200,000 rows in 2,000 groups, rows in random order",
         {"rows": 200_000, "groups": 2000},
+        "slope",
     ),
     "slope20k": LargeModel(
         "slope20k",
         SLOPE_FORMULA,
         "simulated random slopes, 20,000 rows in 200 groups (slope200k scaled down for the tests)",
         {"rows": 20_000, "groups": 200},
+        "slope",
+    ),
+    "instEval10k": LargeModel(
+        "instEval10k",
+        INSTEVAL_FORMULA,
+        "10,000 rows of lme4::InstEval drawn with the seed (instEval scaled down for the tests)",
+        {"rows": 10_000},
+        "instEval",
     ),
 }
 
@@ -115,8 +126,11 @@ def parse_names(text: str | None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def case(name: str, seed: int = DEFAULT_SEED) -> Case:
-    """The large model `name` as an audit case (origin "large"; its data is built when first used)."""
+def case(name: str, seed: int = DEFAULT_SEED, **size: int) -> Case:
+    """The large model `name` as an audit case (origin "large"; its data is built when first used).
+
+    `size` overrides the model's size (`rows`, `groups`), e.g. a smaller sample of InstEval's rows.
+    """
     if name not in MODELS:
         raise LargeModelError(f"unknown large model {name!r} (choose from {', '.join(MODELS)})")
     model = MODELS[name]
@@ -124,9 +138,9 @@ def case(name: str, seed: int = DEFAULT_SEED) -> Case:
         formula=model.formula,
         REML=model.REML,
         origin="large",
-        seed=None if name == "instEval" else seed,
+        seed=None if name == "instEval" and not size else seed,  # all of InstEval: no seed involved
         name=name,
-        spec=dict(model.spec),
+        spec={**model.spec, **size},
         features=("large",),
     )
 
@@ -135,10 +149,14 @@ def load_data(name: str, seed: int | None = None, spec: dict[str, Any] | None = 
     """The data of large model `name` (`Case._rebuild` for origin "large")."""
     if name not in MODELS:
         raise LargeModelError(f"unknown large model {name!r} (choose from {', '.join(MODELS)})")
-    size = {**MODELS[name].spec, **(spec or {})}
-    if name == "instEval":
-        return instEval()
-    return slope_data(int(size["rows"]), int(size["groups"]), DEFAULT_SEED if seed is None else int(seed))
+    model = MODELS[name]
+    size = {**model.spec, **(spec or {})}
+    seed = DEFAULT_SEED if seed is None else int(seed)
+    if model.source == "instEval":
+        data = instEval()
+        rows = int(size["rows"])
+        return data if rows >= len(data) else data.sample(n=rows, random_state=seed)
+    return slope_data(int(size["rows"]), int(size["groups"]), seed)
 
 
 # --- the data --------------------------------------------------------------------------------------------
@@ -161,7 +179,9 @@ def slope_data(rows: int, groups: int, seed: int) -> pd.DataFrame:
     the rows are shuffled (data never comes sorted by group).
     """
     if groups < 2 or rows < 2 * groups:
-        raise ValueError(f"slope data needs at least 2 groups and 2 rows per group, not {rows} rows / {groups} groups")
+        raise ValueError(
+            f"slope data needs at least 2 groups and 2 rows per group, not {rows} rows / {groups} groups"
+        )
     rng = np.random.default_rng(seed)
     g = np.repeat(np.arange(groups), -(-rows // groups))[:rows]
     rng.shuffle(g)
@@ -171,7 +191,7 @@ def slope_data(rows: int, groups: int, seed: int) -> pd.DataFrame:
     y = 10.0 + 2.0 * x + b[g, 0] + b[g, 1] * x + rng.standard_normal(rows)
     width = len(str(groups))
     labels = [f"g{i + 1:0{width}d}" for i in range(groups)]
-    return pd.DataFrame({"y": y, "x": x, "g": pd.Categorical.from_codes(g, categories=labels)})
+    return pd.DataFrame({"y": y, "x": x, "g": pd.Categorical.from_codes(g, categories=pd.Index(labels))})
 
 
 # --- V without a dense n x n -----------------------------------------------------------------------------
@@ -222,7 +242,9 @@ def V_block_diff(a: LmerFit, b: LmerFit) -> tuple[float, int] | None:
     for (rows_a, Va), (rows_b, Vb) in zip(blocks_a, blocks_b, strict=True):
         if not np.array_equal(rows_a, rows_b):
             return math.inf, len(blocks_b)
-        worst = max(worst, float(np.linalg.norm(Va - Vb) / max(float(np.linalg.norm(Vb)), tolerances.ABS_FLOOR)))
+        worst = max(
+            worst, float(np.linalg.norm(Va - Vb) / max(float(np.linalg.norm(Vb)), tolerances.ABS_FLOOR))
+        )
     return worst, len(blocks_b)
 
 
@@ -233,7 +255,9 @@ def V_rows(a: LmerFit, b: LmerFit, tol: float = tolerances.AT_OPTIMUM) -> list[R
     out: list[Row] = []
     checks: list[tuple[str, float, str]] = []
     if a.Zt is not None and a.Lambdat is not None and a.sigma is not None:
-        checks.append(("V diagonal", V_diagonal_diff(a, b), "max over rows of |V_a[i,i] - V_b[i,i]| / V_b[i,i]"))
+        checks.append(
+            ("V diagonal", V_diagonal_diff(a, b), "max over rows of |V_a[i,i] - V_b[i,i]| / V_b[i,i]")
+        )
         blocks = V_block_diff(a, b)
         if blocks is not None:
             rel, k = blocks
@@ -270,7 +294,7 @@ def audit_large_case(
     from vcheck.record import LmerFit
 
     start = time.perf_counter()
-    name = source or getattr(impl, "__name__", "plugin")
+    name = source or str(getattr(impl, "__name__", "plugin"))
     result = CaseResult(case=case)
     try:
         data = case.data
@@ -353,10 +377,11 @@ def large_table(result: Any) -> str:
             rel = row.get("rel_diff")
             rel_text = f"{float(rel):9.2e}" if rel is not None else "        -"
             kind = row.get("kind") or ""
-            lines.append(f"  {row['quantity']:<10} {row['check']:<18} {rel_text}  {row['verdict']:<13} {kind}")
+            lines.append(
+                f"  {row['quantity']:<10} {row['check']:<18} {rel_text}  {row['verdict']:<13} {kind}"
+            )
     return "\n".join(lines)
 
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
-

@@ -9,7 +9,8 @@
   bound, the one-sided slope (f(theta + 1e-5 e_i) - f(theta)) / 1e-5 is taken for each; if any is
   negative, BOBYQA runs again from the optimum (its feval replaces the first one's).
 - Boundary snap (`check.boundary`, boundary.tol = 1e-5): each theta within (0, 1e-5) of its bound is
-  moved onto it, in order and cumulatively, when that lowers the criterion below the optimum's.
+  moved onto it, in order and cumulatively, when that trial (earlier snaps included) is below the
+  criterion of the unsnapped optimum.
 - Singular (`isSingular`): any theta whose lower bound is 0 is below `tolerances.SINGULAR_TOL` (1e-4).
 
 lme4's default `calc.derivs = TRUE` then evaluates finite-difference derivatives for its convergence

@@ -69,6 +69,9 @@ WORKER_EXIT_SECONDS = 5.0
 #: do not fight over the cores
 WORKER_ENVIRON = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
+#: significant digits of a finding's relative difference (see `canonical`)
+DIGITS = 6
+
 Progress = Callable[[CaseResult], None]
 
 
@@ -94,7 +97,9 @@ class SweepPlan:
         from vcheck import large
         from vcheck.audit import audit_cases
 
-        return audit_cases(self.seed, self.examples, builtin=self.builtin) + [large.case(n) for n in self.large]
+        return audit_cases(self.seed, self.examples, builtin=self.builtin) + [
+            large.case(n) for n in self.large
+        ]
 
     def header(self) -> dict[str, Any]:
         """What the checkpoint records to refuse a resume of another sweep."""
@@ -139,12 +144,13 @@ class SweepResult(AuditResult):
         parts = [f"{origins['example']} built-in examples", f"{origins['drawn']} drawn with seed {self.seed}"]
         if origins["large"]:
             parts.append(f"{origins['large']} large models")
-        how = {"inline": "in this process", "processes": f"{self.workers} worker processes"}.get(
-            self.executor, f"Dask ({self.workers or '?'} workers)"
+        plural = "" if self.workers == 1 else "es"
+        how = {"inline": "in this process", "processes": f"{self.workers} worker process{plural}"}.get(
+            self.executor, f"on Dask ({self.workers or '?'} workers)"
         )
         lines[0] = (
-            f"audit of {self.impl}: {len(self.cases)} cases ({', '.join(parts)}) in {self.seconds:.1f} s = "
-            f"{self.rate:.1f} cases/s, {how}"
+            f"audit of {self.impl}: {len(self.cases)} cases ({', '.join(parts)}) {how} in "
+            f"{self.seconds:.1f} s ({self.startup_seconds:.1f} s starting) = {self.rate:.1f} cases/s"
             + (f", {self.resumed} resumed from the checkpoint" if self.resumed else "")
         )
         if self.workers_lost:
@@ -185,9 +191,24 @@ def run_case(target: str, case: Case, options: dict[str, Any] | None = None) -> 
         return CaseResult(case=case, error=f"cannot load {target}: {_one_line(exc)}").to_dict()
     run = audit_large_case if case.origin == "large" else audit_case
     try:
-        return run(impl, case, source=target, **opts).to_dict()
+        return canonical(run(impl, case, source=target, **opts).to_dict())
     except Exception as exc:  # audit_case catches the case's own failures; this is anything else
         return CaseResult(case=case, error=f"{type(exc).__name__}: {_one_line(exc)}").to_dict()
+
+
+def canonical(payload: dict[str, Any]) -> dict[str, Any]:
+    """A case result with each finding's rel_diff to `DIGITS` significant digits.
+
+    The digits beyond are floating-point noise that is not the same in every process: SIMD kernels (in
+    numpy's BLAS and lme4's Eigen) sum in an order that depends on where an array lands in memory, so
+    the same fit differs by a few ulps from one process to the next.  Rounded, a finding (and the report
+    made of them) is the same whatever ran it.  The full comparison table keeps every digit.
+    """
+    for f in payload.get("findings", []):
+        rel = f.get("rel_diff")
+        if isinstance(rel, float) and math.isfinite(rel) and rel != 0.0:
+            f["rel_diff"] = float(f"{rel:.{DIGITS - 1}e}")
+    return payload
 
 
 def prepare_process(target: str) -> None:
@@ -317,6 +338,7 @@ def _inline_results(
 def _worker_main(conn: Connection, target: str, options: dict[str, Any] | None) -> None:
     """A worker process: get ready, then audit one case per message until told to stop (None)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers
+    warnings.simplefilter("ignore")  # the report holds the results; N workers' warnings are noise
     prepare_process(target)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # rpy2 resets SIGINT when R starts on the main thread
     conn.send(("ready", os.getpid()))
@@ -349,7 +371,9 @@ def _start_worker(ctx: Any, target: str, options: dict[str, Any] | None) -> _Wor
     """Spawn one worker process: SIGINT blocked while it starts (a Ctrl-C reaches only this process,
     which stops the workers), BLAS single-threaded in it (`WORKER_ENVIRON`)."""
     parent, child = ctx.Pipe(duplex=True)
-    process = ctx.Process(target=_worker_main, args=(child, target, options), daemon=True, name="vcheck-sweep")
+    process = ctx.Process(
+        target=_worker_main, args=(child, target, options), daemon=True, name="vcheck-sweep"
+    )
     with _sigint_blocked(), _environ(WORKER_ENVIRON):
         process.start()
     child.close()
@@ -411,11 +435,11 @@ def _process_results(
     try:
         while pending or any(w is not None and w.job is not None for w in pool):
             live = [w for w in pool if w is not None]
-            for w in live:
-                if w.ready and w.job is None and pending:
-                    w.job = pending.popleft()
-                    w.conn.send(w.job)
-            ready = set(wait([w.conn for w in live] + [w.process.sentinel for w in live]))
+            for idle in live:
+                if idle.ready and idle.job is None and pending:
+                    idle.job = pending.popleft()
+                    idle.conn.send(idle.job)
+            ready = set(wait([x.conn for x in live] + [x.process.sentinel for x in live]))
             for i, w in enumerate(pool):
                 if w is None:
                     continue
@@ -452,7 +476,8 @@ def _process_results(
                     start_failures += 1
                     if start_failures >= MAX_START_FAILURES:
                         raise SweepError(
-                            f"sweep worker processes cannot start ({_exit_text(code)}, {start_failures} times)"
+                            f"sweep worker processes cannot start ({_exit_text(code)}, "
+                            f"{start_failures} times in a row)"
                         )
             pool = [w for w in pool if w is not None]
             if pending and not pool:  # every worker died while idle: start them again
@@ -522,6 +547,7 @@ def worker_plugin(target: str) -> Any:
             self.target = target
 
         def setup(self, worker: Any) -> None:
+            warnings.simplefilter("ignore")  # as in worker processes: the report holds the results
             handler = signal.getsignal(signal.SIGINT) if _main_thread() else None
             prepare_once(self.target)
             if handler is not None:
@@ -557,7 +583,7 @@ def _dask_results(
         return
     start = time.perf_counter()
     cluster: Any = None
-    config = {"distributed.scheduler.allowed-failures": 0, "distributed.scheduler.worker-saturation": 1.0}
+    config = {"distributed.scheduler.allowed-failures": 0}
     with dask.config.set(config), contextlib.ExitStack() as stack:
         try:
             if scheduler == "local":
@@ -567,7 +593,7 @@ def _dask_results(
                         threads_per_worker=1,
                         processes=True,
                         dashboard_address=None,
-                        silence_logs=logging.ERROR,
+                        silence_logs=logging.CRITICAL,  # a dead worker is the case's error
                     )
                 stack.callback(cluster.close)
                 client = Client(cluster)
@@ -581,25 +607,46 @@ def _dask_results(
         if scheduler != "local":
             result.workers = len(client.scheduler_info().get("workers", {}))
         token = uuid.uuid4().hex[:8]
-        futures = {
-            client.submit(dask_task, target, case, options, key=f"vcheck-case-{position}-{token}", pure=False): (
-                position,
-                case,
+        pending = deque(todo)
+        running: dict[Any, tuple[int, Case]] = {}
+        stack.callback(lambda: client.cancel(list(running)))
+
+        def submit() -> Any:
+            position, case = pending.popleft()
+            future = client.submit(
+                dask_task, target, case, options, key=f"vcheck-case-{position}-{token}", pure=False
             )
-            for position, case in todo
-        }
-        stack.callback(lambda: client.cancel(list(futures)))
-        for future in as_completed(futures):
-            position, case = futures[future]
+            running[future] = (position, case)
+            return future
+
+        # one case per worker thread at a time: a worker that dies then held only the case it was
+        # running, and only that case is reported as killed (queued ones would share its fate)
+        for _ in range(min(_threads(client), len(pending))):
+            submit()
+        finished = as_completed(list(running))
+        for future in finished:
+            position, case = running.pop(future)
             try:
                 payload = future.result()
             except KilledWorker as exc:
                 result.workers_lost += 1
                 payload = _crash_result(case, f"its Dask worker died running it ({_one_line(exc)})")
             except Exception as exc:
-                payload = _crash_result(case, f"Dask failed to run it: {type(exc).__name__}: {_one_line(exc)}")
+                payload = _crash_result(
+                    case, f"Dask failed to run it: {type(exc).__name__}: {_one_line(exc)}"
+                )
             future.release()
+            while pending and len(running) < _threads(client):
+                finished.add(submit())
             yield position, payload
+
+
+def _threads(client: Any) -> int:
+    """Worker threads in the cluster now (at least 1: tasks wait for a worker to join)."""
+    try:
+        return max(1, sum(client.nthreads().values()))
+    except Exception:  # the scheduler is going away: one at a time
+        return 1
 
 
 # --- the checkpoint ------------------------------------------------------------------------------------
@@ -640,7 +687,9 @@ class Checkpoint:
         mine = plan.header()
         theirs = {k: header.get(k) for k in mine}
         if theirs != mine:
-            diffs = ", ".join(f"{k} {theirs[k]!r} there, {mine[k]!r} here" for k in mine if theirs[k] != mine[k])
+            diffs = ", ".join(
+                f"{k} {theirs[k]!r} there, {mine[k]!r} here" for k in mine if theirs[k] != mine[k]
+            )
             raise SweepError(
                 f"cannot resume: {self.path} belongs to another sweep ({diffs}); rerun with the same "
                 "target, --seed, --cases and --large, or without --resume to start afresh"
@@ -654,12 +703,14 @@ class Checkpoint:
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 continue
             if not 0 <= position < len(cases):
-                raise SweepError(f"cannot resume: {self.path} holds case {position}, this sweep has {len(cases)}")
+                raise SweepError(
+                    f"cannot resume: {self.path} holds case {position}, this sweep has {len(cases)}"
+                )
             if one.case.to_dict(with_data=False) != cases[position].to_dict(with_data=False):
                 raise SweepError(
-                    f"cannot resume: case {position} in {self.path} is {one.case.label} {one.case.formula!r}, "
-                    f"this sweep's is {cases[position].label} {cases[position].formula!r} (vcheck's cases "
-                    "changed); rerun without --resume"
+                    f"cannot resume: case {position} in {self.path} is {one.case.label} "
+                    f"{one.case.formula!r}, this sweep's is {cases[position].label} "
+                    f"{cases[position].formula!r} (vcheck's cases changed); rerun without --resume"
                 )
             one.case = cases[position]
             for f in one.findings:
@@ -677,12 +728,16 @@ def discard_checkpoint(result: SweepResult) -> None:
 
 # --- throughput (nox -s bench) -------------------------------------------------------------------------
 def comparable(result: AuditResult) -> list[dict[str, Any]]:
-    """The results without timings: what must be identical whatever ran the sweep."""
+    """What must be the same whatever ran the sweep: per case, its address, findings and error, and its
+    comparison table's verdicts; no timings, and no differences of quantities that agree (those are
+    floating-point noise, see `canonical`)."""
     out = []
     for c in result.cases:
         d = c.to_dict()
+        table = d.pop("comparison", None) or {}
         for key in ("seconds", "impl_seconds", "reference_seconds"):
             d.pop(key, None)
+        d["verdicts"] = [(r["quantity"], r["check"], r["verdict"], r["kind"]) for r in table.get("rows", [])]
         out.append(d)
     return out
 
@@ -715,7 +770,8 @@ def bench_throughput(
                 "seconds": res.seconds,
                 "startup_seconds": res.startup_seconds,
                 "cases_per_second": res.rate,
-                "cases_per_second_after_startup": len(res.cases) / max(res.seconds - res.startup_seconds, 1e-9),
+                "cases_per_second_after_startup": len(res.cases)
+                / max(res.seconds - res.startup_seconds, 1e-9),
                 "errors": len(res.errors),
                 "same_findings": same == reference,
             }
@@ -729,9 +785,10 @@ def throughput_markdown(rows: Sequence[dict[str, Any]], target: str = "vcheck", 
     lines = [
         "## Audit sweep throughput",
         "",
-        f"`vcheck audit {target}` on {n} drawn cases (seed {seed}, no built-in examples), the same sweep run",
-        "in this process, in worker processes (`--workers N`) and on a local Dask cluster",
-        "(`--scheduler local`).  Wall time includes starting the workers and their R (start-up, given apart).",
+        f"`vcheck audit {target}` on {n} drawn cases (seed {seed}, no built-in examples): the same sweep",
+        "run in this process, in worker processes (`--workers N`) and on a local Dask cluster",
+        "(`--scheduler local`).  Wall time includes starting the workers and their R (start-up, given",
+        "apart).",
         "",
         "| executor | cases | wall | start-up | cases/s | cases/s after start-up | errors | same findings |",
         "|---|---:|---:|---:|---:|---:|---:|---|",

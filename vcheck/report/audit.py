@@ -91,6 +91,12 @@ def _float(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _rounded(x: float | None, digits: int = 3) -> float | None:
+    """A relative difference to 3 significant digits: live lme4 moves in the last digits between R sessions
+    (worker processes), and the report must be the same whoever ran the cases."""
+    return None if x is None or x == 0 else float(f"{x:.{digits - 1}e}")
+
+
 def _case_entry(case: Any, position: int) -> CaseEntry:
     return CaseEntry(
         id=_case_id(case, position),
@@ -114,7 +120,7 @@ def case_entries(result: Any) -> list[tuple[Any, CaseEntry]]:
             {
                 "quantity": str(getattr(f, "quantity", "")),
                 "kind": str(getattr(f, "kind", "")),
-                "rel_diff": _float(getattr(f, "rel_diff", None)),
+                "rel_diff": _rounded(_float(getattr(f, "rel_diff", None))),
                 "explanation": " ".join(str(getattr(f, "explanation", "")).split()),
             }
         )

@@ -300,6 +300,7 @@ class KroneckerCheck:
     unsorted_label: str = ""
     clusters_sorted: int = 0
     clusters_unsorted: int = 0
+    per_term_matches: bool | None = None
 
     @property
     def g_matches(self) -> bool:
@@ -359,8 +360,30 @@ def kronecker_check(
             None,
         ]
     panels: list[list[Panel | str | None]] = [g_row]
+    per_term: bool | None = None
+    if len(ts) > 1:
+        right = recipe.per_term_kronecker_G(fit)
+        r_diff = float(np.max(np.abs(G - right)))
+        per_term = r_diff <= EQUAL_REL * max(g_scale, 1.0)
+        panels.append(
+            [
+                q_panel(right, "per term: bdiag(kronecker(diag(k_t), G_t))"),
+                q_panel(
+                    np.abs(G - right),
+                    f"|difference|: {_verdict(r_diff, g_scale)}",
+                    scale=g_scale,
+                    zero_below=EQUAL_REL * max(g_scale, 1.0),
+                ),
+                "One kronecker per term, stacked\nin lme4's term order, is lme4's G.",
+            ]
+        )
     check = KroneckerCheck(
-        k=k, nterms=len(ts), group=ts[0].group if ts else "", g_max_diff=g_diff, g_scale=g_scale
+        k=k,
+        nterms=len(ts),
+        group=ts[0].group if ts else "",
+        g_max_diff=g_diff,
+        g_scale=g_scale,
+        per_term_matches=per_term,
     )
     if len(ts) != 1:
         return check, panels

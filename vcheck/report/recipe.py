@@ -89,6 +89,13 @@ def kronecker_G(fit: LmerFit) -> np.ndarray | None:
     return np.kron(np.eye(q // m), small)
 
 
+def per_term_kronecker_G(fit: LmerFit) -> np.ndarray:
+    """The right by-hand G: `bdiag(kronecker(diag(k_1), G_1), kronecker(diag(k_2), G_2), ...)`, one
+    kronecker per term with k_t its number of levels, in lme4's term order (what the seed builds for m2)."""
+    blocks = [np.kron(np.eye(t.nlevels), term_covariance(fit, t)) for t in terms(fit)]
+    return np.asarray(sp.block_diag(blocks).toarray()) if blocks else np.zeros((0, 0))
+
+
 def term_model_matrix(fit: LmerFit, term: Term) -> tuple[np.ndarray, np.ndarray]:
     """(level code of every row, the term's model-matrix rows X_t (n x nc)), read back from Zt."""
     Zt = sp.csc_matrix(fit._need("Zt"))

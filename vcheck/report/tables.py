@@ -5,6 +5,12 @@
 - `estimate_rows(mine, ref)`: the estimates element by element (criterion, sigma, theta, beta, the
   variance components), each implementation's value and their difference;
 - `format_text_table`: a fixed-width text table for the terminal.
+
+Two precisions.  The terminal (`vcheck compare`) shows everything: values to 10 digits, differences to 2.
+The committed reports must not change when nothing changed, but live lme4 is not bit-reproducible across R
+sessions: its optimum moves by ~1e-9 relative with the memory layout (address-space randomization; within
+one session it repeats exactly).  So the reports print values to 6 significant digits and differences to one,
+with anything below a floor, far under every tolerance and above that noise, printed as `< floor`.
 """
 
 from __future__ import annotations
@@ -15,6 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from vcheck.record import LmerFit
+
+#: reports: differences below these are printed as "< floor" (at the optimum / at a fixed theta)
+FLOOR_OPTIMUM = 1e-8
+FLOOR_AT_THETA = 1e-12
+#: reports: significant digits of a value
+REPORT_DIGITS = 6
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,14 @@ class ComparisonRow:
         if self.agrees:
             return "agree"
         return self.kind or self.verdict
+
+    @property
+    def diff_report(self) -> str:
+        """The relative difference for a report: exact zeros of layouts as `0`, else floored, one digit."""
+        if self.check == "layout" and self.rel_diff == 0:
+            return "0"
+        floor = FLOOR_OPTIMUM if self.check == "at optimum" else FLOOR_AT_THETA
+        return floored(self.rel_diff, floor)
 
 
 def comparison_rows(result: Any) -> list[ComparisonRow]:
@@ -128,6 +148,30 @@ def estimate_rows(mine: LmerFit, ref: LmerFit) -> list[EstimateRow]:
     a, b = _named_values(mine), _named_values(ref)
     names = list(b) + [k for k in a if k not in b]
     return [EstimateRow(k, a.get(k), b.get(k)) for k in names]
+
+
+def floored(x: float | None, floor: float) -> str:
+    """`3e-5`; `< 1e-8` below the floor; `—` when absent; `inf` as is."""
+    if x is None or math.isnan(x):
+        return "—"
+    if math.isinf(x):
+        return "∞"
+    if x < floor:
+        return f"< {floor:.0e}".replace("e-0", "e-")
+    return f"{x:.0e}".replace("e-0", "e-").replace("e+0", "e+")
+
+
+def value_report(x: float | None) -> str:
+    """A value for a report: 6 significant digits, `≈ 0` below the floor (lme4's boundary noise)."""
+    if x is not None and math.isfinite(x) and abs(x) < FLOOR_OPTIMUM:
+        return "≈ 0"
+    return value_text(x, REPORT_DIGITS)
+
+
+def diff_report(row: EstimateRow) -> str:
+    """An estimate's difference for a report (floored, one digit; absolute near zero)."""
+    text = floored(row.difference, FLOOR_OPTIMUM)
+    return f"{text} (abs)" if row.absolute and text not in ("—",) else text
 
 
 def value_text(x: float | None, digits: int = 10) -> str:
