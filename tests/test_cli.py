@@ -280,14 +280,14 @@ def test_compare_exits_1_on_a_disagreement(
     def off_by_a_percent(formula, data, REML):
         fit = reference.lmer(formula, data, REML=REML)
         fit.source = "vcheck"
-        fit.sigma = fit.sigma * 1.01
+        fit.beta = fit.beta * 1.01  # no longer the GLS beta at its own V: a construction disagreement
         return fit
 
     monkeypatch.setattr(cli, "_fit_vcheck", off_by_a_percent)
     status = cli.main(["compare", "Reaction ~ Days + (Days|Subject)", "--data", str(sleep_csv)])
     out = capsys.readouterr().out
     assert status == 1
-    assert "sigma (at optimum)" in out and "do not agree" in out
+    assert "beta (at its parameters): construction" in out and "do not agree" in out
 
 
 PLUGIN = '''

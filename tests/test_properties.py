@@ -204,17 +204,31 @@ CHECKS: dict[str, Callable[[Case], None]] = {
 
 # --- saving shrunk failures ----------------------------------------------------------------------------
 _RUNNING: dict[str, str] = {}
-_FAILED: dict[str, tuple[str, Case, str]] = {}  # test -> the last failing (check, case, error)
+#: test -> {distinct failure: the last failing (check, case, error)}
+_FAILED: dict[str, dict[str, tuple[str, Case, str]]] = {}
 
 
 def run(check: str, case: Case) -> None:
-    """Run one check; remember the case if it fails (hypothesis' last failing call is the shrunk one)."""
+    """Run one check; remember the case if it fails.
+
+    Hypothesis tells failures apart by exception type and where it was raised, shrinks each, and replays
+    each shrunk case last: so the last failing case per (type, place) is the shrunk one.
+    """
     try:
         CHECKS[check](case)
     except Exception as exc:
         test = _RUNNING.get("test")
         if test is not None:
-            _FAILED[test] = (check, case, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300]}")
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+            text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            _FAILED.setdefault(test, {})[f"{type(exc).__name__}@{where}"] = (
+                check,
+                case,
+                f"{type(exc).__name__}: {text}",
+            )
         raise
 
 
@@ -238,11 +252,11 @@ def _corpus_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
     _FAILED.pop(name, None)
     yield
     _RUNNING.pop("test", None)
-    failed = _FAILED.pop(name, None)
-    if failed is not None and os.environ.get("VCHECK_SAVE_CORPUS", "1") != "0" and "test_corpus" not in name:
-        check, case, error = failed
-        path = save_to_corpus(check, case, error, name)
-        print(f"\nshrunk failing case saved to {path}: commit it to replay it on every run")
+    failed = _FAILED.pop(name, {})
+    if os.environ.get("VCHECK_SAVE_CORPUS", "1") != "0" and "test_corpus" not in name:
+        for check, case, error in failed.values():
+            path = save_to_corpus(check, case, error, name)
+            print(f"\nshrunk failing case saved to {path}: commit it to replay it on every run")
 
 
 # --- hypothesis runs -----------------------------------------------------------------------------------

@@ -84,7 +84,8 @@ def test_kronecker_check_facts() -> None:
     assert len(panels) == 3
     nested, panels = images.kronecker_check(frozen("three_level"))
     assert nested.nterms == 2 and not nested.g_matches and nested.v_sorted_matches is None
-    assert len(panels) == 1
+    assert nested.per_term_matches is True  # one kronecker per term is right
+    assert len(panels) == 2
 
 
 # --- pictures --------------------------------------------------------------------------------------------

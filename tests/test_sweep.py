@@ -124,6 +124,22 @@ def test_same_findings_in_1_and_2_workers_and_on_a_local_dask_cluster(
     assert runs["dask"].executor == "dask" and runs["2 workers"].executor == "processes"
 
 
+def test_a_dask_cluster_by_address(importable: None) -> None:
+    """`--scheduler ADDRESS`: the cases go to a cluster vcheck did not start (one the test starts)."""
+    import logging
+
+    from distributed import LocalCluster
+
+    plan = SweepPlan(target="test_sweep:not_expressible", seed=7, examples=3, builtin=False)
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    ) as cluster:
+        res = run_sweep(plan, scheduler=cluster.scheduler_address)
+    assert res.executor == "dask" and res.workers == 1
+    assert comparable(res) == comparable(run_sweep(plan))
+    assert [f.kind for f in res.findings] == ["model"] * 3
+
+
 # --- a case that kills its worker or makes R fail --------------------------------------------------------
 @pytest.mark.r
 @pytest.mark.parametrize(

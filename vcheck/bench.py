@@ -224,7 +224,7 @@ def _fmt_time(s: float) -> str:
     return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
 
 
-def render(rows: list[Row], repeats: dict[str, int], threads: str) -> str:
+def render(rows: list[Row], repeats: dict[str, int], threads: str, load: tuple[float, float]) -> str:
     import vcheck
 
     versions: dict[str, str] = {}
@@ -287,7 +287,8 @@ def render(rows: list[Row], repeats: dict[str, int], threads: str) -> str:
         "## Environment",
         "",
         f"- vcheck {vcheck.__version__}, Python {platform.python_version()}, numpy {np.__version__}, "
-        f"{platform.machine()}, {os.cpu_count()} CPUs",
+        f"{platform.machine()}, {os.cpu_count()} CPUs; 1-minute load average {load[0]:.1f} at the start, "
+        f"{load[1]:.1f} at the end (other work on the machine slows both sides alike; compare ratios)",
     ]
     lines += [f"- {k}: {v}" for k, v in versions.items()]
     return "\n".join(lines) + "\n"
@@ -306,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "VCHECK_BENCH_CHILD": "1"}
         args_out = list(sys.argv[1:] if argv is None else argv)
         os.execve(sys.executable, [sys.executable, "-m", "vcheck.bench", *args_out], env)
+    load_start = os.getloadavg()[0]
     names = args.only or list(FORMULAS)
     repeats = {n: args.repeats or REPEATS[n] for n in names}
     rows = []
@@ -320,7 +322,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(row)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(rows, repeats, threads), encoding="utf-8")
+    text = render(rows, repeats, threads, (load_start, os.getloadavg()[0]))
+    if not args.only:  # audit sweep throughput and the full-size large-model audit (vcheck.sweep)
+        from vcheck.sweep import bench_sections
+
+        text += bench_sections()
+    out.write_text(text, encoding="utf-8")
     print(f"wrote {out}")
     return 0
 

@@ -229,11 +229,13 @@ def _shifted_response(design: Design) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 class _PLS:
-    """What both kernels share: the shifted response, the pieces of R, and an exact pwrss.
+    """What both kernels share: the shifted response, the pieces of R, and an accurate pwrss.
 
-    pwrss from the Gram form, R[p, p]^2 = r'r - (what the fit explains), loses digits when the fit
-    explains nearly all of r'r (sigma -> 0, e.g. a near-saturated design); there it is recomputed from
-    the residual, ||y - X beta - Z Lambda u||^2 + ||u||^2, as lme4 computes it.
+    pwrss from the Gram form, R[p, p]^2 = r'r - (what the fit explains), loses digits when the random
+    effects explain nearly all of r'r (sigma -> 0 with large theta, e.g. a near-saturated design); there
+    (pwrss < PWRSS_RECHECK r'r) it is recomputed from the residual, ||y - X beta - Z Lambda u||^2 +
+    ||u||^2, as lme4 computes it.  (beta itself is then only as good as lme4's: RX'RX is the same small
+    difference; refining beta from X'e gains nothing, as e carries absolute rounding of eps |y|.)
     """
 
     n: int
@@ -272,12 +274,17 @@ class _PLS:
         return f
 
     def residual_pwrss(self, f: Factor) -> float:
-        """||y - X beta - Z Lambda u||^2 + ||u||^2 from the solution itself (O(nnz(Zt)))."""
+        """pwrss = ||e||^2 + ||u||^2 with u solving A u = Lambda'Z'(y - X beta) and
+        e = y - X beta - Z Lambda u, from the data (O(nnz(Zt)))."""
         assert f.beta is not None
         u = self.modes(f)
-        b = self.design.Lambdat_at(f.theta).T @ u
-        resid = self.Xr[:, self.p] - self.Xr[:, : self.p] @ (f.beta - self.b0) - self.Zt.T @ b
-        return float(resid @ resid + u @ u)
+        b = self.Lambdat_T(f.theta) @ u
+        e = self.Xr[:, self.p] - self.Xr[:, : self.p] @ (f.beta - self.b0) - self.Zt.T @ b
+        return float(e @ e + u @ u)
+
+    def Lambdat_T(self, theta: np.ndarray) -> sp.csr_matrix:
+        """Lambda = Lambdat' at theta."""
+        return sp.csr_matrix(self.design.Lambdat_at(theta).T)
 
 
 def make_pls(design: Design) -> DensePLS | BlockedPLS:

@@ -4,6 +4,7 @@
     vcheck compare FORMULA --data FILE.csv [--ml]
     vcheck report [--out DIR]
     vcheck audit TARGET [--cases N] [--seed S] [--out DIR] [--fail-on KINDS]
+                 [--workers N] [--scheduler ADDRESS] [--resume] [--large MODELS]
 
 Exit codes: 0 success (for `compare`: everything agrees; for `audit`: the audit ran), 1 a disagreement
 (`compare`) or a `--fail-on` kind found (`audit`), 2 an error.  Errors are one line on stderr,
@@ -303,11 +304,8 @@ def audit_total(args: argparse.Namespace) -> int:
 
 
 def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
-    """Run the audit's cases with a tqdm progress bar on stderr; returns vcheck.audit's AuditResult.
-
-    Sweeps at scale replace this step (workers, a Dask scheduler, resume) and return the same result.
-    """
-    from vcheck.audit import audit
+    """Run the audit's cases with a tqdm progress bar on stderr; returns a `vcheck.sweep.SweepResult`
+    (vcheck.audit's AuditResult, and how the sweep ran: workers, a Dask scheduler, resume)."""
     from vcheck.report.progress import progress_callback
 
     total = audit_total(args)
@@ -323,7 +321,7 @@ def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
 
         from vcheck import large, sweep
 
-        del audit  # the sweep runs vcheck.audit's cases in worker processes, on Dask or here
+        # vcheck.audit's cases, in worker processes (default 1), on Dask, or here (--workers 0)
         plan = sweep.SweepPlan(
             target=args.target,
             seed=args.seed,

@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 #: seed of the simulated large models (the same data on every run and in every process)
 DEFAULT_SEED = 20240
 
+#: V's blocks are compared only when every cluster has at most this many rows (a 2,000-row block is 32 MB)
+BLOCK_ROWS = 2000
+
 INSTEVAL_FORMULA = "y ~ service + (1|s) + (1|d) + (1|dept:service)"
 SLOPE_FORMULA = "y ~ x + (x|g)"
 
@@ -220,20 +223,23 @@ def V_probe_diff(a: LmerFit, b: LmerFit, probes: int = 8, seed: int = 0) -> floa
     return float(np.linalg.norm(Va @ P - BP) / max(float(np.linalg.norm(BP)), tolerances.ABS_FLOOR))
 
 
-def V_block_diff(a: LmerFit, b: LmerFit) -> tuple[float, int] | None:
-    """(max over clusters of ||V_a,c - V_b,c||_F / ||V_b,c||_F, number of clusters), or None when the
-    clusters are too large to hold densely (one crossed cluster, as in InstEval).
+def V_block_diff(a: LmerFit, b: LmerFit, max_rows: int = BLOCK_ROWS) -> tuple[float, int] | None:
+    """(max over clusters of ||V_a,c - V_b,c||_F / ||V_b,c||_F, number of clusters), or None when lme4's
+    largest cluster has more than `max_rows` rows, or all of them (one crossed cluster, as in InstEval:
+    its block would be the dense V).
 
     Different clusterings of the rows (a's random effects join other rows than lme4's) give inf.
     """
     from vcheck import covariance
 
+    Zt_b = b._need("Zt")
+    limit = min(max_rows, Zt_b.shape[1] - 1)
     try:
-        blocks_b = covariance.V_blocks(b._need("Zt"), b._need("Lambdat"), b._need("sigma"))
+        blocks_b = covariance.V_blocks(Zt_b, b._need("Lambdat"), b._need("sigma"), max_rows=limit)
     except VcheckError:
         return None
     try:
-        blocks_a = covariance.V_blocks(a._need("Zt"), a._need("Lambdat"), a._need("sigma"))
+        blocks_a = covariance.V_blocks(a._need("Zt"), a._need("Lambdat"), a._need("sigma"), max_rows=limit)
     except VcheckError:
         return math.inf, len(blocks_b)
     if len(blocks_a) != len(blocks_b):
@@ -381,6 +387,55 @@ def large_table(result: Any) -> str:
                 f"  {row['quantity']:<10} {row['check']:<18} {rel_text}  {row['verdict']:<13} {kind}"
             )
     return "\n".join(lines)
+
+
+#: the rows of a large case's comparison shown in its Markdown table: (quantity, check)
+MARKDOWN_ROWS = [
+    ("V", "at its parameters"),
+    ("criterion", "at its parameters"),
+    ("theta", "at optimum"),
+    ("beta", "at optimum"),
+    ("sigma", "at optimum"),
+    ("criterion", "at optimum"),
+    ("V", "at optimum"),
+    ("V diagonal", "at optimum"),
+    ("V blocks", "at optimum"),
+]
+
+
+def large_markdown(result: Any) -> str:
+    """The large cases of an audit as a Markdown table: rows, fit times, relative differences."""
+    heads = [f"{q} ({'own theta' if c == 'at its parameters' else 'optimum'})" for q, c in MARKDOWN_ROWS]
+    lines = [
+        "| model | n | lme4 | implementation | " + " | ".join(heads) + " | findings |",
+        "|---|---:|---:|---:|" + "---:|" * len(heads) + "---|",
+    ]
+    for one in getattr(result, "cases", []):
+        if one.case.origin != "large":
+            continue
+        if one.error is not None:
+            lines.append(
+                f"| {one.case.name} | | | | {' | '.join('' for _ in heads)} | did not run: {one.error} |"
+            )
+            continue
+        rows = {(r["quantity"], r["check"]): r for r in (one.comparison or {}).get("rows", [])}
+        cells = []
+        for key in MARKDOWN_ROWS:
+            r = rows.get(key)
+            rel = None if r is None else r.get("rel_diff")
+            cells.append(
+                "-"
+                if rel is None
+                else f"{float(rel):.1e}" + ("" if r and r["verdict"] == "agrees" else " **x**")
+            )
+        real = sorted({f"{f.kind}: {f.quantity}" for f in one.findings if f.kind != "not available"})
+        n = (one.case.spec or {}).get("rows", "")
+        lines.append(
+            f"| {one.case.name} | {n:,} | {one.reference_seconds:.1f} s | {one.impl_seconds:.1f} s | "
+            + " | ".join(cells)
+            + f" | {', '.join(real) or 'none'} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -129,6 +129,7 @@ class SweepResult(AuditResult):
     startup_seconds: float = 0.0
     checkpoint: Path | None = None
     workers_lost: int = 0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def not_run(self) -> int:
@@ -153,6 +154,7 @@ class SweepResult(AuditResult):
             f"{self.seconds:.1f} s ({self.startup_seconds:.1f} s starting) = {self.rate:.1f} cases/s"
             + (f", {self.resumed} resumed from the checkpoint" if self.resumed else "")
         )
+        lines.extend(f"  {note}" for note in self.notes)
         if self.workers_lost:
             lines.append(f"  {self.workers_lost} worker(s) died; their cases are reported as errors above")
         table = large.large_table(self)
@@ -287,6 +289,10 @@ def run_sweep(
         if resume and checkpoint.path.exists():
             done = checkpoint.read(plan, cases)
             result.resumed = len(done)
+        elif resume:
+            result.notes.append(
+                f"nothing to resume in {checkpoint.path.parent}: the sweep ran from the start"
+            )
         checkpoint.start(plan, len(cases), keep=resume and bool(done))
     if progress is not None:
         for position in sorted(done):
@@ -337,10 +343,8 @@ def _inline_results(
 # --- worker processes ----------------------------------------------------------------------------------
 def _worker_main(conn: Connection, target: str, options: dict[str, Any] | None) -> None:
     """A worker process: get ready, then audit one case per message until told to stop (None)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers
     warnings.simplefilter("ignore")  # the report holds the results; N workers' warnings are noise
-    prepare_process(target)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # rpy2 resets SIGINT when R starts on the main thread
+    prepare_worker(target)
     conn.send(("ready", os.getpid()))
     while True:
         try:
@@ -374,7 +378,7 @@ def _start_worker(ctx: Any, target: str, options: dict[str, Any] | None) -> _Wor
     process = ctx.Process(
         target=_worker_main, args=(child, target, options), daemon=True, name="vcheck-sweep"
     )
-    with _sigint_blocked(), _environ(WORKER_ENVIRON):
+    with _children_ignore_sigint(), _environ(WORKER_ENVIRON):
         process.start()
     child.close()
     return _Worker(process=process, conn=parent)
@@ -396,18 +400,28 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    """Block SIGINT in this thread (a child started meanwhile inherits the mask); a Ctrl-C that arrives
-    meanwhile is delivered when it is unblocked, not lost."""
+def _children_ignore_sigint() -> Iterator[None]:
+    """Start child processes that ignore SIGINT (an ignored signal stays ignored across exec), so a
+    Ctrl-C reaches only this process, which then stops them.
+
+    SIGINT is blocked meanwhile in this thread: a Ctrl-C that arrives is delivered once the handler is
+    back, not lost.  Outside the main thread (or off POSIX) nothing changes.
+    """
     try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     except (AttributeError, OSError, ValueError):  # not POSIX
         yield
         return
     try:
+        old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: the handler is not ours to change
+        old_handler = None
+    try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 def _process_results(
@@ -518,6 +532,21 @@ def dask_task(target: str, case: Case, options: dict[str, Any] | None) -> dict[s
 _PREPARED: set[str] = set()
 
 
+def prepare_worker(target: str) -> None:
+    """`prepare_once(target)` in a worker, which leaves Ctrl-C to the process that started the sweep:
+    SIGINT ignored afterwards, and blocked meanwhile (starting R, rpy2 installs Python's SIGINT handler,
+    and a Ctrl-C then would interrupt R's start-up with a traceback)."""
+    if not _main_thread():
+        prepare_once(target)
+        return
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        prepare_once(target)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # also discards a Ctrl-C that came meanwhile
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
 def prepare_once(target: str) -> None:
     """`prepare_process(target)` the first time in this process (module-level cache)."""
     if target not in _PREPARED:
@@ -537,7 +566,8 @@ def _r_conversion() -> contextlib.AbstractContextManager[Any]:
 
 def worker_plugin(target: str) -> Any:
     """A Dask WorkerPlugin that readies each worker (and each restarted one) for `target` when it
-    joins: R started on the worker's event-loop thread (its main thread), SIGINT left to Dask."""
+    joins: R started on the worker's event-loop thread (its main thread), SIGINT ignored (the client
+    that started the sweep stops it)."""
     from distributed.diagnostics.plugin import WorkerPlugin
 
     class VcheckWorker(WorkerPlugin):
@@ -548,10 +578,7 @@ def worker_plugin(target: str) -> Any:
 
         def setup(self, worker: Any) -> None:
             warnings.simplefilter("ignore")  # as in worker processes: the report holds the results
-            handler = signal.getsignal(signal.SIGINT) if _main_thread() else None
-            prepare_once(self.target)
-            if handler is not None:
-                signal.signal(signal.SIGINT, handler)  # rpy2 replaced it when R started
+            prepare_worker(self.target)
 
     return VcheckWorker(target)
 
@@ -585,14 +612,19 @@ def _dask_results(
     cluster: Any = None
     config = {"distributed.scheduler.allowed-failures": 0}
     with dask.config.set(config), contextlib.ExitStack() as stack:
+        # a cluster closed while the scheduler still talks to it (Ctrl-C during start-up) makes asyncio
+        # log "Future exception was never retrieved" with a traceback: the sweep reports the interrupt
+        quiet = logging.getLogger("asyncio")
+        stack.callback(quiet.setLevel, quiet.level)
+        quiet.setLevel(logging.CRITICAL)
         try:
             if scheduler == "local":
-                with _sigint_blocked():  # the cluster's processes (and their restarts) leave Ctrl-C to us
+                with _children_ignore_sigint():  # the cluster's worker processes leave Ctrl-C to us
                     cluster = LocalCluster(
                         n_workers=workers or 2,
                         threads_per_worker=1,
                         processes=True,
-                        dashboard_address=None,
+                        dashboard_address=":0",  # any free port (8787 may be another cluster's)
                         silence_logs=logging.CRITICAL,  # a dead worker is the case's error
                     )
                 stack.callback(cluster.close)
@@ -805,6 +837,47 @@ def throughput_markdown(rows: Sequence[dict[str, Any]], target: str = "vcheck", 
     lines.append("")
     lines.append(f"{os.cpu_count()} CPUs, shared with other work while measured: indicative only.")
     return "\n".join(lines) + "\n"
+
+
+def bench_sections(
+    cases: int = 30,
+    seed: int = 0,
+    large_models: Sequence[str] = ("instEval", "slope200k"),
+    log: Callable[[str], None] = print,
+) -> str:
+    """The Markdown `nox -s bench` appends to reports/bench.md: sweep throughput (`bench_throughput`) and
+    the full-size large-model audit of vcheck against lme4 (`vcheck audit vcheck --cases 0 --large ...
+    --workers 2` without the built-in examples)."""
+    from vcheck import large
+
+    log(f"bench: audit sweep throughput ({cases} cases, inline, 1 and 2 workers, Dask) ...")
+    rows = bench_throughput(cases=cases, seed=seed)
+    for r in rows:
+        log(f"  {r['executor']}: {r['cases_per_second']:.2f} cases/s ({r['seconds']:.1f} s)")
+    text = "\n" + throughput_markdown(rows, seed=seed)
+    if large_models:
+        names = ",".join(large_models)
+        log(f"bench: large-model audit ({names}) in 2 worker processes ...")
+        res = run_sweep(
+            SweepPlan(target="vcheck", examples=0, builtin=False, large=tuple(large_models)), workers=2
+        )
+        text += "\n".join(
+            [
+                "",
+                "## Large-model audit: vcheck against lme4",
+                "",
+                f"`vcheck audit vcheck --cases 0 --large {names} --workers 2` (here without the built-in",
+                f"examples), {res.seconds:.0f} s in all.  V is compared without an n x n matrix: by",
+                "`V_operator` probes (||V_a P - V_b P|| / ||V_b P||, 8 Gaussian columns), its diagonal, and",
+                'its cluster blocks where the clusters are small; "own theta" rows are lme4\'s',
+                'construction at vcheck\'s parameters (construction, tolerance 1e-10), "optimum" rows',
+                "vcheck's fit against lme4's (tolerance 1e-6).  Fit times are per process, both running",
+                "side by side.",
+                "",
+                large.large_markdown(res),
+            ]
+        )
+    return text
 
 
 def _one_line(exc: BaseException) -> str:

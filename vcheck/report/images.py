@@ -374,7 +374,8 @@ def kronecker_check(
                     scale=g_scale,
                     zero_below=EQUAL_REL * max(g_scale, 1.0),
                 ),
-                "One kronecker per term, stacked\nin lme4's term order, is lme4's G.",
+                "One kronecker per term, stacked\nin lme4's term order, "
+                + ("is lme4's G." if per_term else "still differs\nfrom lme4's G."),
             ]
         )
     check = KroneckerCheck(
