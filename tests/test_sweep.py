@@ -120,6 +120,7 @@ def test_same_findings_in_1_and_2_workers_and_on_a_local_dask_cluster(
         assert not res.errors and not res.interrupted, name
         reports[name] = report_files(res, tmp_path / name.replace(" ", "_"))
         assert comparable(res) == comparable(first), name
+    for name in runs:
         assert reports[name] == reports["1 worker"], name
     assert runs["dask"].executor == "dask" and runs["2 workers"].executor == "processes"
 

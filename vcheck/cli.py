@@ -210,7 +210,7 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
         metavar="TARGET",
-        help="statsmodels, glmmtmb, nlme, or a plug-in MODULE:CALLABLE",
+        help="statsmodels, glmmtmb, nlme, vcheck (its own lmer), or a plug-in MODULE:CALLABLE",
     )
     parser.add_argument(
         "--cases",

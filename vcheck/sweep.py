@@ -9,8 +9,10 @@
 The cases are `vcheck.audit.audit_cases(seed, examples)` plus the large models (`vcheck.large`), each
 audited on its own by `vcheck.audit.audit_case` (`vcheck.large.audit_large_case` for a large one).  The
 implementation travels as its spec string (`statsmodels`, `MODULE:CALLABLE`, ...) and each process
-resolves it itself; results come back as plain JSON (`CaseResult.to_dict()`) and are sorted by the
-case's position, so the findings are the same whatever ran them.
+resolves it itself; results come back as plain JSON (`CaseResult.to_dict()`, each finding's rel_diff
+to 6 significant digits: the digits beyond are floating-point noise that differs between processes,
+see `canonical`) and are sorted by the case's position, so the findings, and the report made of them,
+are the same whatever ran them.  Worker processes run BLAS single-threaded, as Dask's workers do.
 
 - Processes (`workers=N`): N spawned worker processes (never forked: a fork of a process with an
   embedded R is unsafe), each with its own R started once, each holding one case at a time.  A worker
@@ -21,12 +23,15 @@ case's position, so the findings are the same whatever ran them.
   `localconverter(default_converter)`.  R is started once per worker by a worker plugin, on the
   worker's main thread when the plugin runs there (else the warning that R started from another
   thread cannot be interrupted with Ctrl-C is silenced: Dask stops its workers itself).  A case whose
-  worker dies is a `KilledWorker`, reported as that case's error; a LocalCluster started here gives up
-  on a task the first time its worker dies (`allowed-failures` 0, one task per worker thread).
+  worker dies is a `KilledWorker`, reported as that case's error: a LocalCluster started here gives up
+  on a task the first time its worker dies (`allowed-failures` 0), and the sweep hands the cluster one
+  case per worker thread at a time, so no queued case shares the fate of the one that killed it.
 - Checkpoint (`out_dir`): every finished case is appended at once to `out_dir/checkpoint.jsonl`, after a
   header naming the target, seed and cases.  Ctrl-C stops the sweep and returns what finished
-  (`SweepResult.interrupted`); `resume=True` reads the checkpoint, refuses one written for another
-  target, seed or set of cases, and runs only the cases it does not hold.
+  (`SweepResult.interrupted`; worker processes ignore SIGINT and are stopped by this process);
+  `resume=True` reads the checkpoint, refuses one written for another target, seed or set of cases,
+  and runs only the cases it does not hold.  `vcheck audit` removes the checkpoint once the report of
+  a complete sweep is written (`discard_checkpoint`).
 """
 
 from __future__ import annotations
