@@ -134,7 +134,7 @@ def star() -> examples.Example:
 
 
 def test_builtin_names_resolve_to_callables() -> None:
-    assert adapters.names() == ["statsmodels", "statsmodels_naive", "glmmtmb", "nlme"]
+    assert adapters.names() == ["statsmodels", "statsmodels_naive", "glmmtmb", "nlme", "vcheck"]
     for name in adapters.names():
         assert callable(adapters.get(name))
         assert adapters.resolve(name) is adapters.get(name)

@@ -1,4 +1,4 @@
-"""vcheck.audit against live lme4: the planted faults are caught with their kind, the controls pass.
+"""vcheck.auditing against live lme4: the planted faults are caught with their kind, the controls pass.
 
 Each audit runs the built-in examples plus AUDIT_EXAMPLES drawn cases (profile ci: 20, dev: 8, thorough:
 100), the same cases for the same seed.  A fault must be found, and found as nothing but its own kind
@@ -17,7 +17,7 @@ import pytest
 from faults import CONTROLS, FAULTS, Lme4Mapping, Plugin, SloppyOptimizer
 
 from vcheck import audit
-from vcheck.audit import AuditResult, audit_case, audit_cases
+from vcheck.auditing import AuditResult, audit_case, audit_cases
 from vcheck.cases import Case
 
 pytestmark = pytest.mark.r

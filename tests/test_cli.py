@@ -213,7 +213,7 @@ def test_bad_arguments_are_one_line(args: list[str], needle: str, tmp_path: Path
 
 
 def _toy_result():
-    from vcheck.audit import AuditResult, CaseResult, Finding
+    from vcheck.auditing import AuditResult, CaseResult, Finding
     from vcheck.strategies import draw_case
 
     case = draw_case(5, 0)

@@ -16,7 +16,7 @@ import pytest
 from faults import as_mapping, term_covs, varcorr_rows
 
 from vcheck import covariance, deviance, examples
-from vcheck.compare import compare, python_criterion
+from vcheck.comparison import compare, python_criterion
 from vcheck.plugin import (
     PluginError,
     chol_psd,
@@ -30,7 +30,7 @@ from vcheck.plugin import (
 from vcheck.record import LmerFit
 
 # vcheck exports the function `compare` under the module's name, so reach the module through importlib
-compare_module = importlib.import_module("vcheck.compare")
+compare_module = importlib.import_module("vcheck.comparison")
 
 
 def fit(name: str) -> LmerFit:

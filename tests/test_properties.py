@@ -47,7 +47,7 @@ from hypothesis.control import currently_in_test_context
 import vcheck
 from vcheck import covariance, reference, strategies, tolerances
 from vcheck.cases import Case
-from vcheck.compare import Comparison, compare
+from vcheck.comparison import Comparison, compare
 from vcheck.plugin import submission
 from vcheck.record import Design, LmerFit
 

@@ -179,7 +179,7 @@ def test_markdown_tables_escape_formula_bars() -> None:
 
 
 def _fake_audit_result():
-    from vcheck.audit import AuditResult, CaseResult, Finding
+    from vcheck.auditing import AuditResult, CaseResult, Finding
     from vcheck.cases import Case
     from vcheck.strategies import draw_case
 

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from vcheck import large, sweep
-from vcheck.audit import CaseResult
+from vcheck.auditing import CaseResult
 from vcheck.sweep import Checkpoint, SweepError, SweepPlan, comparable, run_sweep
 
 TARGET = "test_sweep:criterion_off_by_one"

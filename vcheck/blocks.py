@@ -60,6 +60,12 @@ DENSE_SCHUR_MAX = 3000
 #: fixed-pattern products enumerate at most this many scalar products (else scipy.sparse per evaluation)
 MAX_TRIPLES = 30_000_000
 
+
+class NotPositiveDefinite(VcheckError):
+    """A factorization of the PLS system failed numerically (e.g. theta so large that X'X - RZX'RZX is
+    a difference of nearly equal matrices, lme4's "Downdated VtV is not positive definite")."""
+
+
 _dpotrf = sla.lapack.dpotrf
 _dtrtrs = sla.lapack.dtrtrs
 
@@ -68,7 +74,7 @@ def _cholesky_lower(S: np.ndarray, what: str) -> np.ndarray:
     """Lower Cholesky factor by LAPACK dpotrf, reading only S's lower triangle."""
     L, info = _dpotrf(S, lower=1, clean=1, overwrite_a=1)
     if info != 0:
-        raise VcheckError(f"{what} is not positive definite (LAPACK dpotrf info={info})")
+        raise NotPositiveDefinite(f"{what} is not positive definite (LAPACK dpotrf info={info})")
     return L
 
 
@@ -131,7 +137,7 @@ class SparseSchur:
             raise VcheckError(f"the PLS Schur complement is singular: {exc}") from exc
         d = self.lu.U.diagonal()
         if np.any(d <= 0):
-            raise VcheckError("the PLS Schur complement is not positive definite")
+            raise NotPositiveDefinite("the PLS Schur complement is not positive definite")
         self.logdet = float(np.sum(np.log(d)))
 
     def solve(self, b: np.ndarray) -> np.ndarray:
@@ -260,7 +266,7 @@ class _PLS:
         p = self.p
         R, info = _dpotrf(M, lower=0, clean=1)
         if info != 0:
-            raise VcheckError(
+            raise NotPositiveDefinite(
                 f"X'X - RZX'RZX is not positive definite at theta={f.theta} (LAPACK info={info})"
             )
         f.RX = RX = R[:p, :p]

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 PROG = "vcheck"
 
-#: the kinds of disagreement an audit finding can have (vcheck.compare's vocabulary)
+#: the kinds of disagreement an audit finding can have (vcheck.comparison's vocabulary)
 KINDS = ("construction", "optimization", "model", "not available")
 
 EXIT_OK = 0
@@ -137,7 +137,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Fit with vcheck and with lme4; print estimates side by side and compare's checks; exit 1 on any
     quantity that does not agree."""
-    from vcheck.compare import compare
+    from vcheck.comparison import compare
     from vcheck.report.tables import (
         comparison_rows,
         diff_text,
@@ -305,7 +305,7 @@ def audit_total(args: argparse.Namespace) -> int:
 
 def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
     """Run the audit's cases with a tqdm progress bar on stderr; returns a `vcheck.sweep.SweepResult`
-    (vcheck.audit's AuditResult, and how the sweep ran: workers, a Dask scheduler, resume)."""
+    (vcheck.auditing's AuditResult, and how the sweep ran: workers, a Dask scheduler, resume)."""
     from vcheck.report.progress import progress_callback
 
     total = audit_total(args)
@@ -321,7 +321,7 @@ def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
 
         from vcheck import large, sweep
 
-        # vcheck.audit's cases, in worker processes (default 1), on Dask, or here (--workers 0)
+        # vcheck.auditing's cases, in worker processes (default 1), on Dask, or here (--workers 0)
         plan = sweep.SweepPlan(
             target=args.target,
             seed=args.seed,

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from vcheck.blocks import Factor, make_pls
+from vcheck.blocks import Factor, NotPositiveDefinite, make_pls
 from vcheck.record import Design
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -40,7 +40,9 @@ class Devfun:
     """theta -> REML criterion (or ML deviance); closes over the design's precomputed cross-products.
 
     Attributes: `design`, `REML`, `pls` (the PLS kernel, `vcheck.blocks`), `lower`, `evaluations`
-    (calls so far), `last` (the Factor of the most recent call).
+    (calls so far), `last` (the Factor of the most recent call), `failures` (thetas where the PLS system
+    was numerically not positive definite: the criterion is +inf there, so the optimizer backs away;
+    lme4 stops with "Downdated VtV is not positive definite" instead).
     """
 
     def __init__(self, design: Design, REML: bool = True) -> None:
@@ -52,6 +54,7 @@ class Devfun:
         self.pls = make_pls(design)
         self.lower = np.asarray(design.lower, dtype=float)
         self.evaluations = 0
+        self.failures: list[np.ndarray] = []
         self.last: Factor | None = None
 
     def factor(self, theta: np.ndarray) -> Factor:
@@ -61,7 +64,13 @@ class Devfun:
         return self.last
 
     def __call__(self, theta: np.ndarray) -> float:
-        return criterion(self.factor(theta), self.n, self.p, self.REML)
+        try:
+            f = self.factor(theta)
+        except NotPositiveDefinite:
+            # only reachable at extreme theta (sigma -> 0 on a near-saturated design)
+            self.failures.append(np.array(theta, dtype=float))
+            return math.inf
+        return criterion(f, self.n, self.p, self.REML)
 
 
 def devfun(design: Design, REML: bool = True) -> Devfun:

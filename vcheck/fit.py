@@ -59,9 +59,17 @@ def fit_design(design: Design, REML: bool = True, *, condVar: bool = True) -> Lm
             "snapped": list(opt.snapped),
             "evaluations": opt.evaluations,
             "start": [float(t) for t in np.asarray(opt.start)],
-            "warnings": []
-            if opt.conv == 0
-            else [f"convergence code {opt.conv} from nloptwrap: {opt.message}"],
+            "warnings": (
+                [] if opt.conv == 0 else [f"convergence code {opt.conv} from nloptwrap: {opt.message}"]
+            )
+            + (
+                [
+                    f"the PLS system was numerically not positive definite at {len(fn.failures)} theta(s) "
+                    "(criterion +inf there; lme4 would stop with 'Downdated VtV is not positive definite')"
+                ]
+                if fn.failures
+                else []
+            ),
             # what lme4's checkConv says of a boundary fit (its derivative checks are not reproduced)
             "lme4_messages": [SINGULAR_MESSAGE] if fit.singular else [],
         }
@@ -154,15 +162,12 @@ def varcorr(design: Design, theta: np.ndarray, s: float) -> pd.DataFrame:
                 )
     rows.append({"grp": "Residual", "var1": None, "var2": None, "vcov": s**2, "sdcor": s})
     # labels as object columns holding None (R's NA), as vcheck.reference builds them
-    return pd.DataFrame(
-        {
-            "grp": pd.Series([r["grp"] for r in rows], dtype=object),
-            "var1": pd.Series([r["var1"] for r in rows], dtype=object),
-            "var2": pd.Series([r["var2"] for r in rows], dtype=object),
-            "vcov": np.array([r["vcov"] for r in rows], dtype=float),
-            "sdcor": np.array([r["sdcor"] for r in rows], dtype=float),
-        }
-    )
+    columns: dict[str, Any] = {
+        k: pd.Series([r[k] for r in rows], dtype=object) for k in ("grp", "var1", "var2")
+    }
+    columns["vcov"] = np.array([r["vcov"] for r in rows], dtype=float)
+    columns["sdcor"] = np.array([r["sdcor"] for r in rows], dtype=float)
+    return pd.DataFrame(columns)
 
 
 def _unique_names(design: Design) -> list[str]:
@@ -186,7 +191,7 @@ def _ranef(design: Design, b: np.ndarray) -> dict[str, pd.DataFrame]:
     out = {}
     for group, frames in blocks.items():
         levels = pd.Index([str(c) for c in design.flist[group].categories], name=group)
-        df = pd.concat(frames, axis=1)
+        df = frames[0] if len(frames) == 1 else pd.concat(frames, axis=1)
         df.index = levels
         out[group] = df
     return {g: out[g] for g in design.flist if g in out}

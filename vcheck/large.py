@@ -3,13 +3,13 @@
 An n x n V for InstEval (n = 73,421) would need 43 GB, so a large case compares V the way one can:
 
 - by probes: ||V_a P - V_b P||_F / ||V_b P||_F for a few Gaussian probe vectors P (n x k), with V_b built
-  from lme4's Zt, Lambdat and sigma by `vcheck.covariance.V_operator` (this is `vcheck.compare`'s V row);
+  from lme4's Zt, Lambdat and sigma by `vcheck.covariance.V_operator` (this is `vcheck.comparison`'s V row);
 - by its diagonal: max_i |V_a[i, i] - V_b[i, i]| / V_b[i, i], V[i, i] = sigma^2 (sum_j W[j, i]^2 + 1),
   W = Lambdat Zt; every row counts alone, so one wrong row cannot hide in a norm over all of them;
 - by blocks, when the rows fall into clusters small enough to hold (`vcheck.covariance.V_blocks`):
   max over clusters c of ||V_a,c - V_b,c||_F / ||V_b,c||_F, the worst cluster alone;
 
-and theta, beta, sigma and the criterion directly, through `vcheck.compare` (which also checks the
+and theta, beta, sigma and the criterion directly, through `vcheck.comparison` (which also checks the
 implementation's V, beta and criterion against lme4's construction at its own theta: a construction
 disagreement, separated from an optimization one).
 
@@ -25,7 +25,7 @@ The models (`MODELS`):
 
 A large case is a `vcheck.cases.Case` with origin ``"large"`` (name, seed, and the model's size in
 `spec`), so it travels through sweeps, checkpoints and reports like any other case, and rebuilds its data
-where it runs.  `audit_large_case(impl, case)` is its `vcheck.audit.audit_case`: lme4 is fitted without
+where it runs.  `audit_large_case(impl, case)` is its `vcheck.auditing.audit_case`: lme4 is fitted without
 its extras (conditional variances cost InstEval ~30 s more), and the ranef row reads "not available".
 """
 
@@ -45,8 +45,8 @@ from vcheck.cases import Case
 from vcheck.errors import VcheckError
 
 if TYPE_CHECKING:
-    from vcheck.audit import CaseResult
-    from vcheck.compare import Comparison, Row
+    from vcheck.auditing import CaseResult
+    from vcheck.comparison import Comparison, Row
     from vcheck.plugin import Impl
     from vcheck.record import LmerFit
 
@@ -256,7 +256,7 @@ def V_block_diff(a: LmerFit, b: LmerFit, max_rows: int = BLOCK_ROWS) -> tuple[fl
 
 def V_rows(a: LmerFit, b: LmerFit, tol: float = tolerances.AT_OPTIMUM) -> list[Row]:
     """The diagonal and per-block V rows (at each side's optimum) for two full records."""
-    from vcheck.compare import Row
+    from vcheck.comparison import Row
 
     out: list[Row] = []
     checks: list[tuple[str, float, str]] = []
@@ -288,14 +288,14 @@ def audit_large_case(
     criterion: str = "lme4",
     flat_optimum: bool = True,
 ) -> CaseResult:
-    """`vcheck.audit.audit_case` for a large case: never raises for a failing case (see `.error`).
+    """`vcheck.auditing.audit_case` for a large case: never raises for a failing case (see `.error`).
 
-    impl's answer is compared with lme4's fit by `vcheck.compare` (V by probes, since n is large), and
+    impl's answer is compared with lme4's fit by `vcheck.comparison` (V by probes, since n is large), and
     for a full record also by V's diagonal and its cluster blocks (`V_rows`).  lme4 is fitted without its
     extras (vcov, ranef, condVar).
     """
-    from vcheck.audit import CaseResult, LmeOracle, findings_of
-    from vcheck.compare import compare
+    from vcheck.auditing import CaseResult, LmeOracle, findings_of
+    from vcheck.comparison import compare
     from vcheck.plugin import PluginError, submission
     from vcheck.record import LmerFit
 
@@ -311,7 +311,7 @@ def audit_large_case(
     try:
         output = impl(case.formula, data.copy(), case.REML)
     except NotImplementedError as exc:
-        from vcheck.audit import Finding
+        from vcheck.auditing import Finding
 
         result.impl_seconds = time.perf_counter() - t
         text = f"model not expressible in {name}" + (f": {exc}" if str(exc) else "")

@@ -6,8 +6,8 @@
     result = run_sweep(plan, scheduler="tcp://host:8786")  # an existing Dask cluster
     result = run_sweep(plan, out_dir=..., resume=True)     # continue an interrupted sweep
 
-The cases are `vcheck.audit.audit_cases(seed, examples)` plus the large models (`vcheck.large`), each
-audited on its own by `vcheck.audit.audit_case` (`vcheck.large.audit_large_case` for a large one).  The
+The cases are `vcheck.auditing.audit_cases(seed, examples)` plus the large models (`vcheck.large`), each
+audited on its own by `vcheck.auditing.audit_case` (`vcheck.large.audit_large_case` for a large one).  The
 implementation travels as its spec string (`statsmodels`, `MODULE:CALLABLE`, ...) and each process
 resolves it itself; results come back as plain JSON (`CaseResult.to_dict()`, each finding's rel_diff
 to 6 significant digits: the digits beyond are floating-point noise that differs between processes,
@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vcheck.audit import AuditResult, CaseResult
+from vcheck.auditing import AuditResult, CaseResult
 from vcheck.cases import Case
 from vcheck.errors import VcheckError
 
@@ -100,7 +100,7 @@ class SweepPlan:
     def cases(self) -> list[Case]:
         """The cases in their fixed order (a case's position is its identity in the checkpoint)."""
         from vcheck import large
-        from vcheck.audit import audit_cases
+        from vcheck.auditing import audit_cases
 
         return audit_cases(self.seed, self.examples, builtin=self.builtin) + [
             large.case(n) for n in self.large
@@ -188,7 +188,7 @@ def resolve(target: str) -> Impl:
 
 def run_case(target: str, case: Case, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Audit one case against lme4 in this process; its `CaseResult.to_dict()` (never raises)."""
-    from vcheck.audit import audit_case
+    from vcheck.auditing import audit_case
     from vcheck.large import audit_large_case
 
     opts = dict(options or {})
@@ -221,8 +221,8 @@ def canonical(payload: dict[str, Any]) -> dict[str, Any]:
 def prepare_process(target: str) -> None:
     """Make this process ready to run cases: resolve the target, start R once (if it can be started:
     a sweep whose target needs no R reports lme4's absence per case), import the audit's modules."""
-    import vcheck.audit
-    import vcheck.compare
+    import vcheck.auditing
+    import vcheck.comparison
     import vcheck.strategies  # noqa: F401  (imported once here rather than in the first case)
 
     with contextlib.suppress(Exception):
@@ -273,7 +273,7 @@ def run_sweep(
     (a LocalCluster of `workers or 2` single-threaded worker processes) or a Dask scheduler address; it
     takes precedence over `workers`.  out_dir: where the checkpoint goes (no checkpoint without it);
     resume: continue from it.  progress: called with each finished case (resumed ones first).  options:
-    keyword arguments of `vcheck.audit.audit_case` (tolerances, criterion).  Ctrl-C (KeyboardInterrupt)
+    keyword arguments of `vcheck.auditing.audit_case` (tolerances, criterion).  Ctrl-C (KeyboardInterrupt)
     ends the sweep early with `interrupted` set, never with an exception.
     """
     cases = plan.cases()

@@ -1,6 +1,6 @@
 """An audit's report: index.html, index.md and findings.json, with every finding's case reproducible.
 
-A finding (from `vcheck.audit`) has `.case` (a `vcheck.cases.Case`: formula, REML and an address that
+A finding (from `vcheck.auditing`) has `.case` (a `vcheck.cases.Case`: formula, REML and an address that
 rebuilds its data), `.quantity`, `.kind` ("construction", "optimization", "model" or "not available"),
 `.rel_diff` and a one-line `.explanation`.  The report gives:
 

@@ -148,7 +148,7 @@ def kronecker_sentences(check: KroneckerCheck, html: bool) -> tuple[list[str], s
 
 def _frozen_check(ex: Example, ref: LmerFit) -> dict[str, Any]:
     """Does the frozen reference still match live lme4?  (A change in lme4 shows up here.)"""
-    from vcheck.compare import compare
+    from vcheck.comparison import compare
 
     rows = comparison_rows(compare(ex.expected, ref))
     differs = [r.quantity for r in rows if not r.agrees and r.verdict != "not available"]
@@ -166,7 +166,7 @@ def build_example(ex: Example, out_dir: Path, prev: str | None, next_: str | Non
     """Fit one example with vcheck and live lme4, compare, draw, and write its two pages."""
     from vcheck import __version__, reference
     from vcheck import tolerances as tol
-    from vcheck.compare import compare
+    from vcheck.comparison import compare
     from vcheck.fit import lmer
     from vcheck.report import images
     from vcheck.summary import summary_text
