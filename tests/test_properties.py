@@ -117,6 +117,33 @@ def unconverged(fit: LmerFit) -> str | None:
     return "lme4 did not converge: " + "; ".join(complaints) if complaints else None
 
 
+def saturated(case: Case) -> str | None:
+    """q + p >= n: fixed and random effects together can reproduce y, sigma is not identified and the
+    profiled criterion falls without bound along sigma -> 0 (ML especially).  Each optimizer stops
+    somewhere on that ridge, so no optimum is a reference; construction is still checked exactly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = vcheck.lFormula(case.formula, case.data)
+    if d.q + d.p >= d.n:
+        return f"saturated design (q + p = {d.q + d.p} >= n = {d.n}): no identified optimum"
+    return None
+
+
+def flat_boundary(mine: LmerFit, ref: LmerFit) -> str | None:
+    """Both fits singular and their criteria equal to AT_OPTIMUM (relative): the optimum is a flat ridge.
+
+    Beside a zero variance theta is not identified, and on tiny over-parameterised factor-slope models
+    (7 to 20 rows, six theta) BOBYQA walks that ridge for hundreds of evaluations; an ulp of difference in
+    the deviance sends the two runs to different stopping points 1e-6 to 1e-5 apart in the criterion
+    (relative about 1e-7 to 1e-6).  Parameters there are no reference; the criterion still is.
+    """
+    if not (mine.singular and ref.singular) or mine.criterion is None or ref.criterion is None:
+        return None
+    if abs(mine.criterion - ref.criterion) > tolerances.AT_OPTIMUM * max(1.0, abs(ref.criterion)):
+        return None
+    return "both fits singular on a flat ridge, criteria equal to AT_OPTIMUM"
+
+
 def lme4_changes(transformed: Case, ref: LmerFit) -> str | None:
     """Does lme4 itself give another optimum on the transformed data?  Then so may vcheck."""
     other = reference.lmer(transformed.formula, transformed.data, transformed.REML, extras=False)
@@ -159,7 +186,10 @@ def check_design(case: Case) -> None:
 def check_fit(case: Case) -> None:
     mine = vcheck_fit(case)
     ref = reference.lmer(case.formula, case.data, case.REML)
-    assert_agrees(compare(mine, ref, criterion=lme4_criterion(case)), unconverged(ref))
+    assert_agrees(
+        compare(mine, ref, criterion=lme4_criterion(case)),
+        unconverged(ref) or saturated(case) or flat_boundary(mine, ref),
+    )
 
 
 def check_shuffle(case: Case) -> None:
@@ -179,7 +209,10 @@ def check_shuffle(case: Case) -> None:
     # fitted: the same optimum, V lined up by row labels
     mine = vcheck_fit(shuffled)
     cmp = compare(without_layout(mine), ref, criterion=lme4_criterion(case))
-    assert_agrees(cmp, lme4_changes(shuffled, ref) if not cmp.ok else None)
+    assert_agrees(
+        cmp,
+        (lme4_changes(shuffled, ref) or saturated(case) or flat_boundary(mine, ref)) if not cmp.ok else None,
+    )
 
 
 def check_relabel(case: Case) -> None:
@@ -187,7 +220,12 @@ def check_relabel(case: Case) -> None:
     ref = reference.lmer(case.formula, case.data, case.REML, extras=False)
     mine = vcheck_fit(relabelled)
     cmp = compare(without_layout(mine, ranef=False), ref, criterion=lme4_criterion(case))
-    assert_agrees(cmp, lme4_changes(relabelled, ref) if not cmp.ok else None)
+    assert_agrees(
+        cmp,
+        (lme4_changes(relabelled, ref) or saturated(case) or flat_boundary(mine, ref))
+        if not cmp.ok
+        else None,
+    )
 
 
 def check_gls(case: Case) -> None:

@@ -45,6 +45,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
 from vcheck import tolerances
+from vcheck.errors import RError
 from vcheck.plugin import (
     Output,
     PluginError,
@@ -205,7 +206,13 @@ class _Judge:
         """lme4's criterion at theta; `final=False` allows the fast screen (it only confirms agreement)."""
         if not final and self.screen is not None:
             return self.screen(theta, REML)
-        return self.criterion(theta, REML)
+        try:
+            return self.criterion(theta, REML)
+        except RError:
+            # lme4's devfun refuses some thetas of degenerate (saturated) models ("Downdated VtV is not
+            # positive definite"); the same PLS formula on lme4's own design still answers (+inf where
+            # the system is not positive definite), so the comparison goes on instead of crashing
+            return python_criterion(self.b)(theta, REML)
 
     def add(self, *args: Any, **kwargs: Any) -> Row:
         row = Row(*args, **kwargs)

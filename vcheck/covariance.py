@@ -80,7 +80,7 @@ def clusters(Zt: sp.csc_matrix, Lambdat: sp.csc_matrix | None = None) -> tuple[i
     row_labels = labels[:n]
     _, first, inverse = np.unique(row_labels, return_index=True, return_inverse=True)
     rank = np.argsort(np.argsort(first))
-    return int(len(first)), rank[inverse]
+    return len(first), rank[inverse]
 
 
 def V_blocks(

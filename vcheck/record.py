@@ -143,31 +143,31 @@ class LmerFit:
     @property
     def G(self) -> sp.csc_matrix:
         """G = sigma^2 Lambda Lambda' (q x q, sparse, in Zt's row order)."""
-        from vcheck import covariance
+        import vcheck.covariance as covariance
 
         return covariance.G(self._need("Lambdat"), self._need("sigma"))
 
     def V(self) -> sp.csc_matrix:
         """V = Z G Z' + sigma^2 I (n x n, sparse, data row order)."""
-        from vcheck import covariance
+        import vcheck.covariance as covariance
 
         return covariance.V(self._need("Zt"), self._need("Lambdat"), self._need("sigma"))
 
     def V_blocks(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """V's diagonal blocks for the independent clusters: [(row indices, dense block), ...]."""
-        from vcheck import covariance
+        import vcheck.covariance as covariance
 
         return covariance.V_blocks(self._need("Zt"), self._need("Lambdat"), self._need("sigma"))
 
     def V_operator(self) -> LinearOperator:
         """V as a LinearOperator: v -> sigma^2 (Z Lambda Lambda' Z' v + v), never formed."""
-        from vcheck import covariance
+        import vcheck.covariance as covariance
 
         return covariance.V_operator(self._need("Zt"), self._need("Lambdat"), self._need("sigma"))
 
     def gls_beta(self) -> pd.Series:
         """The seed's getFE: (X' V^-1 X)^-1 X' V^-1 y, through V's blocks."""
-        from vcheck import covariance
+        import vcheck.covariance as covariance
 
         b = covariance.gls_beta(
             self._need("X"), self._need("y"), self._need("Zt"), self._need("Lambdat"), self._need("sigma")
