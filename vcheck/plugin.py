@@ -91,7 +91,7 @@ def submission(
         sigma=_sigma(output.get("sigma")),
         varcorr=_varcorr_rows(output.get("varcorr")),
         V=_matrix(output.get("V")),
-        criterion=_float_or_none(output.get("criterion"), "criterion"),
+        criterion=_finite_or_none(_float_or_none(output.get("criterion"), "criterion")),
         REML=None if output.get("REML") is None else bool(output["REML"]),
         ranef=_ranef(output.get("ranef")),
         row_index=data_index,
@@ -136,6 +136,12 @@ def _float_or_none(value: Any, name: str) -> float | None:
     except (TypeError, ValueError) as exc:
         raise PluginError(f"{name} must be a number, not {value!r}") from exc
     return out
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    """A criterion of NaN or inf is no criterion: glmmTMB, for one, reports logLik NaN when its Hessian
+    is not positive definite.  Absent, it is reported "not available" instead of a false disagreement."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _sigma(value: Any) -> float | None:
