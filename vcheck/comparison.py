@@ -20,8 +20,9 @@ Each row is one quantity under one check:
 
 At-optimum differences that follow from a construction or model disagreement carry that root kind.
 A flat optimum is not a disagreement: parameters that differ beyond AT_OPTIMUM while lme4's criterion at
-a's theta equals lme4's optimum within CRITERION_ABS agree (lme4 itself moves by ~1e-4 in theta on such
-models when the rows are shuffled); `flat_optimum=False` makes every difference count.
+a's theta equals lme4's optimum within CRITERION_ABS or CRITERION_REL relative, whichever is larger, agree
+(lme4 itself moves by ~1e-4 in theta on such models when the rows are shuffled); `flat_optimum=False`
+makes every difference count.
 
 A record in lme4's layout is judged at its own theta; a mapping at the Cholesky factor of its varcorr,
 with the criterion's tolerance widened by that round trip's error (eps x the condition number of
@@ -166,8 +167,9 @@ def compare(
     refit: lme4's fit with the other REML flag, to recognise "ML where REML was asked" (optional).
     data_index: the index of the data `a` was fitted to (V's row labels) when `a` is a mapping.
     flat_optimum: parameters that differ beyond tol_optimum while lme4's criterion at a's theta equals
-        lme4's optimum within CRITERION_ABS are the same optimum (BOBYQA stops anywhere on a flat one:
-        lme4 itself moves by ~1e-4 on shuffled rows there), so they agree.  False: any difference counts.
+        lme4's optimum within CRITERION_ABS (or CRITERION_REL) are the same optimum (BOBYQA stops
+        anywhere on a flat one: lme4 itself moves by ~1e-4 on shuffled rows there), so they agree.
+        False: any difference counts.
     """
     lme = _require_design(b)
     sub = submission(a, data_index=data_index)
@@ -547,14 +549,14 @@ class _Judge:
         d_a = self.crit(self.theta_a, self.b.REML)
         delta = d_a - self.b.criterion
         name = _crit_name(self.b.REML)
-        if delta > tolerances.CRITERION_ABS:
+        tie = max(tolerances.CRITERION_ABS, tolerances.CRITERION_REL * abs(self.b.criterion))
+        if delta > tie:
             self.out.lower = self.b.source
             return f"lme4's optimum is lower: the {name} at its theta is higher by {delta:.3g}"
-        if delta < -tolerances.CRITERION_ABS:
+        if delta < -tie:
             self.out.lower = self.sub.source
             return f"its theta is BETTER: lme4's {name} there is lower than lme4's optimum by {-delta:.3g}"
         self.out.lower = "tie"
-        tie = tolerances.CRITERION_ABS
         return f"both thetas give the same {name} within {tie:g} (a flat or multiple optimum)"
 
     # --- what a does not give ---------------------------------------------------------------------------
