@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from vcheck import tolerances
 from vcheck.cases import Case
@@ -296,6 +297,33 @@ class LmeOracle:
         return self._python[REML](theta, REML)
 
 
+def call_impl(impl: Impl, case: Case, data: pd.DataFrame, name: str, result: CaseResult, start: float) -> Any:
+    """impl's answer on a copy of the data, or None with the outcome recorded in `result`.
+
+    NotImplementedError is a "model" finding (the model is not expressible there); any other exception
+    is this case's error, so the sweep goes on.  impl_seconds and, on failure, seconds are filled in.
+    """
+    t = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # rank drops, convergence notes: the comparison judges the fit
+            output = impl(case.formula, data.copy(), case.REML)
+    except NotImplementedError as exc:
+        result.impl_seconds = time.perf_counter() - t
+        text = str(exc)
+        if not text.startswith("model not expressible"):  # adapters already say it in their own words
+            text = f"model not expressible in {name}" + (f": {text}" if text else "")
+        result.findings.append(Finding(case, "model", "model", None, text, check="model"))
+        result.seconds = time.perf_counter() - start
+        return None
+    except Exception as exc:
+        result.error = f"{name} raised {type(exc).__name__}: {_one_line(exc)}"
+        result.seconds = time.perf_counter() - start
+        return None
+    result.impl_seconds = time.perf_counter() - t
+    return output
+
+
 def audit_case(
     impl: Impl,
     case: Case,
@@ -315,22 +343,9 @@ def audit_case(
     except Exception as exc:  # a case that cannot be rebuilt is this case's error, not the sweep's
         result.error = f"cannot rebuild the case's data: {type(exc).__name__}: {exc}"
         return result
-    t = time.perf_counter()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # rank drops, convergence notes: the comparison judges the fit
-            output = impl(case.formula, data.copy(), case.REML)
-    except NotImplementedError as exc:
-        result.impl_seconds = time.perf_counter() - t
-        text = f"model not expressible in {name}: {exc}" if str(exc) else f"model not expressible in {name}"
-        result.findings.append(Finding(case, "model", "model", None, text, check="model"))
-        result.seconds = time.perf_counter() - start
+    output = call_impl(impl, case, data, name, result, start)
+    if output is None:
         return result
-    except Exception as exc:
-        result.error = f"{name} raised {type(exc).__name__}: {_one_line(exc)}"
-        result.seconds = time.perf_counter() - start
-        return result
-    result.impl_seconds = time.perf_counter() - t
     oracle = LmeOracle(case, criterion=criterion)
     try:
         sub = submission(output, data_index=data.index, source=name)

@@ -294,7 +294,7 @@ def audit_large_case(
     for a full record also by V's diagonal and its cluster blocks (`V_rows`).  lme4 is fitted without its
     extras (vcov, ranef, condVar).
     """
-    from vcheck.auditing import CaseResult, LmeOracle, findings_of
+    from vcheck.auditing import CaseResult, LmeOracle, call_impl, findings_of
     from vcheck.comparison import compare
     from vcheck.plugin import PluginError, submission
     from vcheck.record import LmerFit
@@ -307,22 +307,9 @@ def audit_large_case(
     except Exception as exc:  # R missing for InstEval, ...: this case's error, not the sweep's
         result.error = f"cannot build the large model's data: {type(exc).__name__}: {_one_line(exc)}"
         return result
-    t = time.perf_counter()
-    try:
-        output = impl(case.formula, data.copy(), case.REML)
-    except NotImplementedError as exc:
-        from vcheck.auditing import Finding
-
-        result.impl_seconds = time.perf_counter() - t
-        text = f"model not expressible in {name}" + (f": {exc}" if str(exc) else "")
-        result.findings.append(Finding(case, "model", "model", None, text, check="model"))
-        result.seconds = time.perf_counter() - start
+    output = call_impl(impl, case, data, name, result, start)
+    if output is None:
         return result
-    except Exception as exc:
-        result.error = f"{name} raised {type(exc).__name__}: {_one_line(exc)}"
-        result.seconds = time.perf_counter() - start
-        return result
-    result.impl_seconds = time.perf_counter() - t
     oracle = LmeOracle(case, criterion=criterion)
     try:
         sub = submission(output, data_index=data.index, source=name)
