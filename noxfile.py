@@ -80,7 +80,7 @@ def audit(session: nox.Session) -> None:
             "audit",
             target,
             "--cases",
-            "50",
+            "20",
             "--seed",
             "1",
             "--out",
