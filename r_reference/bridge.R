@@ -117,8 +117,8 @@ vcheck_varcorr <- function(m) {
 # Conditional modes per grouping factor, with conditional variances as an (nlevels, nc, nc) array.  When a
 # factor carries several terms (e.g. (x || g)), lme4 gives one variance block per term; the covariances
 # between the terms' effects are not computed by lme4, so they are NA here (not zero).
-vcheck_ranef <- function(m) {
-  re <- ranef(m, condVar = TRUE)
+vcheck_ranef <- function(m, condVar = TRUE) {
+  re <- ranef(m, condVar = condVar)
   modes <- list()
   condvar <- list()
   for (g in names(re)) {
@@ -126,6 +126,7 @@ vcheck_ranef <- function(m) {
     nl <- nrow(df)
     nc <- ncol(df)
     modes[[g]] <- list(levels = rownames(df), names = colnames(df), values = vcheck_dense(as.matrix(df)))
+    if (!condVar) next
     pv <- attr(df, "postVar")
     full <- array(NA_real_, dim = c(nl, nc, nc))
     if (is.list(pv)) {
@@ -145,6 +146,8 @@ vcheck_ranef <- function(m) {
 }
 
 # Every quantity of a fitted merMod.  `nrow_data` is the number of rows handed to lme4 (for the NA count).
+# extras: TRUE adds vcov(beta), the conditional modes and their variances; "modes" only the conditional
+# modes (ranef without condVar: the audit compares modes, and vcov + condVar cost more than the rest).
 # `versions = FALSE` leaves the versions out (the live bridge reads them once per session).
 vcheck_collect <- function(m, nrow_data, extras = TRUE, versions = TRUE) {
   # Slots and the pp/resp reference objects are read directly (what getME() returns, without its
@@ -201,6 +204,8 @@ vcheck_collect <- function(m, nrow_data, extras = TRUE, versions = TRUE) {
     re <- vcheck_ranef(m)
     out$ranef <- re$ranef
     out$condVar <- re$condVar
+  } else if (identical(extras, "modes")) {
+    out$ranef <- vcheck_ranef(m, condVar = FALSE)$ranef
   }
   out
 }

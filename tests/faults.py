@@ -15,7 +15,9 @@ one mistake in how it reports or builds the result, so each finding can only com
 - FormulaTermOrder (construction): pairs Z's blocks with the terms in formula order (lme4 reorders);
 - SortedV (construction): sorts the data by group, returns V in sorted rather than data row order;
 - DropOuterIntercept (model): (1|s/t) fitted as (1|t:s), the school intercept dropped;
-- SloppyOptimizer (optimization): stops BOBYQA after its first interpolation points.
+- SloppyOptimizer (optimization): stops BOBYQA after its first interpolation points;
+- UnprofiledSigma (optimization): a full record at lme4's theta whose sigma is 1% above the profiled
+  sigma there (a joint optimizer stopped short in sigma); theta, beta and the criterion are lme4's.
 """
 
 from __future__ import annotations
@@ -336,6 +338,22 @@ class SloppyOptimizer(Plugin):
         return as_mapping(reference.fit_at_theta(formula, data, theta, REML, extras=False))
 
 
+class UnprofiledSigma(Plugin):
+    """lme4's own record with sigma 1% too large: theta, beta, the criterion and the layout are lme4's,
+    V and G follow from the record's sigma.  No flat optimum excuses it: at its theta the criterion is
+    minimized by the profiled sigma, not by this one."""
+
+    name = "sigma not profiled"
+    kind = "optimization"
+
+    def __call__(self, formula: str, data: pd.DataFrame, REML: bool) -> Any:
+        fit = reference.lmer(formula, data, REML, extras=False)
+        assert fit.sigma is not None
+        fit.sigma *= 1.01
+        fit.source = "lme4 with sigma 1% off"
+        return fit
+
+
 CONTROLS: list[Plugin] = [Lme4Mapping(), Lme4Record(), ShuffledLme4()]
 FAULTS: list[Plugin] = [
     KroneckerSortedRecipe(),
@@ -349,6 +367,7 @@ FAULTS: list[Plugin] = [
     SortedV(),
     DropOuterIntercept(),
     SloppyOptimizer(),
+    UnprofiledSigma(),
 ]
 
 __all__ = ["CONTROLS", "FAULTS", "Plugin", "formula_order", "positional_Zt", "unique_group_names"]

@@ -299,6 +299,44 @@ def test_a_flat_optimum_is_the_same_optimum_unless_asked_to_be_strict() -> None:
     assert kinds(strict) == {"optimization"}
 
 
+def test_a_sigma_that_is_not_profiled_at_its_theta_is_optimization_and_no_flat_optimum_excuses_it() -> None:
+    b = fit("sleepstudy")
+    off = LmerFit(**{**b.__dict__})
+    off.sigma = float(b.sigma) * 1.01  # type: ignore[arg-type]
+    off.source = "sigma 1% off"
+    cmp = compare(off, b)  # theta, beta, criterion and layout are lme4's: only sigma (and V, G) move
+    assert kinds(cmp) == {"optimization"}, str(cmp)
+    row = cmp.row("sigma", "at its parameters")
+    assert row.kind == "optimization" and "not the profiled sigma" in row.explanation
+    assert cmp.row("sigma", "at optimum").verdict == "differs"
+    assert cmp.row("theta", "at optimum").verdict == "agrees"
+    assert cmp.row("V", "at its parameters").verdict == "agrees"  # its V is built from its own sigma
+
+
+def test_a_profiled_sigma_agrees_at_its_parameters_on_every_example() -> None:
+    for name in examples.names():
+        b = fit(name)
+        assert cmp_ok(compare(b, b)), name
+        assert compare(b, b).row("sigma", "at its parameters").rel_diff < 1e-10  # type: ignore[operator]
+
+
+def cmp_ok(cmp: compare_module.Comparison) -> bool:
+    return cmp.ok and not cmp.findings
+
+
+def test_ML_sigma_at_a_REML_theta_is_model() -> None:
+    b = fit("sleepstudy")
+    lme = compare_module._require_design(b)
+    n, p = lme.n, lme.X.shape[1]
+    sigma_ml = float(b.sigma) * math.sqrt((n - p) / n)  # type: ignore[arg-type]
+    scale = (sigma_ml / float(b.sigma)) ** 2  # type: ignore[arg-type]
+    rows = [(g, v1, v2, c * scale) for g, v1, v2, c in varcorr_rows(b)]  # the same theta
+    V = covariance.V(lme.Zt, lme.Lambdat, sigma_ml).toarray()
+    cmp = compare(as_mapping(b, V=V, with_criterion=False, sigma=sigma_ml, varcorr=rows), b)
+    assert kinds(cmp) == {"model"}, str(cmp)
+    assert "sqrt(pwrss / n)" in cmp.row("sigma", "model").explanation
+
+
 # --- varcorr -> theta ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", examples.names())
 def test_varcorr_maps_back_onto_lme4s_theta(name: str) -> None:

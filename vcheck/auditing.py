@@ -26,6 +26,7 @@ processes or a Dask cluster and merged.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import time
@@ -33,7 +34,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,10 @@ from vcheck.cases import Case
 from vcheck.comparison import KINDS, Comparison, compare
 from vcheck.plugin import Impl, PluginError, submission
 from vcheck.record import LmerFit
+
+if TYPE_CHECKING:
+    from vcheck.comparison import OnLmeDesign
+    from vcheck.reference_server import ReferenceServer
 
 
 @dataclass
@@ -125,7 +130,10 @@ class AuditResult:
     examples: int
     cases: list[CaseResult] = field(default_factory=list)
     seconds: float = 0.0
-    cpu_seconds: float = 0.0  # this process's CPU time (embedded R included): the rate under no load
+    cpu_seconds: float = 0.0  # CPU time: this process's (embedded R included) plus lme4's in its server
+    reference: str = "inline"  # where lme4 ran: "inline" (this process) or "process" (its own)
+    startup_wait: float = 0.0  # seconds the audit waited for lme4's process to start R and lme4
+    reference_restarts: int = 0  # times lme4's process died and was started again
 
     @property
     def findings(self) -> list[Finding]:
@@ -139,6 +147,12 @@ class AuditResult:
     def rate(self) -> float:
         """Cases per second of wall time, the implementation's own time included."""
         return len(self.cases) / self.seconds if self.seconds > 0 else math.nan
+
+    @property
+    def running_rate(self) -> float:
+        """Cases per second of wall time once lme4 is running (the wait for its start-up left out)."""
+        running = self.seconds - self.startup_wait
+        return len(self.cases) / running if running > 0 else math.nan
 
     @property
     def audit_rate(self) -> float:
@@ -171,6 +185,18 @@ class AuditResult:
             f"(implementation {impl_time:.1f} s, lme4 {ref_time:.1f} s; "
             f"without the implementation's time {self.audit_rate:.1f} cases/s)",
         ]
+        if self.reference == "process":
+            lines.append(
+                "  lme4 in processes of its own, overlapping the implementation: "
+                f"{self.running_rate:.1f} cases/s "
+                f"once running (the audit waited {self.startup_wait:.1f} s for R and lme4 to start"
+                + (
+                    f"; lme4's process was restarted {self.reference_restarts} times"
+                    if self.reference_restarts
+                    else ""
+                )
+                + ")"
+            )
         if self.cpu_seconds > 0:
             lines.append(
                 f"  CPU time {self.cpu_seconds:.1f} s = {n / self.cpu_seconds:.1f} cases per CPU second"
@@ -201,7 +227,11 @@ class AuditResult:
             "examples": self.examples,
             "seconds": self.seconds,
             "cpu_seconds": self.cpu_seconds,
+            "reference": self.reference,
+            "startup_wait": self.startup_wait,
+            "reference_restarts": self.reference_restarts,
             "rate": self.rate if math.isfinite(self.rate) else None,
+            "running_rate": self.running_rate if math.isfinite(self.running_rate) else None,
             "audit_rate": self.audit_rate if math.isfinite(self.audit_rate) else None,
             "by_kind": dict(self.by_kind()),
             "cases": [c.to_dict() for c in self.cases],
@@ -219,6 +249,9 @@ class AuditResult:
             cases=[CaseResult.from_dict(c) for c in d["cases"]],
             seconds=d.get("seconds", 0.0),
             cpu_seconds=d.get("cpu_seconds", 0.0),
+            reference=d.get("reference", "inline"),
+            startup_wait=d.get("startup_wait", 0.0),
+            reference_restarts=d.get("reference_restarts", 0),
         )
 
 
@@ -247,28 +280,41 @@ class LmeOracle:
     """lme4 on one case, each answer computed at most once: the fit per REML flag, and lme4's deviance
     function per REML flag (`vcheck.reference.devfun`, built only when a finding needs its numbers).
 
+    In this process's R (`vcheck.reference`), or from a `ReferenceServer` (lme4 in a process of its own,
+    which the audit asks for the fit before it runs the implementation) under the case's `key`.  The fit
+    of the case's own REML flag carries the conditional modes (extras "modes"); `seconds` is lme4's time.
+
     `screen` is vcheck.deviance on lme4's own design (X, y, Zt, Lind from lme4's fit): no R round trip.
     compare() accepts an agreement it finds and takes every number in a finding from lme4's devfun; the
     property suite checks the two agree to AT_THETA.  `criterion="vcheck"` uses the screen throughout."""
 
-    def __init__(self, case: Case, criterion: str = "lme4") -> None:
+    def __init__(
+        self, case: Case, criterion: str = "lme4", server: ReferenceServer | None = None, key: str = ""
+    ) -> None:
         if criterion not in ("lme4", "vcheck"):
             raise ValueError(f"criterion must be 'lme4' or 'vcheck', not {criterion!r}")
         self.case = case
         self.how = criterion
+        self.server, self.key = server, key
         self._fits: dict[bool, LmerFit] = {}
         self._devfuns: dict[bool, Callable[[np.ndarray], float]] = {}
-        self._python: dict[bool, Callable[[np.ndarray, bool], float]] = {}
+        self._on_design: OnLmeDesign | None = None
         self.seconds = 0.0
 
-    def fit(self, REML: bool, extras: bool = False) -> LmerFit:
+    def fit(self, REML: bool, extras: bool | str | None = None) -> LmerFit:
+        """lme4's fit with this REML flag; extras default: "modes" for the case's own flag, else none."""
         from vcheck import reference
 
+        if extras is None:
+            extras = "modes" if REML == self.case.REML else False
         cached = self._fits.get(REML)
         if cached is None or (extras and cached.ranef is None):
-            t = time.perf_counter()
-            cached = reference.lmer(self.case.formula, self.case.data, REML, extras=extras)
-            self.seconds += time.perf_counter() - t
+            if self.server is not None:
+                cached = self.server.fit(self.key, REML, extras)
+            else:
+                t = time.perf_counter()
+                cached = reference.lmer(self.case.formula, self.case.data, REML, extras=extras)
+                self.seconds += time.perf_counter() - t
             self._fits[REML] = cached
         return cached
 
@@ -279,6 +325,8 @@ class LmeOracle:
         """lme4's criterion at theta: lme4's deviance function in R (or the screen, for "vcheck")."""
         if self.how == "vcheck":
             return self.screen(theta, REML)
+        if self.server is not None:
+            return self.server.criterion(self.key, theta, REML)
         t = time.perf_counter()
         if REML not in self._devfuns:
             from vcheck import reference
@@ -288,13 +336,22 @@ class LmeOracle:
         self.seconds += time.perf_counter() - t
         return value
 
+    def done(self) -> None:
+        """The case is finished: lme4's time on it (from the server) is added, its data dropped there."""
+        if self.server is not None:
+            self.seconds += self.server.forget(self.key)
+
     def screen(self, theta: np.ndarray, REML: bool) -> float:
         """vcheck.deviance on lme4's own design (X, y, Zt, Lambdat, Lind of lme4's fit): no R call."""
-        from vcheck.comparison import python_criterion
+        return self.on_design().criterion(theta, REML)
 
-        if REML not in self._python:
-            self._python[REML] = python_criterion(self.fit(self.case.REML))
-        return self._python[REML](theta, REML)
+    def on_design(self) -> OnLmeDesign:
+        """vcheck.deviance on lme4's design of this case (made once): the screen and profiled sigma."""
+        from vcheck.comparison import OnLmeDesign
+
+        if self._on_design is None:
+            self._on_design = OnLmeDesign(self.fit(self.case.REML))
+        return self._on_design
 
 
 def call_impl(impl: Impl, case: Case, data: pd.DataFrame, name: str, result: CaseResult, start: float) -> Any:
@@ -333,8 +390,14 @@ def audit_case(
     criterion: str = "lme4",
     flat_optimum: bool = True,
     source: str | None = None,
+    server: ReferenceServer | None = None,
+    key: str | None = None,
 ) -> CaseResult:
-    """Run impl and lme4 on one case and compare; never raises for a failing case (see `.error`)."""
+    """Run impl and lme4 on one case and compare; never raises for a failing case (see `.error`).
+
+    With `server` (a `vcheck.reference_server.ReferenceServer`), lme4 runs in its process, under `key`
+    (the audit may already have asked for the fit there); the fit is asked for before impl runs, so the
+    two overlap."""
     start = time.perf_counter()
     result = CaseResult(case=case)
     name = source or _impl_name(impl)
@@ -343,18 +406,42 @@ def audit_case(
     except Exception as exc:  # a case that cannot be rebuilt is this case's error, not the sweep's
         result.error = f"cannot rebuild the case's data: {type(exc).__name__}: {exc}"
         return result
+    key = key or f"case-{next(_KEYS)}"
+    if server is not None:
+        server.prefetch(key, case.formula, data, case.REML)
+    oracle = LmeOracle(case, criterion=criterion, server=server, key=key)
+    try:
+        _compare_case(impl, case, data, name, result, start, oracle, tol_at_theta, tol_optimum, flat_optimum)
+    finally:
+        oracle.done()
+        result.reference_seconds = oracle.seconds
+        result.seconds = time.perf_counter() - start
+    return result
+
+
+def _compare_case(
+    impl: Impl,
+    case: Case,
+    data: pd.DataFrame,
+    name: str,
+    result: CaseResult,
+    start: float,
+    oracle: LmeOracle,
+    tol_at_theta: float,
+    tol_optimum: float,
+    flat_optimum: bool,
+) -> None:
     output = call_impl(impl, case, data, name, result, start)
     if output is None:
-        return result
-    oracle = LmeOracle(case, criterion=criterion)
+        return
     try:
         sub = submission(output, data_index=data.index, source=name)
-        b = oracle.fit(case.REML, extras=sub.ranef is not None)
+        b = oracle.fit(case.REML)
         cmp = compare(
             sub,
             b,
             criterion=oracle.criterion,
-            screen=oracle.screen,
+            screen=oracle.on_design().criterion,
             refit=oracle.refit,
             tol_at_theta=tol_at_theta,
             tol_optimum=tol_optimum,
@@ -367,9 +454,9 @@ def audit_case(
     else:
         result.findings = findings_of(cmp, case)
         result.comparison = cmp.to_dict()
-    result.reference_seconds = oracle.seconds
-    result.seconds = time.perf_counter() - start
-    return result
+
+
+_KEYS = itertools.count()
 
 
 def findings_of(cmp: Comparison, case: Case) -> list[Finding]:
@@ -394,6 +481,8 @@ def audit(
     name: str | None = None,
     progress: Callable[[CaseResult], None] | None = None,
     cases: Sequence[Case] | None = None,
+    reference: str = "process",
+    lme4_processes: int = 2,
 ) -> AuditResult:
     """Audit `impl` on the built-in examples plus `examples` cases drawn with `seed` (the same cases for
     the same seed), against live lme4.
@@ -401,11 +490,25 @@ def audit(
     criterion: "lme4" evaluates lme4's own deviance function in R at the implementation's theta;
     "vcheck" uses vcheck.deviance on lme4's design (no extra R round trip).  `cases` replaces the case
     list (e.g. a corpus); `progress` is called after each case.
+    reference: "process" runs lme4 in `lme4_processes` processes of their own
+    (`vcheck.reference_server.shared`), the cases dealt to them in turn, each AHEAD cases ahead of the
+    implementation, so lme4 and the implementation overlap on the machine's cores; "inline" runs lme4
+    in this process's R, one case after the other.  The findings are the same.
     """
+    if reference not in ("process", "inline"):
+        raise ValueError(f"reference must be 'process' or 'inline', not {reference!r}")
     label = name or _impl_name(impl)
+    start, cpu = time.perf_counter(), time.process_time()
+    servers: list[ReferenceServer] = []
+    if reference == "process":
+        from vcheck import reference_server
+
+        servers = reference_server.shared(max(1, lme4_processes))  # R starts there while cases are drawn
+        startup_before = sum(s.startup_waited for s in servers)
+        restarts_before = sum(s.restarts for s in servers)
     todo = list(cases) if cases is not None else audit_cases(seed, examples, builtin=builtin)
     result = AuditResult(impl=label, seed=seed, examples=examples if cases is None else len(todo))
-    start, cpu = time.perf_counter(), time.process_time()
+    result.reference = reference
     options = {
         "tol_at_theta": tol_at_theta,
         "tol_optimum": tol_optimum,
@@ -414,10 +517,18 @@ def audit(
         "source": label,
     }
     with one_blas_thread():
-        _run_cases(impl, todo, result, progress, **options)
+        _run_cases(impl, todo, result, progress, servers, **options)
     result.seconds = time.perf_counter() - start
     result.cpu_seconds = time.process_time() - cpu
+    if servers:  # lme4's CPU ran in its processes: its time counts too
+        result.cpu_seconds += sum(c.reference_seconds for c in result.cases)
+        result.startup_wait = sum(s.startup_waited for s in servers) - startup_before
+        result.reference_restarts = sum(s.restarts for s in servers) - restarts_before
     return result
+
+
+#: cases the audit asks lme4's server for ahead of the one the implementation is fitting
+AHEAD = 2
 
 
 def _run_cases(
@@ -425,13 +536,30 @@ def _run_cases(
     todo: Sequence[Case],
     result: AuditResult,
     progress: Callable[[CaseResult], None] | None,
+    servers: Sequence[ReferenceServer] = (),
     **options: Any,
 ) -> None:
-    for case in todo:
-        one = audit_case(impl, case, **options)
+    for one in run_cases(impl, todo, servers, **options):
         result.cases.append(one)
         if progress is not None:
             progress(one)
+
+
+def run_cases(
+    impl: Impl, todo: Sequence[Case], servers: Sequence[ReferenceServer] = (), **options: Any
+) -> Iterator[CaseResult]:
+    """`audit_case` on each case in turn.  With lme4 `servers`, case i goes to server i mod len(servers),
+    which is asked for lme4's fit AHEAD cases (per server) before the implementation reaches it."""
+    keys = [f"case-{next(_KEYS)}" for _ in todo]
+    asked = 0
+    for i, case in enumerate(todo):
+        if servers:
+            for j in range(asked, min(i + 1 + AHEAD * len(servers), len(todo))):
+                with contextlib.suppress(Exception):  # a case whose data cannot be built says so itself
+                    servers[j % len(servers)].prefetch(keys[j], todo[j].formula, todo[j].data, todo[j].REML)
+                asked = j + 1
+        server = servers[i % len(servers)] if servers else None
+        yield audit_case(impl, case, server=server, key=keys[i], **options)
 
 
 @contextlib.contextmanager
@@ -472,7 +600,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import importlib
 
     parser = argparse.ArgumentParser(prog="python -m vcheck.auditing", description=main.__doc__)
-    parser.add_argument("--impl", default="vcheck.fit:lmer", help="MODULE:CALLABLE (default vcheck.fit:lmer)")
+    parser.add_argument(
+        "--impl",
+        default="vcheck.adapters.own:fit",
+        help="MODULE:CALLABLE (default vcheck.adapters.own:fit: vcheck's lmer)",
+    )
     parser.add_argument("--examples", type=int, default=100, help="drawn cases (default 100)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-builtin", action="store_true", help="drawn cases only")

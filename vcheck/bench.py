@@ -323,13 +323,74 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = render(rows, repeats, threads, (load_start, os.getloadavg()[0]))
-    if not args.only:  # audit sweep throughput and the full-size large-model audit (vcheck.sweep)
+    if not args.only:  # the audit's rate, sweep throughput and the large-model audit (vcheck.sweep)
         from vcheck.sweep import bench_sections
 
+        text += audit_rate_section()
         text += bench_sections()
     out.write_text(text, encoding="utf-8")
     print(f"wrote {out}")
     return 0
+
+
+#: issue 5's goal: drawn cases audited per second with lme4 live
+AUDIT_RATE_GOAL = 20.0
+
+
+def audit_rate_section(cases: int = 100, log: Callable[[str], None] = print) -> str:
+    """Issue 5's rate: `vcheck.audit(vcheck's lmer, examples=cases, builtin=False)` with lme4 live, as
+    Markdown.  Three runs on different seeds: lme4 in two processes of its own, started cold (the wait
+    for R included) and then running; and lme4 in this process's R (`reference="inline"`)."""
+    from vcheck import audit, reference_server
+    from vcheck.adapters.own import fit
+
+    reference_server._close_shared()  # a cold start: the first run waits for R and lme4 to start
+    runs = [
+        ("lme4 in 2 processes of its own, cold start", {"reference": "process"}, 100),
+        ("lme4 in 2 processes of its own, running", {"reference": "process"}, 101),
+        ('lme4 in this process (`reference="inline"`)', {"reference": "inline"}, 102),
+    ]
+    rows = []
+    for label, kwargs, seed in runs:
+        log(f"bench: audit rate, {label} ({cases} drawn cases, seed {seed}) ...")
+        res = audit(fit, examples=cases, seed=seed, builtin=False, **kwargs)
+        n = len(res.cases)
+        rows.append(
+            f"| {label} | {seed} | {n} | {res.seconds:.1f} s | {res.startup_wait:.1f} s | {res.rate:.1f} "
+            f"| {res.running_rate:.1f} | {res.audit_rate:.1f} | {1e3 * res.cpu_seconds / max(n, 1):.0f} ms "
+            f"| {len(res.errors)} |"
+        )
+        log(f"  {res.rate:.1f} cases/s ({res.running_rate:.1f} once lme4 runs)")
+    sizes = [len(c.data) for c in _drawn(cases, 101)]
+    return "\n".join(
+        [
+            "",
+            "## Audit rate with lme4 live (issue 5)",
+            "",
+            f"`vcheck.audit(vcheck.adapters.own.fit, examples={cases}, seed=S, builtin=False)`: vcheck's",
+            "lmer as the implementation under test (its own fit included in the time), lme4 live for every",
+            f"case, {min(sizes)} to {max(sizes)} rows (median {int(np.median(sizes))}).  Goal: at least "
+            f"{AUDIT_RATE_GOAL:.0f} cases per second.",
+            "",
+            "| lme4 | seed | cases | wall | waited for R to start | cases/s | cases/s once running "
+            "| cases/s without the implementation | CPU per case (all processes) | errors |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            *rows,
+            "",
+            "lme4's fit of one such case takes about 35-45 ms of R time here (`lmer` alone, with its",
+            "defaults), vcheck's about 17 ms and the comparison about 10 ms: in one process the audit",
+            "cannot reach the goal.  With lme4 in processes of their own, asked for each case's fit",
+            "before the implementation reaches it (`vcheck.reference_server`), the two overlap on the",
+            f"machine's {os.cpu_count()} CPUs.",
+            "",
+        ]
+    )
+
+
+def _drawn(cases: int, seed: int) -> list[Any]:
+    from vcheck.strategies import draw_case
+
+    return [draw_case(seed, i) for i in range(cases)]
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ Each row is one quantity under one check:
   cnms and level order, exactly (X and Zt values to AT_THETA);
 - at its parameters: a's varcorr and sigma are mapped onto lme4's theta (theta_k = chol(G_k / sigma^2)),
   and lme4's construction there, V = sigma^2 (Z Lambda Lambda' Z' + I), GLS beta at that V and lme4's
-  criterion d(theta), is set against what a reports.  A difference is a *construction* disagreement;
+  criterion d(theta), is set against what a reports.  A difference is a *construction* disagreement.
+  Its sigma is held to the profiled sigma at its theta, sqrt(pwrss / (n - p)) (REML) or sqrt(pwrss / n)
+  (ML): any other sigma is not an optimum of the criterion (*optimization*, which no flat optimum in
+  theta excuses), and the other criterion's divisor is ML where REML was asked (*model*);
 - at optimum: theta, sigma, beta, criterion, varcorr (per-term covariance, so G up to a permutation of
   Z's columns), G (layout claimed only), V (up to row order), ranef, against lme4's fit.  When a is
   consistent with its own parameters, a difference is an *optimization* disagreement, and the row says
@@ -84,7 +87,7 @@ class Row:
     explanation: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = dict(self.__dict__)  # the fields, all plain values (dataclasses.asdict would deep-copy them)
         for key in ("rel_diff", "abs_diff", "tol"):
             if d[key] is not None and not math.isfinite(d[key]):
                 d[key] = str(d[key])  # JSON has no inf/nan
@@ -203,6 +206,18 @@ class _Judge:
         self.screen: Criterion | None = None
         self.flat_optimum = True
         self.criterion_noise = 0.0  # relative error of lme4's criterion at theta mapped from varcorr
+        self.sigma_off = ""  # why its sigma is not the profiled sigma at its own theta ("" when it is)
+        self.sigma_other_criterion = False  # its sigma is the other criterion's profiled sigma
+        self._on_design: OnLmeDesign | None = None
+
+    def on_design(self) -> OnLmeDesign:
+        """vcheck.deviance on lme4's design (criterion and profiled sigma at any theta), made once."""
+        if self._on_design is None:
+            owner = getattr(self.screen, "__self__", None)  # a screen that is OnLmeDesign(b).criterion
+            self._on_design = (
+                owner if isinstance(owner, OnLmeDesign) and owner.b is self.b else OnLmeDesign(self.b)
+            )
+        return self._on_design
 
     def crit(self, theta: np.ndarray, REML: bool, *, final: bool = True) -> float:
         """lme4's criterion at theta; `final=False` allows the fast screen (it only confirms agreement)."""
@@ -214,7 +229,7 @@ class _Judge:
             # lme4's devfun refuses some thetas of degenerate (saturated) models ("Downdated VtV is not
             # positive definite"); the same PLS formula on lme4's own design still answers (+inf where
             # the system is not positive definite), so the comparison goes on instead of crashing
-            return python_criterion(self.b)(theta, REML)
+            return self.on_design().criterion(theta, REML)
 
     def add(self, *args: Any, **kwargs: Any) -> Row:
         row = Row(*args, **kwargs)
@@ -382,32 +397,87 @@ class _Judge:
             text = "its beta is not the GLS beta at that V"
             self.judge_construction("beta", check, rel, _abs(mine, gls), text, tol=tol_solve)
         if sub.criterion is not None:
-            tol = max(tol_solve, 10 * self.criterion_noise)
-            d_own = self.crit(self.theta_a, b.REML, final=False)
+            self.criterion_at_its_theta(tol_solve)
+        self.sigma_at_its_theta()
+
+    def criterion_at_its_theta(self, tol_solve: float) -> None:
+        """Its criterion against lme4's d(theta) at its theta (or the other criterion's: model)."""
+        sub, b, check = self.sub, self.b, "at its parameters"
+        assert sub.criterion is not None and self.theta_a is not None
+        tol = max(tol_solve, 10 * self.criterion_noise)
+        d_own = self.crit(self.theta_a, b.REML, final=False)
+        rel = abs(sub.criterion - d_own) / max(abs(d_own), 1.0)
+        if rel > tol and self.screen is not None:
+            d_own = self.crit(self.theta_a, b.REML)
             rel = abs(sub.criterion - d_own) / max(abs(d_own), 1.0)
-            if rel > tol and self.screen is not None:
-                d_own = self.crit(self.theta_a, b.REML)
-                rel = abs(sub.criterion - d_own) / max(abs(d_own), 1.0)
-            if rel > tol:
-                d_other = self.crit(self.theta_a, not b.REML)
-                if abs(sub.criterion - d_other) / max(abs(d_other), 1.0) <= tol:
-                    text = (
-                        f"its criterion {sub.criterion:.6g} is lme4's {_crit_name(not b.REML)} at its theta, "
-                        f"not the {_crit_name(b.REML)} ({d_own:.6g}) that was asked"
-                    )
-                    self.model_problems.append(text)
-                    self.add(
-                        "criterion", check, "differs", "model", rel, abs(sub.criterion - d_own), tol, text
-                    )
-                    return
-            self.judge_construction(
-                "criterion",
-                check,
-                rel,
-                abs(sub.criterion - d_own),
-                f"its criterion is not lme4's d(theta) = {d_own:.10g} at its theta",
-                tol=tol,
+        if rel > tol:
+            d_other = self.crit(self.theta_a, not b.REML)
+            if abs(sub.criterion - d_other) / max(abs(d_other), 1.0) <= tol:
+                text = (
+                    f"its criterion {sub.criterion:.6g} is lme4's {_crit_name(not b.REML)} at its theta, "
+                    f"not the {_crit_name(b.REML)} ({d_own:.6g}) that was asked"
+                )
+                self.model_problems.append(text)
+                self.add("criterion", check, "differs", "model", rel, abs(sub.criterion - d_own), tol, text)
+                return
+        self.judge_construction(
+            "criterion",
+            check,
+            rel,
+            abs(sub.criterion - d_own),
+            f"its criterion is not lme4's d(theta) = {d_own:.10g} at its theta",
+            tol=tol,
+        )
+
+    def sigma_at_its_theta(self) -> None:
+        """Its sigma against the profiled sigma at its own theta on lme4's design.
+
+        lme4's criterion is profiled in sigma: at any theta, sigma = sqrt(pwrss / (n - p)) (REML) or
+        sqrt(pwrss / n) (ML) minimizes it.  Any other sigma with that theta is not an optimum of the
+        criterion (an *optimization* disagreement, which no flat optimum in theta excuses); the other
+        criterion's divisor is ML's sigma where REML was asked, or the reverse (*model*)."""
+        sub, b = self.sub, self.b
+        if self.theta_a is None or sub.sigma is None:
+            return
+        from vcheck.blocks import NotPositiveDefinite
+
+        try:
+            own = self.on_design().sigma(self.theta_a, b.REML)
+        except NotPositiveDefinite:
+            return  # a degenerate theta: no profiled sigma to hold it to (its criterion row says more)
+        n, p = self.lme.n, self.lme.X.shape[1]
+        other = own * math.sqrt((n - p) / n if b.REML else n / (n - p)) if n > p else math.nan
+        rel = abs(sub.sigma - own) / own if own > 0 else math.inf
+        tol = self.tol_opt
+        check = "at its parameters"
+        if rel <= tol:
+            self.add("sigma", check, "agrees", None, rel, abs(sub.sigma - own), tol)
+            return
+        if math.isfinite(other) and abs(sub.sigma - other) / other <= tol:
+            divisor, asked = ("n", "n - p") if b.REML else ("n - p", "n")
+            text = (
+                f"its sigma {sub.sigma:.6g} is the {_crit_name(not b.REML)} sigma sqrt(pwrss / {divisor}) "
+                f"at its theta, not the {_crit_name(b.REML)} sigma sqrt(pwrss / {asked}) = {own:.6g} "
+                "that was asked"
             )
+            self.model_problems.append(text)
+            self.sigma_other_criterion = True
+            self.add("sigma", "model", "differs", "model", rel, abs(sub.sigma - own), tol, text)
+            return
+        self.sigma_off = (
+            f"its sigma {sub.sigma:.6g} is not the profiled sigma {own:.6g} at its own theta, so its "
+            f"(theta, sigma) is not an optimum of the {_crit_name(b.REML)} criterion"
+        )
+        text = f"{self.sigma_off} (rel diff {rel:.1e})"
+        kind = "optimization"
+        construction = [r for r in self.out.rows if r.kind == "construction"]
+        if construction:  # its theta is already wrong (e.g. sd for variance): sigma follows from that
+            kind = "construction"
+            text = f"follows from its construction disagreement in {construction[0].quantity}: {text}"
+        elif self.model_problems:  # a different model: its sigma is profiled for that model, not lme4's
+            kind = "model"
+            text = f"a different model ({self.model_problems[0]}): {text}"
+        self.add("sigma", check, "differs", kind, rel, abs(sub.sigma - own), tol, text)
 
     def V_rows_problem(self) -> str | None:
         """Why a's V cannot be lined up with lme4's rows (a model finding, raised once), or None."""
@@ -486,7 +556,7 @@ class _Judge:
 
         differing = [d for d in diffs if not d[1] <= self.tol_opt]
         kind, why = self.root_cause(differing)
-        flat = kind == "optimization" and self.out.lower == "tie" and self.flat_optimum
+        flat = kind == "optimization" and self.out.lower == "tie" and self.flat_optimum and not self.sigma_off
         for quantity, rel, abs_d in diffs:
             if rel <= self.tol_opt:
                 self.add(quantity, "at optimum", "agrees", None, rel, abs_d, self.tol_opt)
@@ -513,15 +583,26 @@ class _Judge:
         if construction:
             return "construction", f"follows from its construction disagreement in {construction[0].quantity}"
         if self.model_problems:
+            if self.sigma_other_criterion and differing:  # is it the other criterion's optimum, too?
+                other = self.other_reml_match()
+                if other:
+                    self.add("REML", "model", "differs", "model", explanation=other)
+                    return "model", other
             return "model", f"a different model: {self.model_problems[0]}"
         if not differing:
-            return "optimization", ""
-        other = self.other_reml_match()
-        if other:
-            self.model_problems.append(other)
-            self.add("REML", "model", "differs", "model", explanation=other)
-            return "model", other
-        return "optimization", self.which_lower()
+            return "optimization", self.sigma_off
+        why = self.which_lower()
+        if self.out.lower != "tie" or not self.flat_optimum or self.sigma_off:
+            # not the same optimum: perhaps the other criterion's (lme4 refitted only in this case)
+            other = self.other_reml_match()
+            if other:
+                self.model_problems.append(other)
+                self.add("REML", "model", "differs", "model", explanation=other)
+                self.out.lower = None
+                return "model", other
+        if self.sigma_off:
+            why = f"{self.sigma_off}; {why}"
+        return "optimization", why
 
     def other_reml_match(self) -> str | None:
         """Its parameters are lme4's optimum of the other criterion (ML for REML or the reverse)?"""
@@ -546,10 +627,15 @@ class _Judge:
         if self.theta_a is None or self.b.criterion is None:
             self.out.lower = None
             return "its parameters cannot be mapped onto lme4's theta to say which criterion is lower"
-        d_a = self.crit(self.theta_a, self.b.REML)
+        tie = max(tolerances.CRITERION_ABS, tolerances.CRITERION_REL * abs(self.b.criterion))
+        # the screen (vcheck.deviance on lme4's design) agrees with lme4's devfun to AT_THETA: a tie it
+        # finds with that margin to spare is a tie (an agreement); any other verdict takes lme4's number
+        d_a = self.crit(self.theta_a, self.b.REML, final=False)
+        margin = self.tol_theta * max(abs(d_a), 1.0)
+        if self.screen is not None and not abs(d_a - self.b.criterion) <= tie - margin:
+            d_a = self.crit(self.theta_a, self.b.REML)
         delta = d_a - self.b.criterion
         name = _crit_name(self.b.REML)
-        tie = max(tolerances.CRITERION_ABS, tolerances.CRITERION_REL * abs(self.b.criterion))
         if delta > tie:
             self.out.lower = self.b.source
             return f"lme4's optimum is lower: the {name} at its theta is higher by {delta:.3g}"
@@ -783,19 +869,37 @@ def reference_design(b: LmerFit) -> Design:
     )
 
 
+class OnLmeDesign:
+    """vcheck.deviance on lme4's own design (X, y, Zt, Lambdat, Lind of lme4's record), no R needed:
+    lme4's criterion d(theta) and the profiled sigma(theta) = sqrt(pwrss / (n - p)) (REML) or
+    sqrt(pwrss / n) (ML), the sigma that minimizes the criterion at that theta."""
+
+    def __init__(self, b: LmerFit) -> None:
+        self.b = b
+        self.design = reference_design(b)
+        self._devfuns: dict[bool, Any] = {}
+
+    def devfun(self, REML: bool) -> Any:
+        from vcheck import deviance
+
+        if REML not in self._devfuns:
+            self._devfuns[REML] = deviance.devfun(self.design, REML=REML)
+        return self._devfuns[REML]
+
+    def criterion(self, theta: np.ndarray, REML: bool) -> float:
+        return float(self.devfun(REML)(np.asarray(theta, dtype=float)))
+
+    def sigma(self, theta: np.ndarray, REML: bool) -> float:
+        """Profiled sigma at theta; NotPositiveDefinite (vcheck.blocks) where the PLS system is singular."""
+        from vcheck import deviance
+
+        fn = self.devfun(REML)
+        return deviance.sigma(fn.factor(np.asarray(theta, dtype=float)), fn.n, fn.p, REML)
+
+
 def python_criterion(b: LmerFit) -> Criterion:
     """lme4's criterion at theta computed by vcheck.deviance on lme4's own design (no R needed)."""
-    from vcheck import deviance
-
-    design = reference_design(b)
-    cache: dict[bool, deviance.Devfun] = {}
-
-    def crit(theta: np.ndarray, REML: bool) -> float:
-        if REML not in cache:
-            cache[REML] = deviance.devfun(design, REML=REML)
-        return float(cache[REML](np.asarray(theta, dtype=float)))
-
-    return crit
+    return OnLmeDesign(b).criterion
 
 
 def summarize(comparisons: Sequence[Comparison]) -> Counter[tuple[str, str]]:

@@ -26,3 +26,6 @@ class RError(VcheckError, RuntimeError):
         self.r_message = r_message.strip()
         self.call = call
         super().__init__(f"R error{' in ' + call if call else ''}: {self.r_message}")
+
+    def __reduce__(self) -> tuple[type[RError], tuple[str, str]]:
+        return (type(self), (self.r_message, self.call))  # pickles (to and from worker processes) intact

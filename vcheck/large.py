@@ -318,7 +318,7 @@ def audit_large_case(
             sub,
             b,
             criterion=oracle.criterion,
-            screen=oracle.screen,
+            screen=oracle.on_design().criterion,
             refit=oracle.refit,
             tol_at_theta=tol_at_theta,
             tol_optimum=tol_optimum,

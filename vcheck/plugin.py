@@ -175,7 +175,7 @@ def _varcorr_rows(value: Any) -> list[VarCorrRow] | None:
             raise PluginError(
                 f"a varcorr DataFrame needs columns grp, var1, var2, vcov (missing {sorted(missing)})"
             )
-        value = list(value[["grp", "var1", "var2", "vcov"]].itertuples(index=False, name=None))
+        value = list(zip(*(value[c].tolist() for c in ("grp", "var1", "var2", "vcov")), strict=True))
     rows: list[VarCorrRow] = []
     for row in value:
         if len(row) != 4:

@@ -52,21 +52,33 @@ __all__ = [
 # ---- live lme4 ---------------------------------------------------------------------------------------
 
 
-def lmer(formula: str, data: pd.DataFrame, REML: bool = True, *, extras: bool = True) -> LmerFit:
+def lmer(formula: str, data: pd.DataFrame, REML: bool = True, *, extras: bool | str = True) -> LmerFit:
     """Fit `lme4::lmer(formula, data, REML)` in the embedded R and return every quantity of the fit.
 
     Rows with NA in a variable of the formula are dropped by lme4 (na.omit); `n_na_dropped` counts them
     and `row_index` holds the labels of the rows kept.  `extras=False` skips vcov(beta), the conditional
-    modes and their variances (ranef/condVar), which cost more than the rest of the record.
+    modes and their variances (ranef/condVar), which cost more than the rest of the record;
+    `extras="modes"` gives the conditional modes alone (ranef, no condVar or vcov).
     """
+    return fit_from_dict(
+        lmer_value(formula, data, REML, extras=extras), source="lme4", formula=formula, index=data.index
+    )
+
+
+def lmer_value(
+    formula: str, data: pd.DataFrame, REML: bool = True, *, extras: bool | str = True
+) -> dict[str, Any]:
+    """`lmer`'s answer before it becomes a record: bridge.R's list of plain values (numpy arrays, lists,
+    strings), which `fit_from_dict(value, source="lme4", formula=formula, index=data.index)` turns into
+    the `LmerFit`.  lme4's process (`vcheck.reference_server`) sends this, the cheaper half, across."""
     from vcheck import rbridge
 
     frame = _r_frame(formula, data)
-    value = rbridge.session().call(
-        "vcheck_lmer", _r_str(formula), frame, _r_bool(REML), _r_bool(extras), _r_bool(False)
+    value: dict[str, Any] = rbridge.session().call(
+        "vcheck_lmer", _r_str(formula), frame, _r_bool(REML), _r_extras(extras), _r_bool(False)
     )
     value["versions"] = _session_versions()
-    return fit_from_dict(value, source="lme4", formula=formula, index=data.index)
+    return value
 
 
 def fit_at_theta(
@@ -75,7 +87,7 @@ def fit_at_theta(
     theta: np.ndarray | Sequence[float],
     REML: bool = True,
     *,
-    extras: bool = True,
+    extras: bool | str = True,
 ) -> LmerFit:
     """lme4's fit record at a FIXED theta, without optimizing.
 
@@ -89,7 +101,13 @@ def fit_at_theta(
     frame = _r_frame(formula, data)
     theta_r = s.ri.FloatSexpVector(np.ascontiguousarray(np.asarray(theta, dtype=np.float64).ravel()))
     value = s.call(
-        "vcheck_fit_at_theta", _r_str(formula), frame, theta_r, _r_bool(REML), _r_bool(extras), _r_bool(False)
+        "vcheck_fit_at_theta",
+        _r_str(formula),
+        frame,
+        theta_r,
+        _r_bool(REML),
+        _r_extras(extras),
+        _r_bool(False),
     )
     value["versions"] = _session_versions()
     fit = fit_from_dict(value, source="lme4", formula=formula, index=data.index)
@@ -182,6 +200,15 @@ def _r_str(x: str) -> Any:
     from vcheck import rbridge
 
     return rbridge.session().ri.StrSexpVector([x])
+
+
+def _r_extras(extras: bool | str) -> Any:
+    """extras for bridge.R's vcheck_collect: TRUE, FALSE or "modes"."""
+    if extras == "modes":
+        return _r_str("modes")
+    if isinstance(extras, bool):
+        return _r_bool(extras)
+    raise ValueError(f"extras must be True, False or 'modes', not {extras!r}")
 
 
 def _r_bool(x: bool) -> Any:

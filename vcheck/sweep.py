@@ -74,6 +74,9 @@ WORKER_EXIT_SECONDS = 5.0
 #: do not fight over the cores
 WORKER_ENVIRON = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
+#: lme4's processes serving the cases of a sweep run in this process (`vcheck.reference_server`)
+INLINE_LME4_PROCESSES = 2
+
 #: significant digits of a finding's relative difference (see `canonical`)
 DIGITS = 6
 
@@ -337,12 +340,32 @@ def run_sweep(
 def _inline_results(
     target: str, todo: Sequence[tuple[int, Case]], options: dict[str, Any] | None, result: SweepResult
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """The cases one after the other in this process."""
+    """The cases one after the other in this process, lme4 in INLINE_LME4_PROCESSES processes of its own
+    (`vcheck.reference_server`) working ahead of them; large models with lme4 in this process's R."""
+    from vcheck import reference_server
+    from vcheck.auditing import run_cases
+
     t = time.perf_counter()
     prepare_process(target)
+    servers = reference_server.shared(INLINE_LME4_PROCESSES)
     result.startup_seconds = time.perf_counter() - t
+    opts = dict(options or {})
+    small = [(i, c) for i, c in todo if c.origin != "large"]
+    try:
+        impl = resolve(target)
+    except Exception:
+        impl = None
+    if impl is not None and small:
+        source = opts.pop("source", target)
+        stream = run_cases(impl, [c for _, c in small], servers, source=source, **opts)
+        for (position, _), one in zip(small, stream, strict=True):
+            yield position, canonical(one.to_dict())
+    else:
+        for position, case in small:
+            yield position, run_case(target, case, options)
     for position, case in todo:
-        yield position, run_case(target, case, options)
+        if case.origin == "large":
+            yield position, run_case(target, case, options)
 
 
 # --- worker processes ----------------------------------------------------------------------------------
@@ -787,7 +810,7 @@ def bench_throughput(
     the inline run's.  Wall time includes starting the workers (R included), given apart."""
     plan = SweepPlan(target=target, seed=seed, examples=cases, builtin=False)
     runs: list[tuple[str, dict[str, Any]]] = [
-        ("in this process", {}),
+        (f"in this process, lme4 in {INLINE_LME4_PROCESSES} processes", {}),
         ("1 worker process", {"workers": 1}),
         ("2 worker processes", {"workers": 2}),
     ]
@@ -823,7 +846,8 @@ def throughput_markdown(rows: Sequence[dict[str, Any]], target: str = "vcheck", 
         "## Audit sweep throughput",
         "",
         f"`vcheck audit {target}` on {n} drawn cases (seed {seed}, no built-in examples): the same sweep",
-        "run in this process, in worker processes (`--workers N`) and on a local Dask cluster",
+        "run in this process (`--workers 0`: lme4 in processes of its own, working ahead), in worker",
+        "processes (`--workers N`, each with lme4 in its own R) and on a local Dask cluster",
         "(`--scheduler local`).  Wall time includes starting the workers and their R (start-up, given",
         "apart).",
         "",
