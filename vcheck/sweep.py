@@ -154,9 +154,10 @@ class SweepResult(AuditResult):
         if origins["large"]:
             parts.append(f"{origins['large']} large models")
         plural = "" if self.workers == 1 else "es"
-        how = {"inline": "in this process", "processes": f"{self.workers} worker process{plural}"}.get(
-            self.executor, f"on Dask ({self.workers or '?'} workers)"
-        )
+        how = {
+            "inline": f"in this process (lme4 in {INLINE_LME4_PROCESSES} processes of its own)",
+            "processes": f"{self.workers} worker process{plural}",
+        }.get(self.executor, f"on Dask ({self.workers or '?'} workers)")
         lines[0] = (
             f"audit of {self.impl}: {len(self.cases)} cases ({', '.join(parts)}) {how} in "
             f"{self.seconds:.1f} s ({self.startup_seconds:.1f} s starting) = {self.rate:.1f} cases/s"
@@ -347,8 +348,6 @@ def _inline_results(
 
     t = time.perf_counter()
     prepare_process(target)
-    servers = reference_server.shared(INLINE_LME4_PROCESSES)
-    result.startup_seconds = time.perf_counter() - t
     opts = dict(options or {})
     small = [(i, c) for i, c in todo if c.origin != "large"]
     try:
@@ -356,11 +355,14 @@ def _inline_results(
     except Exception:
         impl = None
     if impl is not None and small:
+        servers = reference_server.shared(INLINE_LME4_PROCESSES)  # they start R while the cases begin
+        result.startup_seconds = time.perf_counter() - t
         source = opts.pop("source", target)
         stream = run_cases(impl, [c for _, c in small], servers, source=source, **opts)
         for (position, _), one in zip(small, stream, strict=True):
             yield position, canonical(one.to_dict())
     else:
+        result.startup_seconds = time.perf_counter() - t
         for position, case in small:
             yield position, run_case(target, case, options)
     for position, case in todo:
