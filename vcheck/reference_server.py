@@ -69,8 +69,9 @@ class _Request:
 class ReferenceServer:
     """lme4 (`vcheck.reference`) served by a spawned process; see the module docstring.
 
-    `seconds` is the time lme4 spent on this server's answers, measured in the server (R's own time:
-    with prefetching, most of it overlaps the caller's work); `waited` is the time the caller waited.
+    `seconds` is the CPU time lme4's process spent on this server's answers (R's included; with
+    prefetching most of it overlaps the caller's work, and CPU time stays the work done when processes
+    share the cores); `waited` is the wall time the caller spent waiting for answers.
     """
 
     def __init__(self) -> None:
@@ -149,7 +150,7 @@ class ReferenceServer:
         return None if self._process is None else self._process.pid
 
     def seconds_of(self, key: str) -> float:
-        """lme4's time so far on the case under `key` (measured in the server)."""
+        """lme4's CPU time so far on the case under `key` (measured in the server)."""
         return self._seconds_by_key.get(key, 0.0)
 
     # --- requests ----------------------------------------------------------------------------------------
@@ -354,7 +355,7 @@ def _serve(conn: Connection) -> None:
         if key not in cases:  # evicted (more than KEEP cases in flight): the caller sends it again
             conn.send(("unknown", rid, None, 0.0))
             continue
-        t = time.perf_counter()
+        t = time.process_time()
         try:
             formula, data = cases[key]
             if op == "fit":
@@ -367,9 +368,9 @@ def _serve(conn: Connection) -> None:
                 value = float(devfuns[(key, REML)](theta))
             else:
                 raise ValueError(f"unknown request {op!r}")
-            reply: tuple[Any, ...] = ("ok", rid, value, time.perf_counter() - t)
+            reply: tuple[Any, ...] = ("ok", rid, value, time.process_time() - t)
         except Exception as exc:
-            reply = ("error", rid, exc, time.perf_counter() - t)
+            reply = ("error", rid, exc, time.process_time() - t)
         try:
             conn.send(reply)
         except Exception as exc:  # an answer that does not pickle: say so instead of hanging the caller
