@@ -13,9 +13,14 @@ devfun).  A NotImplementedError from impl is a "model" finding ("model not expre
 implementation cannot fit lme4's model, a difference of model rather than a crash.  Any other exception,
 from impl or from lme4, is that case's `error`; the sweep goes on.
 
-The summary gives cases per second of wall time, the same without the implementation's own time (the
-audit's speed), and cases per CPU second (the same on a loaded machine).  `python -m vcheck.auditing` runs
-one audit from the command line (default: vcheck's own lmer as the implementation).
+Where lme4 runs: by default in two processes of its own (`vcheck.reference_server`), each asked for the
+fit of its next cases before the implementation reaches them, so lme4 (35-45 ms of R per small case here)
+and the implementation work at the same time; `reference="inline"` runs lme4 in this process's R.  Either
+way the reference is `vcheck.reference.lmer`'s record and the findings are the same.
+
+The summary gives cases per second of wall time, the same once lme4 runs (the wait for R and lme4 to
+start left out), without the implementation's own time, and per CPU second of all the processes.
+`python -m vcheck.auditing` runs one audit from the command line (default: vcheck's own lmer).
 
 Cases are independent: `audit_cases(seed, examples)` lists them (built-in examples, then
 `draw_case(seed, 0 .. N-1)`), `audit_case(impl, case)` runs one, and `AuditResult` collects any set of
