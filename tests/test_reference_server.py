@@ -164,3 +164,31 @@ def test_a_script_without_a_main_guard_can_audit(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("RAN") == 1 and "RAN 2 0" in out.stdout
+
+
+def test_large_cases_in_flight_both_ways_do_not_deadlock(tmp_path: Path) -> None:
+    # five cases of 60,000 rows asked for at once: ~1 MB of data each way per case, more than a socket
+    # buffers, while the server's answers pile up unread.  Run in a child so a hang fails, not blocks.
+    script = tmp_path / "big.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import numpy as np, pandas as pd
+            from vcheck.reference_server import ReferenceServer
+
+            def data(seed):
+                r = np.random.default_rng(seed)
+                g = r.integers(0, 300, 60_000)
+                return pd.DataFrame({"y": r.normal(size=g.size) + 0.01 * g, "x": r.normal(size=g.size),
+                                     "g": pd.Categorical.from_codes(g, [f"g{i}" for i in range(300)])})
+
+            with ReferenceServer() as s:
+                for i in range(5):
+                    s.prefetch(f"k{i}", "y ~ x + (1|g)", data(i), True)
+                print("FITS", [len(s.fit(f"k{i}", True).theta) for i in range(5)])
+            """
+        )
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "FITS [1, 1, 1, 1, 1]" in out.stdout

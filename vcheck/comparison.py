@@ -40,7 +40,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -60,6 +60,9 @@ from vcheck.plugin import (
     theta_from_cov,
 )
 from vcheck.record import Design, LmerFit, RandomTerm
+
+if TYPE_CHECKING:
+    from vcheck.deviance import Devfun
 
 KINDS = ("construction", "optimization", "model", "not available")
 #: V is compared entry by entry up to this many rows; beyond, by probe vectors and the diagonal
@@ -877,9 +880,10 @@ class OnLmeDesign:
     def __init__(self, b: LmerFit) -> None:
         self.b = b
         self.design = reference_design(b)
-        self._devfuns: dict[bool, Any] = {}
+        self._devfuns: dict[bool, Devfun] = {}
 
-    def devfun(self, REML: bool) -> Any:
+    def devfun(self, REML: bool) -> Devfun:
+        """lme4's mkLmerDevfun for this design and REML flag (`vcheck.deviance.Devfun`), made once."""
         from vcheck import deviance
 
         if REML not in self._devfuns:

@@ -28,9 +28,11 @@ import atexit
 import contextlib
 import itertools
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections import OrderedDict
@@ -317,7 +319,11 @@ class ReferenceServer:
 
 # --- the server process --------------------------------------------------------------------------------
 def _serve(conn: Connection) -> None:
-    """The server: start R, then answer requests in order until told to stop (None) or orphaned."""
+    """The server: start R, then answer requests in order until told to stop (None) or orphaned.
+
+    A reader thread takes every message off the socket as it arrives (R stays on this, the main, thread):
+    without it, the caller blocked sending the next cases' data while this process blocks sending a
+    large answer that the caller is not reading yet would wait for each other forever."""
     warnings.simplefilter("ignore")
     from vcheck import rbridge, reference
 
@@ -329,14 +335,13 @@ def _serve(conn: Connection) -> None:
     with contextlib.suppress(Exception):
         reference.versions()
     conn.send(("ready", os.getpid()))
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    threading.Thread(target=_read_into, args=(conn, inbox), daemon=True, name="vcheck-lme4-reader").start()
     cases: OrderedDict[str, tuple[str, pd.DataFrame]] = OrderedDict()
     devfuns: dict[tuple[str, bool], Callable[[np.ndarray], float]] = {}
     while True:
-        try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return
-        if message is None:
+        message = inbox.get()
+        if message is None:  # told to stop, or the caller is gone
             return
         op = message[0]
         if op in ("data", "drop"):
@@ -353,7 +358,8 @@ def _serve(conn: Connection) -> None:
             continue
         rid, key = message[1], message[2]
         if key not in cases:  # evicted (more than KEEP cases in flight): the caller sends it again
-            conn.send(("unknown", rid, None, 0.0))
+            if not _reply(conn, ("unknown", rid, None, 0.0)):
+                return
             continue
         t = time.process_time()
         try:
@@ -371,10 +377,34 @@ def _serve(conn: Connection) -> None:
             reply: tuple[Any, ...] = ("ok", rid, value, time.process_time() - t)
         except Exception as exc:
             reply = ("error", rid, exc, time.process_time() - t)
+        if not _reply(conn, reply):
+            return
+
+
+def _read_into(conn: Connection, inbox: queue.SimpleQueue[Any]) -> None:
+    """The server's reader thread: messages into `inbox`, then None when the caller stops or is gone."""
+    while True:
         try:
-            conn.send(reply)
-        except Exception as exc:  # an answer that does not pickle: say so instead of hanging the caller
-            conn.send(("error", rid, RError(f"cannot send lme4's answer back: {exc}"), 0.0))
+            message = conn.recv()
+        except (EOFError, OSError):
+            message = None
+        inbox.put(message)
+        if message is None:
+            return
+
+
+def _reply(conn: Connection, reply: tuple[Any, ...]) -> bool:
+    """Send an answer; False when the caller is gone."""
+    try:
+        conn.send(reply)
+    except (BrokenPipeError, EOFError, OSError):
+        return False
+    except Exception as exc:  # an answer that does not pickle: say so instead of hanging the caller
+        try:
+            conn.send(("error", reply[1], RError(f"cannot send lme4's answer back: {exc}"), 0.0))
+        except (BrokenPipeError, EOFError, OSError):
+            return False
+    return True
 
 
 # --- servers shared by the audits of one process --------------------------------------------------------
