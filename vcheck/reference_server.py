@@ -1,9 +1,10 @@
-"""lme4 in a process of its own, one case ahead of the audit: fits and deviance evaluations on request.
+"""lme4 in processes of its own, working ahead of the audit: fits and deviance evaluations on request.
 
 An audit spends most of its time in two places: lme4 fitting the case in R, and the implementation under
-test fitting it in Python.  In one process these run one after the other; with lme4 in a spawned process
-of its own they overlap on two cores.  The audit asks for lme4's fit of case i + 1 before it runs the
-implementation on case i, so by the time it compares case i + 1, lme4's answer is usually waiting.
+test fitting it in Python.  In one process these run one after the other; with lme4 in processes of its
+own they overlap on the machine's cores.  The audit asks a server for lme4's fit of its next cases before
+it runs the implementation on the current one, so by the time it compares a case, lme4's answer is
+usually waiting.
 
     with ReferenceServer() as lme4:
         lme4.prefetch(key, formula, data, REML)        # returns at once; lme4 starts fitting
@@ -11,15 +12,18 @@ implementation on case i, so by the time it compares case i + 1, lme4's answer i
         d = lme4.criterion(key, theta, REML)           # lme4's devfun at theta (vcheck.reference.devfun)
 
 Every answer is what `vcheck.reference` gives in the calling process (the same R functions run in the
-server); the records pickle across.  Requests are served first come, first served.  An R error comes back
-as the same exception (`RError` with R's message).  If the process dies (R crashing, the OOM killer), the
-request it was serving fails with `ReferenceServerDied` naming the case, a new process is started, and
-every other request is sent to it again.  The server holds the data of at most `KEEP` cases (`forget`
-drops one; a request for a case it has evicted makes the caller send the data again).  One thread only:
-the caller's requests and their answers share one socket.
+server), up to lme4's own variation between processes: Eigen's SIMD sums follow memory alignment, so two
+R processes differ in the last bits, and on a flat optimum BOBYQA stops up to ~1e-5 apart in theta with
+the same criterion (a tie for `compare`).  The records pickle across.  Requests are served first come,
+first served.  An R error comes back as the same exception (`RError` with R's message).  If the process
+dies (R crashing, the OOM killer), the request it was serving fails with `ReferenceServerDied` naming
+the case, a new process is started, and every other request is sent to it again.  The server holds the
+data of at most `KEEP` cases (`forget` drops one; a request for a case it has evicted makes the caller
+send the data again).  One thread only: the caller's requests and their answers share one socket.
 
-`shared()` is one server per calling process, started on first use and stopped at exit, so many audits in
-one session pay for R's start-up once.
+`shared(n)` gives the calling process's first n servers, started on first use and stopped at exit, so
+many audits in one session pay for R's start-up (about 2 s of CPU each, mostly loading Matrix and lme4)
+once.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ class _Request:
 
 
 class ReferenceServer:
-    """lme4 (`vcheck.reference`) served by a spawned process; see the module docstring.
+    """lme4 (`vcheck.reference`) served by a process of its own; see the module docstring.
 
     `seconds` is the CPU time lme4's process spent on this server's answers (R's included; with
     prefetching most of it overlaps the caller's work, and CPU time stays the work done when processes
