@@ -356,10 +356,14 @@ def _inline_results(
         impl = None
     if impl is not None and small:
         servers = reference_server.shared(INLINE_LME4_PROCESSES)  # they start R while the cases begin
+        waited = sum(s.startup_waited for s in servers)
         result.startup_seconds = time.perf_counter() - t
         source = opts.pop("source", target)
         stream = run_cases(impl, [c for _, c in small], servers, source=source, **opts)
         for (position, _), one in zip(small, stream, strict=True):
+            # the wait for lme4's processes to start R counts as start-up, not as the cases' time
+            result.startup_seconds += sum(s.startup_waited for s in servers) - waited
+            waited = sum(s.startup_waited for s in servers)
             yield position, canonical(one.to_dict())
     else:
         result.startup_seconds = time.perf_counter() - t
