@@ -155,7 +155,12 @@ class SweepResult(AuditResult):
             parts.append(f"{origins['large']} large models")
         plural = "" if self.workers == 1 else "es"
         how = {
-            "inline": f"in this process (lme4 in {INLINE_LME4_PROCESSES} processes of its own)",
+            "inline": "in this process"
+            + (
+                f" (lme4 in {INLINE_LME4_PROCESSES} processes of its own)"
+                if origins["example"] + origins["drawn"]
+                else ""
+            ),
             "processes": f"{self.workers} worker process{plural}",
         }.get(self.executor, f"on Dask ({self.workers or '?'} workers)")
         lines[0] = (
