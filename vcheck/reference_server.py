@@ -254,10 +254,7 @@ class ReferenceServer:
             self._died()
             return
         if message[0] == "failed":  # R cannot start there: every request fails with that reason
-            self._failed = str(message[1])
-            for rid in list(self._pending):
-                self._answers[rid] = ("error", RNotAvailableError(self._failed), 0.0)
-            self._pending.clear()
+            self._fail(str(message[1]))
             return
         if message[0] == "ready":
             now = time.perf_counter()
@@ -283,6 +280,13 @@ class ReferenceServer:
         self._seconds_by_key[request.key] = self._seconds_by_key.get(request.key, 0.0) + seconds
         self._answers[rid] = (status, value, seconds)
 
+    def _fail(self, reason: str) -> None:
+        """R cannot run in the server: every pending and later request fails with `reason`."""
+        self._failed = reason
+        for rid in self._pending:
+            self._answers[rid] = ("error", RNotAvailableError(reason), 0.0)
+        self._pending.clear()
+
     def _died(self) -> None:
         """The process is gone: the request it was serving fails, the others go to a new process."""
         from vcheck.sweep import _exit_text
@@ -295,10 +299,7 @@ class ReferenceServer:
             code = process.poll()
         self._process, self._conn = None, None
         if not self._ready:  # it never started: another process would not either
-            self._failed = f"lme4's process exited while starting R ({_exit_text(code)})"
-            for rid in list(self._pending):
-                self._answers[rid] = ("error", RNotAvailableError(self._failed), 0.0)
-            self._pending.clear()
+            self._fail(f"lme4's process exited while starting R ({_exit_text(code)})")
             return
         if self._pending:
             rid, request = next(iter(self._pending.items()))

@@ -367,8 +367,9 @@ def _inline_results(
         stream = run_cases(impl, [c for _, c in small], servers, source=source, **opts)
         for (position, _), one in zip(small, stream, strict=True):
             # the wait for lme4's processes to start R counts as start-up, not as the cases' time
-            result.startup_seconds += sum(s.startup_waited for s in servers) - waited
-            waited = sum(s.startup_waited for s in servers)
+            now = sum(s.startup_waited for s in servers)
+            result.startup_seconds += now - waited
+            waited = now
             yield position, canonical(one.to_dict())
     else:
         result.startup_seconds = time.perf_counter() - t
