@@ -40,8 +40,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 @functools.cache
 def r_problem() -> str | None:
     """None when R with lme4 is usable through vcheck's bridge (rpy2), else what is missing."""
-    from vcheck.errors import RNotAvailableError
-    from vcheck.rbridge import session
+    from vcheck.core.errors import RNotAvailableError
+    from vcheck.reference.rbridge import session
 
     try:
         session()  # starts R, loads lme4, sources r_reference/bridge.R, undoes rpy2's LD_LIBRARY_PATH

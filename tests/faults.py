@@ -31,8 +31,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from vcheck import reference
-from vcheck.plugin import cov_from_theta, unique_group_names
-from vcheck.record import LmerFit
+from vcheck.auditing.plugin import cov_from_theta, unique_group_names
+from vcheck.core.record import LmerFit
 
 
 # --- helpers: lme4's fit as a plug-in mapping ----------------------------------------------------------

@@ -9,21 +9,21 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from vcheck.errors import DataError, FormulaError, RError, RNotAvailableError, VcheckError
-from vcheck.record import Design, LmerFit, RandomTerm
+from vcheck.core.errors import DataError, FormulaError, RError, RNotAvailableError, VcheckError
+from vcheck.core.record import Design, LmerFit, RandomTerm
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "lFormula": ("vcheck.design", "lFormula"),
-    "devfun": ("vcheck.deviance", "devfun"),
-    "lmer": ("vcheck.fit", "lmer"),
-    "compare": ("vcheck.comparison", "compare"),
-    "audit": ("vcheck.auditing", "audit"),
+    "lFormula": ("vcheck.core.design", "lFormula"),
+    "devfun": ("vcheck.core.deviance", "devfun"),
+    "lmer": ("vcheck.core.fit", "lmer"),
+    "compare": ("vcheck.auditing.comparison", "compare"),
+    "audit": ("vcheck.auditing.run", "audit"),
     "reference": ("vcheck.reference", None),
-    "examples": ("vcheck.examples", None),
-    "strategies": ("vcheck.strategies", None),
-    "covariance": ("vcheck.covariance", None),
+    "examples": ("vcheck.reference.examples", None),
+    "strategies": ("vcheck.auditing.strategies", None),
+    "covariance": ("vcheck.core.covariance", None),
 }
 
 __all__ = [

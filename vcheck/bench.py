@@ -52,7 +52,7 @@ DESIGN_TARGETS = {"sim_200k": 1.0, "InstEval": 2.0}
 # --- data -------------------------------------------------------------------------------------------
 def r_eval(code: str) -> Any:
     """Evaluate R code in vcheck's embedded R session (rbridge) and return the R object."""
-    from vcheck import rbridge
+    from vcheck.reference import rbridge
 
     s = rbridge.session()
     return s.ri.baseenv.find("eval")(s.ri.parse(code), envir=s.ri.globalenv)
@@ -60,7 +60,7 @@ def r_eval(code: str) -> Any:
 
 def r_data(code: str, numeric: Sequence[str] = ()) -> pd.DataFrame:
     """An R data.frame (from R code) as pandas, factors as Categoricals in R's level order."""
-    from vcheck import rbridge
+    from vcheck.reference import rbridge
 
     df = rbridge.frame_from_r(r_eval(code))
     for name in numeric:
@@ -90,7 +90,7 @@ def simulated(n: int = 200_000, groups: int = 2_000, seed: int = 2024) -> pd.Dat
 
 def make_data(name: str) -> tuple[pd.DataFrame, str]:
     """(pandas data for vcheck, name of the same data as an R object for lme4)."""
-    from vcheck import rbridge
+    from vcheck.reference import rbridge
 
     if name == "sleepstudy":
         r_eval(".vcheck_bench_sleepstudy <- lme4::sleepstudy")
@@ -128,7 +128,7 @@ R_CODE = """
 
 
 def r_call(fn: str, *args: Any) -> np.ndarray:
-    from vcheck import rbridge
+    from vcheck.reference import rbridge
 
     s = rbridge.session()
     conv = [s.ri.StrSexpVector([a]) if isinstance(a, str) else s.ri.BoolSexpVector([a]) for a in args]
@@ -323,8 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = render(rows, repeats, threads, (load_start, os.getloadavg()[0]))
-    if not args.only:  # the audit's rate, sweep throughput and the large-model audit (vcheck.sweep)
-        from vcheck.sweep import bench_sections
+    if not args.only:  # the audit's rate, sweep throughput and the large-model audit (vcheck.auditing.sweep)
+        from vcheck.auditing.sweep import bench_sections
 
         text += audit_rate_section()
         text += bench_sections()
@@ -341,8 +341,9 @@ def audit_rate_section(cases: int = 100, log: Callable[[str], None] = print) -> 
     """Issue 5's rate: `vcheck.audit(vcheck's lmer, examples=cases, builtin=False)` with lme4 live, as
     Markdown.  Three runs on different seeds: lme4 in two processes of its own, started cold (the wait
     for R included) and then running; and lme4 in this process's R (`reference="inline"`)."""
-    from vcheck import audit, reference_server
+    from vcheck import audit
     from vcheck.adapters.own import fit
+    from vcheck.reference import server as reference_server
 
     reference_server._close_shared()  # a cold start: the first run waits for R and lme4 to start
     runs = [
@@ -380,7 +381,7 @@ def audit_rate_section(cases: int = 100, log: Callable[[str], None] = print) -> 
             "lme4's fit of one such case takes about 35-45 ms of R time here (`lmer` alone, with its",
             "defaults), vcheck's about 17 ms and the comparison about 10 ms: in one process the audit",
             "cannot reach the goal.  With lme4 in processes of their own, asked for each case's fit",
-            "before the implementation reaches it (`vcheck.reference_server`), the two overlap on the",
+            "before the implementation reaches it (`vcheck.reference.server`), the two overlap on the",
             f"machine's {os.cpu_count()} CPUs.",
             "",
         ]
@@ -388,7 +389,7 @@ def audit_rate_section(cases: int = 100, log: Callable[[str], None] = print) -> 
 
 
 def _drawn(cases: int, seed: int) -> list[Any]:
-    from vcheck.strategies import draw_case
+    from vcheck.auditing.strategies import draw_case
 
     return [draw_case(seed, i) for i in range(cases)]
 

@@ -22,16 +22,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from vcheck.errors import DataError, VcheckError
+from vcheck.core.errors import DataError, VcheckError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from vcheck.record import LmerFit
+    from vcheck.core.record import LmerFit
 
 PROG = "vcheck"
 
-#: the kinds of disagreement an audit finding can have (vcheck.comparison's vocabulary)
+#: the kinds of disagreement an audit finding can have (vcheck.auditing.comparison's vocabulary)
 KINDS = ("construction", "optimization", "model", "not available")
 
 EXIT_OK = 0
@@ -84,7 +84,7 @@ def read_csv(path: str) -> pd.DataFrame:
 
 
 def _fit_vcheck(formula: str, data: pd.DataFrame, REML: bool) -> LmerFit:
-    from vcheck.fit import lmer
+    from vcheck.core.fit import lmer
 
     return lmer(formula, data, REML=REML)
 
@@ -120,12 +120,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     data = read_csv(args.data)
     fit = _fit_vcheck(args.formula, data, REML=not args.ml)
     if args.json:
-        from vcheck.summary import fit_to_dict
+        from vcheck.report.summary import fit_to_dict
 
         json.dump(fit_to_dict(fit), sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
     else:
-        from vcheck.summary import summary_text
+        from vcheck.report.summary import summary_text
 
         sys.stdout.write(summary_text(fit, data_name=args.data))
     return EXIT_OK
@@ -137,7 +137,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Fit with vcheck and with lme4; print estimates side by side and compare's checks; exit 1 on any
     quantity that does not agree."""
-    from vcheck.comparison import compare
+    from vcheck.auditing.comparison import compare
     from vcheck.report.tables import (
         comparison_rows,
         diff_text,
@@ -236,7 +236,7 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         "model, not-available (or all)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    # sweeps at scale (vcheck.sweep) and large models (vcheck.large)
+    # sweeps at scale (vcheck.auditing.sweep) and large models (vcheck.auditing.large)
     parser.add_argument(
         "--workers",
         type=_nonnegative_int,
@@ -299,14 +299,15 @@ def resolve_target(target: str) -> Callable[..., Any]:
 
 def audit_total(args: argparse.Namespace) -> int:
     """How many cases the audit runs: the built-in examples plus --cases drawn ones (plus --large)."""
-    from vcheck import examples, large
+    from vcheck.auditing import large
+    from vcheck.reference import examples
 
     return len(examples.names()) + args.cases + len(large.parse_names(getattr(args, "large", "")))
 
 
 def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
-    """Run the audit's cases with a tqdm progress bar on stderr; returns a `vcheck.sweep.SweepResult`
-    (vcheck.auditing's AuditResult, and how the sweep ran: workers, a Dask scheduler, resume)."""
+    """Run the audit's cases with a tqdm progress bar on stderr; returns a `vcheck.auditing.sweep.SweepResult`
+    (vcheck.auditing.run's AuditResult, and how the sweep ran: workers, a Dask scheduler, resume)."""
     from vcheck.report.progress import progress_callback
 
     total = audit_total(args)
@@ -320,9 +321,9 @@ def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
             flagged += sum(f.kind != "not available" for f in one.findings)
             tick(done, total, f"{flagged} findings")
 
-        from vcheck import large, sweep
+        from vcheck.auditing import large, sweep
 
-        # vcheck.auditing's cases, in worker processes (default 1), on Dask, or here (--workers 0)
+        # vcheck.auditing.run's cases, in worker processes (default 1), on Dask, or here (--workers 0)
         plan = sweep.SweepPlan(
             target=args.target,
             seed=args.seed,
@@ -369,7 +370,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    from vcheck.sweep import discard_checkpoint
+    from vcheck.auditing.sweep import discard_checkpoint
 
     if hasattr(result, "checkpoint"):
         discard_checkpoint(result)
@@ -450,7 +451,7 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 def _error_line(exc: BaseException) -> str:
     """One line for stderr: the exception's message, whitespace collapsed."""
-    from vcheck.errors import RError
+    from vcheck.core.errors import RError
 
     text = str(exc) if not isinstance(exc, RError) else f"lme4 (R) says: {exc.r_message}"
     text = " ".join(text.split()) or type(exc).__name__

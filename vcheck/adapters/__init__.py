@@ -1,7 +1,7 @@
 """Other LMM implementations as plug-ins for the audit: `impl(formula, data, REML) -> record or mapping`.
 
 A plug-in is any callable `impl(formula: str, data: pandas.DataFrame, REML: bool)` that returns a
-`vcheck.record.LmerFit` or a mapping with
+`vcheck.core.record.LmerFit` or a mapping with
 
 - `beta`: {R column name: estimate}, e.g. {"(Intercept)": 251.4, "Days": 10.47}
 - `sigma`: the residual standard deviation
@@ -16,7 +16,7 @@ The built-in adapters return such a mapping.  Rows with a missing value in a mod
 first, as lme4 does, so V covers the rows used, in the data's order.  Besides the protocol's keys they
 give `source`, `REML`, `formula`, `n`, `converged`, `warnings` and, where it applies, `translation` (the
 call the model became), `versions`, `console` (R's console output) and `V_check` (nlme).  An error
-inside R arrives as `vcheck.errors.RError` carrying R's message.
+inside R arrives as `vcheck.core.errors.RError` carrying R's message.
 
 Built in (each imports its implementation only when called):
 
@@ -36,8 +36,8 @@ import os
 import sys
 from typing import Any
 
-from vcheck.errors import VcheckError
-from vcheck.plugin import Impl
+from vcheck.auditing.plugin import Impl
+from vcheck.core.errors import VcheckError
 
 __all__ = ["BUILTIN", "AdapterError", "Impl", "MissingDependencyError", "get", "load", "names", "resolve"]
 
@@ -57,7 +57,7 @@ class AdapterError(VcheckError, ValueError):
 
 class MissingDependencyError(VcheckError, ImportError):
     """The implementation an adapter wraps is not installed (statsmodels); R-side ones raise
-    `vcheck.errors.RNotAvailableError`."""
+    `vcheck.core.errors.RNotAvailableError`."""
 
 
 def names() -> list[str]:

@@ -1,6 +1,6 @@
 """What the adapters need of an lme4 formula: the response, the fixed part, and the random terms.
 
-Parsing is `vcheck.parse` (lme4's `findbars`, `expandSlash`, `expandDoubleVerts`): `(1|a/b)` is
+Parsing is `vcheck.core.parse` (lme4's `findbars`, `expandSlash`, `expandDoubleVerts`): `(1|a/b)` is
 `(1|b:a) + (1|a)`, `(x||g)` is `(1|g) + (0+x|g)`.  Here each random term carries its left-hand side as
 R text, the data columns whose interaction is its grouping factor, and the group name lme4 prints
 (`b:a`, `c:(b:a)`).  The grouping factor's levels are the observed combinations.
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from vcheck.model_frame import ModelFrame, model_frame
-from vcheck.parse import parse_formula
-from vcheck.rexpr import Node, Num, Sym, deparse, symbols
-from vcheck.terms import terms as r_terms
+from vcheck.core.model_frame import ModelFrame, model_frame
+from vcheck.core.parse import parse_formula
+from vcheck.core.rexpr import Node, Num, Sym, deparse, symbols
+from vcheck.core.terms import terms as r_terms
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Formula:
 
 
 def parse(formula: str) -> Formula:
-    """`vcheck.parse.parse_formula` (lme4's `||` and `/` expansion, findbars order) as adapter terms."""
+    """`vcheck.core.parse.parse_formula` (lme4's `||` and `/` expansion, findbars order) as adapter terms."""
     parsed = parse_formula(formula)
     out = []
     names = symbols(parsed.response) + symbols(parsed.fixed)
@@ -96,7 +96,7 @@ def parse(formula: str) -> Formula:
 
 
 def model_rows(data: pd.DataFrame, formula: Formula) -> tuple[pd.DataFrame, ModelFrame]:
-    """The rows lme4 would use (R's model frame with na.omit: `vcheck.model_frame`), reindexed 0..n-1,
+    """The rows lme4 would use (R's model frame with na.omit: `vcheck.core.model_frame`), reindexed 0..n-1,
     and the evaluated variables on them."""
     frame = model_frame(data, formula.model_variables(), formula.text)
     used = data.iloc[frame.rows].reset_index(drop=True)

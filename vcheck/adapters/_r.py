@@ -1,8 +1,8 @@
 """The R side shared by the glmmTMB and nlme adapters: one embedded R, data frames in, plain lists out.
 
-The pandas DataFrame -> R data.frame conversion is `vcheck.rbridge.frame_to_r` (which also starts R
+The pandas DataFrame -> R data.frame conversion is `vcheck.reference.rbridge.frame_to_r` (which also starts R
 and checks that it is usable); the adapters' own R functions are defined once in R's global environment
-and called through rpy2.robjects.  R errors come back as `vcheck.errors.RError` with R's message.
+and called through rpy2.robjects.  R errors come back as `vcheck.core.errors.RError` with R's message.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vcheck.errors import RError, RNotAvailableError
+from vcheck.core.errors import RError, RNotAvailableError
 
 
 @functools.cache
@@ -99,8 +99,8 @@ def call(function: Any, *args: Any, what: str = "", console: list[str] | None = 
 
 
 def to_r_dataframe(data: pd.DataFrame) -> Any:
-    """pandas -> R data.frame, by `vcheck.rbridge.frame_to_r` (column by column, no pandas2ri)."""
-    from vcheck import rbridge
+    """pandas -> R data.frame, by `vcheck.reference.rbridge.frame_to_r` (column by column, no pandas2ri)."""
+    from vcheck.reference import rbridge
 
     return rbridge.frame_to_r(data)
 

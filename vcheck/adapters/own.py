@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from vcheck.record import LmerFit
+    from vcheck.core.record import LmerFit
 
 
 def fit(formula: str, data: pd.DataFrame, REML: bool) -> LmerFit:
     """`vcheck.lmer(formula, data, REML)` without condVar."""
-    from vcheck.fit import lmer
+    from vcheck.core.fit import lmer
 
     return lmer(formula, data, REML=REML, condVar=False)

@@ -15,7 +15,7 @@ crossed factor) raises `NotImplementedError("model not expressible in statsmodel
 rank-deficient fixed-effects matrix (MixedLM has no pivoted-QR column drop; it would fail with a
 LinAlgError).
 
-The fixed part and the random terms' variables are evaluated the R way (`vcheck.model_frame`: `log(y)`,
+The fixed part and the random terms' variables are evaluated the R way (`vcheck.core.model_frame`: `log(y)`,
 `I(x^2)`, factors with R's level order, NA rows dropped) and handed to statsmodels as columns v0, v1, ...;
 its column names come back in R's spelling (`v3[T.reg+A]` -> `cltypereg+A`).  An ordered factor is
 passed as `C(v, Poly)`, patsy's equivalent of R's `contr.poly` (`temperature.L`, ...): with patsy's
@@ -55,8 +55,8 @@ import scipy.sparse as sp
 
 from vcheck.adapters import MissingDependencyError, _formula
 from vcheck.adapters._formula import Formula, Term
-from vcheck.factors import Factor
-from vcheck.rexpr import Call, Node, Sym, deparse
+from vcheck.core.factors import Factor
+from vcheck.core.rexpr import Call, Node, Sym, deparse
 
 NOT_EXPRESSIBLE = "model not expressible in statsmodels"
 

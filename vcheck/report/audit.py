@@ -1,6 +1,7 @@
 """An audit's report: index.html, index.md and findings.json, with every finding's case reproducible.
 
-A finding (from `vcheck.auditing`) has `.case` (a `vcheck.cases.Case`: formula, REML and an address that
+A finding (from `vcheck.auditing.run`) has `.case` (a `vcheck.auditing.cases.Case`: formula, REML and an
+address that
 rebuilds its data), `.quantity`, `.kind` ("construction", "optimization", "model" or "not available"),
 `.rel_diff` and a one-line `.explanation`.  The report gives:
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from vcheck.record import LmerFit
+from vcheck.core.record import LmerFit
 from vcheck.report import recipe
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from vcheck.record import LmerFit
+from vcheck.core.record import LmerFit
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from vcheck.report.pages import write_page
 from vcheck.report.tables import ComparisonRow, comparison_rows, diff_report, estimate_rows, value_report
 
 if TYPE_CHECKING:
-    from vcheck.examples import Example
-    from vcheck.record import LmerFit
+    from vcheck.core.record import LmerFit
+    from vcheck.reference.examples import Example
     from vcheck.report.images import KroneckerCheck
 
 COMMAND = "vcheck report"
@@ -148,7 +148,7 @@ def kronecker_sentences(check: KroneckerCheck, html: bool) -> tuple[list[str], s
 
 def _frozen_check(ex: Example, ref: LmerFit) -> dict[str, Any]:
     """Does the frozen reference still match live lme4?  (A change in lme4 shows up here.)"""
-    from vcheck.comparison import compare
+    from vcheck.auditing.comparison import compare
 
     rows = comparison_rows(compare(ex.expected, ref))
     differs = [r.quantity for r in rows if not r.agrees and r.verdict != "not available"]
@@ -165,11 +165,11 @@ def _image_size(path: Path) -> tuple[int, int]:
 def build_example(ex: Example, out_dir: Path, prev: str | None, next_: str | None) -> ExamplePage:
     """Fit one example with vcheck and live lme4, compare, draw, and write its two pages."""
     from vcheck import __version__, reference
-    from vcheck import tolerances as tol
-    from vcheck.comparison import compare
-    from vcheck.fit import lmer
+    from vcheck.auditing.comparison import compare
+    from vcheck.core import tolerances as tol
+    from vcheck.core.fit import lmer
     from vcheck.report import images
-    from vcheck.summary import summary_text
+    from vcheck.report.summary import summary_text
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -287,8 +287,9 @@ def find_audits(out_dir: Path) -> list[dict[str, str]]:
 
 def write_reference_reports(out_dir: Path, names: list[str] | None = None, progress: bool = True) -> Path:
     """Regenerate the reference reports under out_dir; returns the index page's path."""
-    from vcheck import __version__, examples
-    from vcheck.errors import DataError
+    from vcheck import __version__
+    from vcheck.core.errors import DataError
+    from vcheck.reference import examples
     from vcheck.report.progress import progress_callback
 
     try:

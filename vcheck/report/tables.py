@@ -1,6 +1,7 @@
 """Tables shared by `vcheck compare` (plain text) and the report pages: checks and estimates side by side.
 
-- `comparison_rows(result)`: `vcheck.comparison`'s rows (quantity, check, relative difference, tolerance,
+- `comparison_rows(result)`: `vcheck.auditing.comparison`'s rows (quantity, check, relative difference,
+  tolerance,
   verdict, kind, explanation) as display rows;
 - `estimate_rows(mine, ref)`: the estimates element by element (criterion, sigma, theta, beta, the
   variance components), each implementation's value and their difference;
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vcheck.record import LmerFit
+from vcheck.core.record import LmerFit
 
 #: reports: differences below these are printed as "< floor" (at the optimum / at a fixed theta)
 FLOOR_OPTIMUM = 1e-8
@@ -31,7 +32,7 @@ REPORT_DIGITS = 6
 
 @dataclass(frozen=True)
 class ComparisonRow:
-    """One row of `vcheck.comparison`'s table, for display."""
+    """One row of `vcheck.auditing.comparison`'s table, for display."""
 
     quantity: str
     check: str
@@ -61,7 +62,8 @@ class ComparisonRow:
 
 
 def comparison_rows(result: Any) -> list[ComparisonRow]:
-    """Display rows from a `vcheck.comparison.Comparison` (anything with `.rows` of compare's `Row`)."""
+    """Display rows from a `vcheck.auditing.comparison.Comparison` (anything with `.rows` of compare's
+    `Row`)."""
     rows = []
     for r in getattr(result, "rows", []):
         rows.append(

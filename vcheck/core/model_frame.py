@@ -1,0 +1,242 @@
+"""R's `model.frame()` for vcheck: evaluate a formula's variables on a DataFrame and drop NA rows.
+
+Each variable is an R expression (`Days`, `log(x)`, `I(age^2)`, `factor(g)`) evaluated on the whole data,
+as R does, and then every row where any variable is NA (or NaN) is dropped, as `na.omit` does.  A value is
+a float array (numeric), or a `Factor` (strings, categoricals, factor(), and logicals, which model.matrix
+codes like a two-level factor FALSE/TRUE).  Infinite values are refused, naming the variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from vcheck.core.errors import DataError, FormulaError
+from vcheck.core.factors import Factor, as_factor
+from vcheck.core.rexpr import Node, Num, Str, Sym, deparse, symbols
+
+Value = np.ndarray | Factor
+
+_LOGICAL_LEVELS = ("FALSE", "TRUE")
+
+_UNARY_FUNCS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "log2": np.log2,
+    "log10": np.log10,
+    "log1p": np.log1p,
+    "exp": np.exp,
+    "expm1": np.expm1,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+    "sin": np.sin,
+    "cos": np.cos,
+    "tan": np.tan,
+    "floor": np.floor,
+    "ceiling": np.ceil,
+    "as.numeric": lambda x: x,
+    "as.double": lambda x: x,
+}
+_ARITH: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "+": np.add,
+    "-": np.subtract,
+    "*": np.multiply,
+    "/": np.divide,
+    "^": np.power,
+    "%%": np.mod,
+    "%/%": np.floor_divide,
+}
+_COMPARE: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "==": np.equal,
+    "!=": np.not_equal,
+    "<": np.less,
+    ">": np.greater,
+    "<=": np.less_equal,
+    ">=": np.greater_equal,
+}
+
+
+@dataclass(frozen=True)
+class Logical(Factor):
+    """An R logical: model.matrix codes it as a factor whose levels are always FALSE, TRUE."""
+
+    logical: bool = True
+
+    def take(self, rows: np.ndarray) -> Logical:
+        return Logical(self.codes[rows], self.levels)
+
+
+def logical(mask: np.ndarray, missing: np.ndarray | None = None) -> Logical:
+    codes = mask.astype(np.int64)
+    if missing is not None:
+        codes[missing] = -1
+    return Logical(codes, _LOGICAL_LEVELS)
+
+
+def column_value(data: pd.DataFrame, name: str) -> Value:
+    """One data column as R would hold it in a model frame."""
+    series = data[name]
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return as_factor(series)
+    if pd.api.types.is_bool_dtype(dtype):
+        missing = series.isna().to_numpy()
+        return logical(series.fillna(False).to_numpy(dtype=bool), missing)
+    if pd.api.types.is_numeric_dtype(dtype):
+        return series.astype("float64").to_numpy(dtype=float, na_value=np.nan)
+    if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
+        present = series.dropna()
+        if len(present) and not all(isinstance(v, str) for v in present):
+            kinds = sorted({type(v).__name__ for v in present})
+            raise DataError(f"column {name!r} mixes value types ({', '.join(kinds)}); R needs one type")
+        return as_factor(series)
+    raise DataError(f"column {name!r} has dtype {dtype}, which has no R model-frame type")
+
+
+class Evaluator:
+    """Evaluate R expressions over the columns of one DataFrame (all rows)."""
+
+    def __init__(self, data: pd.DataFrame, formula: str) -> None:
+        self.data = data
+        self.formula = formula
+        self._columns: dict[str, Value] = {}
+
+    def column(self, name: str) -> Value:
+        if name not in self._columns:
+            self._columns[name] = column_value(self.data, name)
+        return self._columns[name]
+
+    def unsupported(self, node: Node, why: str = "") -> FormulaError:
+        return FormulaError(
+            f"formula {self.formula!r}: {deparse(node)!r} is accepted by R but not supported by vcheck"
+            + (f" ({why})" if why else "")
+        )
+
+    def numeric(self, node: Node) -> np.ndarray:
+        value = self.value(node)
+        if isinstance(value, Logical):
+            out = value.codes.astype(float)
+            out[value.codes < 0] = np.nan
+            return out
+        if isinstance(value, Factor):
+            raise FormulaError(f"formula {self.formula!r}: {deparse(node)!r} is a factor, not a number")
+        return value
+
+    def value(self, node: Node) -> Value:
+        if isinstance(node, Num):
+            return np.full(len(self.data), node.value)
+        if isinstance(node, Str):
+            raise self.unsupported(node, "a string constant")
+        if isinstance(node, Sym):
+            if node.name in self.data.columns:
+                return self.column(node.name)
+            if node.name in ("TRUE", "FALSE"):
+                return logical(np.full(len(self.data), node.name == "TRUE"))
+            if node.name == "pi":
+                return np.full(len(self.data), np.pi)
+            raise DataError(f"column {node.name!r} (in formula {self.formula!r}) is not in the data")
+        fn, args = node.fn, node.args
+        if fn in ("(", "I") and len(args) == 1:
+            return self.value(args[0])
+        if fn in ("factor", "as.factor", "ordered", "as.ordered") and len(args) == 1:
+            inner = self.value(args[0])
+            if isinstance(args[0], Sym) and not isinstance(inner, Factor):
+                inner = as_factor(self.data[args[0].name])  # integer columns keep integer labels
+            if isinstance(inner, Factor):  # a factor stays itself; a logical becomes FALSE/TRUE levels
+                f = Factor(inner.codes, inner.levels, inner.ordered)
+            else:
+                f = as_factor(pd.Series(inner))
+            return Factor(f.codes, f.levels, f.ordered or fn in ("ordered", "as.ordered"))
+        if fn == "log":
+            if len(args) == 2:
+                # R's logbase: log2/log10 for those bases, else log(x)/log(base)
+                x, base = self.numeric(args[0]), self.numeric(args[1])
+                if np.all(base == 2):
+                    return np.log2(x)
+                if np.all(base == 10):
+                    return np.log10(x)
+                return np.log(x) / np.log(base)
+            if len(args) == 1:
+                return np.log(self.numeric(args[0]))
+        if fn in _UNARY_FUNCS and len(args) == 1:
+            return _UNARY_FUNCS[fn](self.numeric(args[0]))
+        if fn == "scale" and len(args) == 1:
+            x = self.numeric(args[0])
+            ok = ~np.isnan(x)
+            centred = x - x[ok].mean()
+            sd = np.sqrt(np.sum(centred[ok] ** 2) / max(1, ok.sum() - 1))
+            return centred / sd
+        if fn in _ARITH and len(args) == 2:
+            with np.errstate(all="ignore"):
+                return _ARITH[fn](self.numeric(args[0]), self.numeric(args[1]))
+        if fn == "-" and len(args) == 1:
+            return -self.numeric(args[0])
+        if fn == "+" and len(args) == 1:
+            return self.numeric(args[0])
+        if fn in _COMPARE and len(args) == 2:
+            a, b = self.numeric(args[0]), self.numeric(args[1])
+            return logical(_COMPARE[fn](a, b), np.isnan(a) | np.isnan(b))
+        if fn == "!" and len(args) == 1:
+            v = self.value(args[0])
+            if isinstance(v, Logical):
+                return Logical(np.where(v.codes < 0, -1, 1 - v.codes), v.levels)
+        raise self.unsupported(
+            node, "vcheck evaluates arithmetic, I(), log/exp/sqrt-like functions, scale() and factor() only"
+        )
+
+
+def is_missing(value: Value) -> np.ndarray:
+    if isinstance(value, Factor):
+        return value.codes < 0
+    return np.isnan(value)
+
+
+@dataclass
+class ModelFrame:
+    """The variables after NA rows are dropped: `values[deparse(expr)]`; `rows` are positions kept."""
+
+    values: dict[str, Value]
+    rows: np.ndarray
+    n_dropped: int
+    data: pd.DataFrame  # the original data (a numeric grouping column is re-read as R's factor())
+
+    def factor_of_column(self, name: str) -> Factor:
+        """R's `factor(column)` over the kept rows: integers keep integer labels ("100000", not "1e+05")."""
+        value = self.values[deparse(Sym(name))]
+        if isinstance(value, Factor):
+            return Factor(value.codes, value.levels).drop_unused()
+        return as_factor(self.data[name].iloc[self.rows])
+
+
+def model_frame(data: pd.DataFrame, variables: list[Node], formula: str) -> ModelFrame:
+    """Evaluate `variables` on `data`, drop rows with any NA (na.omit), drop unused factor levels."""
+    columns = list(dict.fromkeys(name for v in variables for name in symbols(v)))
+    missing_cols = [c for c in columns if c not in data.columns and c not in ("TRUE", "FALSE", "pi")]
+    if missing_cols:
+        raise DataError(
+            f"column{'s' if len(missing_cols) > 1 else ''} {', '.join(map(repr, missing_cols))} "
+            f"(in formula {formula!r}) not in the data; it has {', '.join(map(str, data.columns))}"
+        )
+    ev = Evaluator(data, formula)
+    with np.errstate(all="ignore"):  # R gives NaN / Inf here (and na.omit drops the NaN rows)
+        full = {deparse(v): ev.value(v) for v in variables}
+    na = np.zeros(len(data), dtype=bool)
+    for value in full.values():
+        na |= is_missing(value)
+    rows = np.flatnonzero(~na)
+    values: dict[str, Value] = {}
+    for key, value in full.items():
+        if isinstance(value, Factor):
+            kept = value.take(rows)
+            values[key] = kept if isinstance(value, Logical) else kept.drop_unused()
+        else:
+            kept_num = value[rows]
+            if not np.isfinite(kept_num).all():
+                bad = int((~np.isfinite(kept_num)).sum())
+                raise DataError(
+                    f"{key!r} has {bad} infinite value{'s' if bad > 1 else ''} (formula {formula!r}); "
+                    "lme4 cannot fit with Inf, remove or recode those rows"
+                )
+            values[key] = kept_num
+    return ModelFrame(values, rows, int(na.sum()), data)

@@ -1,0 +1,218 @@
+"""R's `model.matrix()` and lme4's checks on X: contrasts, column names, rank drop, scale warning.
+
+Columns, for each term in R's order: a numeric variable is one column named by its expression
+(`Days`, `I(age^2)`, `log(x)`); a factor coded by contrasts gives `contr.treatment` columns named
+variable + level (`cltypesmall class`) or, when ordered, `contr.poly` columns `.L .Q .C ^4 ...`; a factor
+coded by dummies gives one column per level.  In an interaction the first variable varies fastest and names
+join with ":".  Without an intercept, the first factor of the first term that has one is coded by dummies
+(R's model.c).  (formulaic names and codes differently, e.g. `g[T.b]`, so this follows R directly.)
+
+lme4's checks: `chkRank.drop.cols` keeps the columns LINPACK's `dqrdc2` (R's `qr(X, tol = 1e-7,
+LAPACK = FALSE)`) finds independent, in their order; `checkScaleX` warns when column scales differ by
+more than a factor 1000.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from vcheck.core.errors import DataError
+from vcheck.core.factors import Factor
+from vcheck.core.model_frame import Logical, Value
+from vcheck.core.terms import Terms
+
+
+def contr_treatment(levels: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
+    """`contr.treatment(levels)`: (nlevels, nlevels-1), the first level is the baseline."""
+    k = len(levels)
+    return np.eye(k)[:, 1:], list(levels[1:])
+
+
+def contr_poly(k: int) -> tuple[np.ndarray, list[str]]:
+    """`contr.poly(k)`: orthonormal polynomials in scores 1..k, columns `.L .Q .C ^4 ...`.
+
+    R takes the QR of the centred Vandermonde matrix V = QR (LINPACK) and uses Q diag(R) with unit
+    columns.  We repeat R's arithmetic step by step (sequential sums as reference BLAS does them), so
+    the values are R's to the last bit.
+    """
+    scores = np.arange(1, k + 1, dtype=float)
+    y = scores - scores.mean()
+    vander = np.ones((k, k))
+    for j in range(1, k):
+        vander[:, j] = y * y if j == 2 else y**j
+    qr, qraux, rank, _ = dqrdc2(vander, 1e-7, sequential=True)
+    raw = qr_qy(qr, qraux, rank, np.diag(np.diag(qr)), sequential=True)
+    # R's sum(): squares in double, accumulated in long double
+    norms = np.array([math.sqrt(float(sum(np.longdouble(v * v) for v in col))) for col in raw.T.tolist()])
+    contr = raw / norms[None, :]
+    names = [".L", ".Q", ".C"] + [f"^{i}" for i in range(4, k)]
+    return contr[:, 1:], names[: k - 1]
+
+
+def _coding(name: str, value: Factor, code: int) -> tuple[np.ndarray, list[str]]:
+    """The (n, k) columns of one factor in one term: contrasts (code 1) or dummies (code 2)."""
+    if code == 2:
+        contr, cnames = np.eye(value.nlevels), list(value.levels)
+    elif value.nlevels < 2:
+        raise DataError(
+            f"factor {name!r} has {value.nlevels} level{'s' if value.nlevels != 1 else ''} "
+            f"({', '.join(value.levels) or 'none'}) in the rows used; contrasts need 2 or more levels"
+        )
+    elif value.ordered and not isinstance(value, Logical):
+        contr, cnames = contr_poly(value.nlevels)
+    else:
+        contr, cnames = contr_treatment(value.levels)
+    return contr[value.codes], [name + c for c in cnames]
+
+
+def model_matrix(terms: Terms, values: dict[str, Value], n: int) -> tuple[np.ndarray, list[str]]:
+    """X (n, p) and its column names, as R's `model.matrix(terms, frame)`."""
+    names_of = terms.variable_names
+    codes = [dict(c) for c in terms.codes]
+    if not terms.intercept:
+        first = next(
+            (
+                (j, i)
+                for j, term in enumerate(terms.terms)
+                for i in term
+                if isinstance(values[names_of[i]], Factor) and values[names_of[i]].nlevels > 1  # type: ignore[union-attr]
+            ),
+            None,
+        )
+        if first is not None:
+            codes[first[0]][first[1]] = 2
+    columns: list[np.ndarray] = [np.ones(n)] if terms.intercept else []
+    colnames: list[str] = ["(Intercept)"] if terms.intercept else []
+    for term, term_codes in zip(terms.terms, codes, strict=True):
+        block = np.ones((n, 1))
+        block_names = [""]
+        for i in term:
+            name = names_of[i]
+            value = values[name]
+            if isinstance(value, Factor):
+                var_cols, var_names = _coding(name, value, term_codes[i])
+            else:
+                var_cols, var_names = value.reshape(n, 1), [name]
+            # the term's first variable varies fastest
+            block = (block[:, :, None] * var_cols[:, None, :]).reshape(n, -1, order="F")
+            block_names = [f"{b}:{v}" if b else v for v in var_names for b in block_names]
+        columns.append(block)
+        colnames.extend(block_names)
+    if not columns:
+        return np.zeros((n, 0)), []
+    X = np.column_stack(columns) if len(columns) > 1 else np.asarray(columns[0]).reshape(n, -1)
+    return np.ascontiguousarray(X, dtype=float), colnames
+
+
+def _dot(a: np.ndarray, b: np.ndarray, sequential: bool) -> float:
+    """BLAS ddot; `sequential` sums left to right as reference BLAS does (bit-exact with R)."""
+    if not sequential:
+        return float(a @ b)
+    total = 0.0
+    for u, v in zip(a.tolist(), b.tolist(), strict=True):
+        total += u * v
+    return total
+
+
+def dqrdc2(
+    X: np.ndarray, tol: float = 1e-7, sequential: bool = False
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """LINPACK dqrdc2 (R's default `qr()`): Householder QR in column order with limited pivoting.
+
+    A column whose remaining norm falls below `tol` times its original norm is moved to the end and
+    not used, so the independent columns keep their order.  Returns (qr, qraux, rank, pivot) as R's
+    `qr()` does (pivot 0-based; pivot[:rank] are the columns kept).
+    """
+    x = np.array(X, dtype=float, order="F", copy=True)
+    n, p = x.shape
+    pivot = np.arange(p)
+    qraux = np.array([math.sqrt(_dot(x[:, j], x[:, j], sequential)) for j in range(p)])
+    work1 = qraux.copy()
+    work2 = np.where(qraux == 0, 1.0, qraux)
+    k = p + 1  # 1-based as in dqrdc2: columns from k on have been moved to the end
+    for l in range(min(n, p)):
+        while l + 1 < k and qraux[l] < work2[l] * tol:
+            order = np.r_[np.arange(l), np.arange(l + 1, p), l]
+            x, pivot = x[:, order], pivot[order]
+            qraux, work1, work2 = qraux[order], work1[order], work2[order]
+            k -= 1
+        if l == n - 1:
+            break
+        nrmxl = math.sqrt(_dot(x[l:, l], x[l:, l], sequential))
+        if nrmxl == 0.0:
+            continue
+        if x[l, l] != 0.0:
+            nrmxl = math.copysign(nrmxl, x[l, l])
+        x[l:, l] *= 1.0 / nrmxl
+        x[l, l] += 1.0
+        for j in range(l + 1, p):
+            t = -_dot(x[l:, l], x[l:, j], sequential) / x[l, l]
+            x[l:, j] += t * x[l:, l]
+            if qraux[j] == 0.0:
+                continue
+            tt = max(1.0 - (abs(x[l, j]) / qraux[j]) ** 2, 0.0)
+            if abs(tt) < 1e-6:
+                qraux[j] = math.sqrt(_dot(x[l + 1 :, j], x[l + 1 :, j], sequential))
+                work1[j] = qraux[j]
+            else:
+                qraux[j] *= math.sqrt(tt)
+        qraux[l] = x[l, l]
+        x[l, l] = -nrmxl
+    return x, qraux, min(k - 1, n), pivot
+
+
+def qr_qy(
+    qr: np.ndarray, qraux: np.ndarray, rank: int, y: np.ndarray, sequential: bool = False
+) -> np.ndarray:
+    """R's `qr.qy(QR, y)` (LINPACK dqrsl): Q y, applying the Householder reflections last to first."""
+    n = qr.shape[0]
+    out = np.array(y, dtype=float, copy=True)
+    for j in reversed(range(min(rank, n - 1))):
+        if qraux[j] == 0.0:
+            continue
+        v = qr[j:, j].copy()
+        v[0] = qraux[j]
+        for c in range(out.shape[1]):
+            t = -_dot(v, out[j:, c], sequential) / v[0]
+            out[j:, c] += t * v
+    return out
+
+
+def qr_rank(X: np.ndarray, tol: float = 1e-7) -> tuple[int, np.ndarray]:
+    """Rank and pivot of R's `qr(X, tol)` (dqrdc2)."""
+    _, _, rank, pivot = dqrdc2(X, tol)
+    return rank, pivot
+
+
+def drop_rank_deficient(
+    X: np.ndarray, names: list[str], tol: float = 1e-7
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """lme4's `chkRank.drop.cols`: keep `qr(X, tol)$pivot[1:rank]`; returns (X, names, dropped names)."""
+    if X.shape[1] == 0:
+        return X, names, []
+    rank, pivot = qr_rank(X, tol)
+    if rank == X.shape[1]:
+        return X, names, []
+    keep = pivot[:rank]
+    dropped = [names[j] for j in sorted(pivot[rank:])]
+    return np.ascontiguousarray(X[:, keep]), [names[j] for j in keep], dropped
+
+
+def scale_problem(X: np.ndarray, names: list[str], tol: float = 1000.0) -> str | None:
+    """lme4's `checkScaleX`: among columns not all 0/1, a column sd or ratio of sds beyond `tol`."""
+    cont = ~np.all((X == 0) | (X == 1), axis=0)
+    if not cont.any():
+        return None
+    sub = X[:, cont]
+    sd = sub.std(axis=0, ddof=1) if sub.shape[0] > 1 else np.full(sub.shape[1], np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logsd = np.abs(np.log(sd))
+        ratio = np.abs(np.log(sd[:, None] / sd[None, :]))
+    bad = logsd > math.log(tol)
+    if not (bad.any() or (ratio > math.log(tol)).any()):
+        return None
+    cont_names = [nm for nm, c in zip(names, cont, strict=True) if c]
+    detail = ", ".join(f"{nm} (sd {s:.3g})" for nm, s in zip(cont_names, sd, strict=True))
+    return f"Some predictor variables are on very different scales: consider rescaling [{detail}]"

@@ -1,0 +1,160 @@
+"""vcheck's built-in examples with lme4's frozen answers, loaded without R.
+
+Each example lives in `r_reference/frozen/<name>/` (in a wheel: `vcheck/_r_reference/frozen/<name>/`):
+`data.csv` and `reference.json`, written by `r_reference/freeze.R` (`python -m vcheck.reference --freeze`).
+The JSON holds the example's formula, REML flag and description, the column types that rebuild the data
+frame exactly as R had it (double, integer, logical, character, factor and ordered factor with their
+level order), lme4's design at its starting theta (lFormula) and every quantity of lme4's fit, with the
+R, lme4 and Matrix versions and R's locale.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vcheck.core.record import Design, LmerFit
+
+__all__ = ["Example", "frozen_dir", "load", "load_all", "names"]
+
+
+@dataclass
+class Example:
+    """One built-in example: `lmer(formula, data, REML)` and what lme4 answered.
+
+    `expected` is lme4's fit (source "lme4 (frozen)"); `design` is lme4's lFormula (theta0 = 1 on the
+    diagonals, Lambdat at theta0); `theta_start` is where lmer's optimizer starts (mkLmerDevfun's theta,
+    which differs from theta0 when every term is a scalar intercept); `columns` the column-type spec;
+    `versions` R's, lme4's and Matrix's versions, the locale and the collation.
+    """
+
+    name: str
+    formula: str
+    data: pd.DataFrame
+    REML: bool
+    expected: LmerFit
+    description: str
+    design: Design | None = None
+    theta_start: np.ndarray | None = None
+    columns: list[dict[str, Any]] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def frozen_dir() -> Path:
+    """The directory of frozen references (r_reference/frozen in a checkout, vcheck/_r_reference/frozen
+    in a wheel)."""
+    here = Path(__file__).resolve().parents[1]  # the vcheck package
+    for candidate in (here / "_r_reference" / "frozen", here.parent / "r_reference" / "frozen"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"no frozen lme4 references in {here / '_r_reference' / 'frozen'} "
+        f"or {here.parent / 'r_reference' / 'frozen'}"
+    )
+
+
+def names() -> list[str]:
+    """Names of the built-in examples, in the order r_reference/examples.R defines them."""
+    root = frozen_dir()
+    found = {p.parent.name for p in root.glob("*/reference.json")}
+    order = _definition_order(root.parent / "examples.R")
+    return [n for n in order if n in found] + sorted(found - set(order))
+
+
+def load(name: str) -> Example:
+    """Load one built-in example: its data (right dtypes), formula, REML flag and lme4's frozen answers."""
+    return _load_cached(name)
+
+
+def load_all() -> list[Example]:
+    """Every built-in example."""
+    return [load(n) for n in names()]
+
+
+@functools.cache
+def _load_cached(name: str) -> Example:
+    from vcheck.reference import design_from_dict, fit_from_dict
+
+    root = frozen_dir()
+    folder = root / name
+    ref_path = folder / "reference.json"
+    if not ref_path.is_file():
+        raise KeyError(f"unknown example {name!r}; built-in examples: {', '.join(names())}")
+    ref = json.loads(ref_path.read_text(encoding="utf-8"))
+    ex = ref["example"]
+    formula = _one(ex["formula"])
+    columns = [_column_spec(c) for c in ref["columns"]]
+    data = read_data(folder / "data.csv", columns)
+    expected = fit_from_dict(ref["fit"], source="lme4 (frozen)", formula=formula, index=data.index)
+    design = design_from_dict(ref["design"], formula=formula, index=data.index)
+    versions = {k: str(_one(v)) for k, v in ref.get("versions", {}).items()}
+    return Example(
+        name=_one(ex["name"]),
+        formula=formula,
+        data=data,
+        REML=bool(_one(ex["REML"])),
+        expected=expected,
+        description=_one(ex.get("description", [""])),
+        design=design,
+        theta_start=np.array(ref["design"]["theta_start"], dtype=np.float64),
+        columns=columns,
+        versions=versions,
+    )
+
+
+def read_data(path: Path, columns: list[dict[str, Any]]) -> pd.DataFrame:
+    """Read freeze.R's CSV ("NA" for missing values) and give each column its R type:
+    float -> float64, int -> int64 (Int64 with NA), bool -> bool (boolean with NA), string -> str,
+    factor/ordered -> Categorical with R's levels in R's order."""
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=["NA"], encoding="utf-8")
+    expected = [c["name"] for c in columns]
+    if list(raw.columns) != expected:
+        raise ValueError(f"{path}: columns {list(raw.columns)} do not match the spec {expected}")
+    out = {c["name"]: _typed(raw[c["name"]], c) for c in columns}
+    return pd.DataFrame(out)
+
+
+def _typed(text: pd.Series, spec: dict[str, Any]) -> Any:
+    kind = spec["kind"]
+    missing = text.isna()
+    if kind == "float":
+        return pd.to_numeric(text).astype(np.float64)
+    if kind == "int":
+        values = pd.to_numeric(text)
+        return values.astype("Int64") if missing.any() else values.astype(np.int64)
+    if kind == "bool":
+        mapped = text.map({"TRUE": True, "FALSE": False})
+        return mapped.astype("boolean") if missing.any() else mapped.astype(bool)
+    if kind == "string":
+        return text.astype("str")
+    if kind in ("factor", "ordered"):
+        return pd.Categorical(text, categories=spec["levels"], ordered=kind == "ordered")
+    raise ValueError(f"unknown column kind {kind!r} for column {spec['name']!r}")
+
+
+def _column_spec(c: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": _one(c["name"]),
+        "kind": _one(c["kind"]),
+        "levels": None if c.get("levels") is None else [str(v) for v in c["levels"]],
+        "n_na": int(_one(c.get("n_na", [0]))),
+    }
+
+
+def _one(v: Any) -> Any:
+    return v[0] if isinstance(v, list) else v
+
+
+def _definition_order(examples_r: Path) -> list[str]:
+    """Example names in the order examples.R lists them (`vcheck_example("name", ...`)."""
+    if not examples_r.is_file():
+        return []
+    import re
+
+    return re.findall(r'vcheck_example\(\s*"([^"]+)"', examples_r.read_text(encoding="utf-8"))
