@@ -29,7 +29,8 @@ from vcheck.auditing.sweep import Checkpoint, SweepError, SweepPlan, comparable,
 TARGET = "test_sweep:criterion_off_by_one"
 #: four drawn cases of 58 to 90 rows
 PLAN = SweepPlan(target=TARGET, seed=7, examples=4, builtin=False)
-HERE = Path(__file__).resolve().parents[1]  # tests/, where faults.py is
+HERE = Path(__file__).resolve().parent  # this module's plug-ins: test_sweep:...
+TESTS = HERE.parent  # tests/, where faults.py is
 
 
 # --- plug-ins -------------------------------------------------------------------------------------------
@@ -69,8 +70,9 @@ def not_expressible(formula: str, data: pd.DataFrame, REML: bool) -> dict[str, A
 def importable(monkeypatch: pytest.MonkeyPatch) -> None:
     """Worker processes (spawned ones and Dask's) find this module's plug-ins."""
     monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
+        "PYTHONPATH", os.pathsep.join(p for p in (str(HERE), str(TESTS), os.environ.get("PYTHONPATH")) if p)
     )
+    monkeypatch.syspath_prepend(str(TESTS))
     monkeypatch.syspath_prepend(str(HERE))
 
 
