@@ -7,61 +7,17 @@ Lambdat = bdiag over levels of T_i' with T_i lower triangular, filled column-wis
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from designs import assert_same_design, assert_same_sparse, quiet_lFormula
 from hypothesis import given
 from hypothesis import strategies as st
 
 from vcheck.core.design import RankDeficiencyWarning, ScaleWarning, lFormula, start_theta
 from vcheck.core.errors import DataError, FormulaError
-from vcheck.core.record import Design
-from vcheck.core.tolerances import EXACT
 from vcheck.reference import examples
-
-
-def assert_same_sparse(a: sp.spmatrix, b: sp.spmatrix, what: str) -> None:
-    """Same shape, same stored pattern (CSC, sorted), same values: bit for bit."""
-    A, B = sp.csc_matrix(a), sp.csc_matrix(b)
-    A.sort_indices()
-    B.sort_indices()
-    assert A.shape == B.shape, f"{what}: shape {A.shape} != {B.shape}"
-    assert np.array_equal(A.indptr, B.indptr), f"{what}: column counts differ"
-    assert np.array_equal(A.indices, B.indices), f"{what}: row indices differ"
-    assert np.array_equal(A.data, B.data), f"{what}: values differ (max {np.abs(A.data - B.data).max():.3g})"
-
-
-def assert_same_design(ours: Design, lme4: Design) -> None:
-    """Every quantity of lme4's lFormula, exactly (tolerance EXACT = 0)."""
-    assert ours.X_names == lme4.X_names
-    np.testing.assert_allclose(ours.X, lme4.X, rtol=EXACT, atol=EXACT)
-    np.testing.assert_array_equal(ours.y, lme4.y)
-    assert_same_sparse(ours.Zt, lme4.Zt, "Zt")
-    assert_same_sparse(ours.Lambdat, lme4.Lambdat, "Lambdat")
-    np.testing.assert_array_equal(ours.Lind, lme4.Lind)
-    np.testing.assert_array_equal(ours.theta, lme4.theta)
-    np.testing.assert_array_equal(ours.lower, lme4.lower)
-    np.testing.assert_array_equal(ours.Gp, lme4.Gp)
-    assert ours.cnms == lme4.cnms
-    assert list(ours.flist) == list(lme4.flist)
-    for name in ours.flist:
-        assert list(ours.flist[name].categories) == list(lme4.flist[name].categories), name
-        np.testing.assert_array_equal(ours.flist[name].codes, lme4.flist[name].codes)
-    assert [t.levels for t in ours.terms] == [t.levels for t in lme4.terms]
-    assert ours.row_index.equals(lme4.row_index)
-    assert ours.n_na_dropped == lme4.n_na_dropped
-    assert ours.dropped_columns == lme4.dropped_columns
-
-
-def quiet_lFormula(formula: str, data: pd.DataFrame) -> Design:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RankDeficiencyWarning)
-        warnings.simplefilter("ignore", ScaleWarning)
-        return lFormula(formula, data)
-
 
 # --- against the frozen lme4 references -----------------------------------------------------------------
 

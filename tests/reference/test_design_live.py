@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from designs import assert_same_design, quiet_lFormula
 from hypothesis import given, settings
-from test_design import assert_same_design, quiet_lFormula
 
 from vcheck.auditing.strategies import cases, shuffle_rows
 from vcheck.core.design import start_theta

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from vcheck.core import libm
 from vcheck.core.errors import DataError, FormulaError
 from vcheck.core.factors import Factor, as_factor
 from vcheck.core.rexpr import Node, Num, Str, Sym, deparse, symbols
@@ -23,16 +24,16 @@ Value = np.ndarray | Factor
 _LOGICAL_LEVELS = ("FALSE", "TRUE")
 
 _UNARY_FUNCS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "log2": np.log2,
-    "log10": np.log10,
-    "log1p": np.log1p,
-    "exp": np.exp,
-    "expm1": np.expm1,
+    "log2": libm.log2,
+    "log10": libm.log10,
+    "log1p": libm.log1p,
+    "exp": libm.exp,
+    "expm1": libm.expm1,
     "sqrt": np.sqrt,
     "abs": np.abs,
-    "sin": np.sin,
-    "cos": np.cos,
-    "tan": np.tan,
+    "sin": libm.sin,
+    "cos": libm.cos,
+    "tan": libm.tan,
     "floor": np.floor,
     "ceiling": np.ceil,
     "as.numeric": lambda x: x,
@@ -43,7 +44,7 @@ _ARITH: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "-": np.subtract,
     "*": np.multiply,
     "/": np.divide,
-    "^": np.power,
+    "^": libm.power,
     "%%": np.mod,
     "%/%": np.floor_divide,
 }
@@ -153,12 +154,12 @@ class Evaluator:
                 # R's logbase: log2/log10 for those bases, else log(x)/log(base)
                 x, base = self.numeric(args[0]), self.numeric(args[1])
                 if np.all(base == 2):
-                    return np.log2(x)
+                    return libm.log2(x)
                 if np.all(base == 10):
-                    return np.log10(x)
-                return np.log(x) / np.log(base)
+                    return libm.log10(x)
+                return libm.log(x) / libm.log(base)
             if len(args) == 1:
-                return np.log(self.numeric(args[0]))
+                return libm.log(self.numeric(args[0]))
         if fn in _UNARY_FUNCS and len(args) == 1:
             return _UNARY_FUNCS[fn](self.numeric(args[0]))
         if fn == "scale" and len(args) == 1:

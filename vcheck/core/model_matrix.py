@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from vcheck.core import libm
 from vcheck.core.errors import DataError
 from vcheck.core.factors import Factor
 from vcheck.core.model_frame import Logical, Value
@@ -41,7 +42,7 @@ def contr_poly(k: int) -> tuple[np.ndarray, list[str]]:
     y = scores - scores.mean()
     vander = np.ones((k, k))
     for j in range(1, k):
-        vander[:, j] = y * y if j == 2 else y**j
+        vander[:, j] = libm.power(y, float(j))  # R: y^j by C's pow (y*y for j = 2)
     qr, qraux, rank, _ = dqrdc2(vander, 1e-7, sequential=True)
     raw = qr_qy(qr, qraux, rank, np.diag(np.diag(qr)), sequential=True)
     # R's sum(): squares in double, accumulated in long double
