@@ -182,3 +182,8 @@ class AuditResult:
             startup_wait=d.get("startup_wait", 0.0),
             reference_restarts=d.get("reference_restarts", 0),
         )
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message as one line of at most 300 characters (for a case's error)."""
+    return " ".join(str(exc).split())[:300]

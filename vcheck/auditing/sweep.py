@@ -7,13 +7,13 @@
     result = run_sweep(plan, out_dir=..., resume=True)     # continue an interrupted sweep
 
 The cases are `vcheck.auditing.run.audit_cases(seed, examples)` plus the large models
-(`vcheck.auditing.large`), each audited on its own by `vcheck.auditing.run.audit_case`
-(`vcheck.auditing.large.audit_large_case` for a large one).  The implementation travels as its spec
-string (`statsmodels`, `MODULE:CALLABLE`, ...) and each process resolves it itself
-(`vcheck.auditing.worker`); results come back as plain JSON (`CaseResult.to_dict()`, each finding's rel_diff
-to 6 significant digits: the digits beyond are floating-point noise that differs between processes,
-see `canonical`) and are sorted by the case's position, so the findings, and the report made of them,
-are the same whatever ran them.  Worker processes run BLAS single-threaded, as Dask's workers do.
+(`vcheck.auditing.large`), each audited on its own by `vcheck.auditing.run.audit_case`.  The
+implementation travels as its spec string (`statsmodels`, `MODULE:CALLABLE`, ...) and each process
+resolves it itself (`vcheck.auditing.worker`); results come back as plain JSON (`CaseResult.to_dict()`,
+each finding's rel_diff to 6 significant digits: the digits beyond are floating-point noise that differs
+between processes, see `canonical`) and are sorted by the case's position, so the findings, and the
+report made of them, are the same whatever ran them.  Worker processes run BLAS single-threaded, as
+Dask's workers do.
 
 The plan and result are in `vcheck.auditing.plan`, the executors in `vcheck.auditing.processes` and
 `vcheck.auditing.dask_executor`, the checkpoint in `vcheck.auditing.checkpoint`; this module runs them.
