@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vcheck.auditing.kinds import KINDS
 from vcheck.report.pages import write_page, write_text
 
-#: the kinds of finding, in the order the report shows them
-KINDS = ("construction", "optimization", "model", "not available")
 #: data with at most this many rows is written out next to the report, even when it can be rebuilt
 EMBED_ROWS = 400
 
