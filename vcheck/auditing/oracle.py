@@ -83,8 +83,8 @@ class LmeOracle:
         return value
 
     def done(self) -> None:
-        """The case is finished: lme4's time on it (CPU time in the server) is added, its data dropped
-        there."""
+        """The case is finished: lme4's time on it (CPU time in the server) is added, and the server
+        drops its data."""
         if self.server is not None:
             self.seconds += self.server.forget(self.key)
 
