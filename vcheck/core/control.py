@@ -289,3 +289,27 @@ Control = LmerControl
 def parse_control(control: LmerControl | Mapping[str, Any] | None = None) -> LmerControl:
     """`LmerControl.parse`: lmerControl(...) from a mapping with R's names (module docstring)."""
     return LmerControl.parse(control)
+
+
+def start_vector(start: Any, lower: Any) -> Any:
+    """lme4's `getStart(start, pp)` for lmer: a numeric theta vector, or a mapping with "theta" (and
+    optionally "fixef", which lmer does not use); the length must be theta's."""
+    import numpy as np
+
+    ntheta = len(lower)
+    if isinstance(start, Mapping):
+        bad = [str(k) for k in start if k not in ("theta", "fixef")]
+        if bad:
+            raise ControlError(f"incorrect components in start list: {', '.join(bad)}")
+        if "theta" not in start:
+            raise ControlError("start has no 'theta' component")
+        start = start["theta"]
+    try:
+        theta = np.array(start, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise ControlError("'start' must be NULL, a numeric vector or named list of such vectors") from None
+    if len(theta) != ntheta:
+        raise ControlError(f"incorrect number of theta components (!={ntheta})")
+    if not np.all(np.isfinite(theta)):
+        raise ControlError(f"start theta must be finite, not {theta.tolist()}")
+    return theta

@@ -25,7 +25,7 @@ import numpy as np
 
 from vcheck.core import optimizers, tolerances
 from vcheck.core.control import LmerControl
-from vcheck.core.derivs import deriv12
+from vcheck.core.derivs import check_conv, deriv12
 from vcheck.core.optimizers import NLOPTR_MESSAGES, NLOPTWRAP_DEFAULTS
 
 #: nloptwrap's settings in lme4 1.1-31 plus nloptr's xtol_rel (kept for callers of the old name)
@@ -44,7 +44,9 @@ class OptResult:
 
     feval: evaluations of the last optimizer run (lme4's optinfo$feval; None without an optimizer);
     evaluations: every call of the criterion (restart slopes, derivatives and boundary checks included);
-    theta: where the fit is taken (the answer, or with use.last.params the devfun's last state).
+    theta: the answer (lme4's opt$par, after the boundary snap); fit_theta: where the fit is taken (the
+    answer, or with use.last.params the devfun's last state, lme4's pp$theta); par: the optimizer's own
+    answer before the snap; derivs: deriv12's gradient and Hessian at par (calc.derivs).
     """
 
     theta: np.ndarray
@@ -62,6 +64,7 @@ class OptResult:
     derivs: dict[str, np.ndarray] | None = None
     control: dict[str, Any] = field(default_factory=dict)
     par: np.ndarray | None = None
+    fit_theta: np.ndarray | None = None
 
 
 def optimize_lmer(
@@ -122,7 +125,7 @@ def optimize_lmer(
     opt.start = theta0
     if boundary_tol > 0:
         _snap_to_boundary(opt, counted, lower, boundary_tol, current=np.array(state["last"]))
-    opt.theta = np.array(state["last"]) if ctl.use_last_params else np.asarray(opt.theta)
+    opt.fit_theta = np.array(state["last"]) if ctl.use_last_params else np.asarray(opt.theta)
     opt.evaluations = state["calls"]
     return opt
 
@@ -183,6 +186,38 @@ def _snap_to_boundary(
             opt.snapped.append(int(i))
     opt.theta = theta
     opt.fval = fn(theta)
+
+
+def optinfo(opt: OptResult, control: LmerControl, lower: np.ndarray, failures: int = 0) -> dict[str, Any]:
+    """The fit's optinfo (lme4's `.optinfo(opt, checkConv(...))` plus vcheck's bookkeeping); runs
+    `checkConv`, which warns or raises as the control's check.conv.* actions say."""
+    conv = check_conv(opt.derivs, opt.theta, control, lower)
+    warns = list(opt.warnings)
+    if failures:
+        warns.append(
+            f"the PLS system was numerically not positive definite at {failures} theta(s) (criterion "
+            "+inf there; lme4 would stop with 'Downdated VtV is not positive definite')"
+        )
+    algorithm = opt.control.get("algorithm") if opt.optimizer == "nloptwrap" else None
+    return {
+        "optimizer": opt.optimizer,
+        "algorithm": algorithm,
+        "control": control.as_r(),
+        "optCtrl": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in opt.control.items()},
+        "feval": opt.feval,
+        "message": opt.message,
+        "conv": opt.conv,
+        "status": opt.status,
+        "restarted": opt.restarted,
+        "snapped": list(opt.snapped),
+        "evaluations": opt.evaluations,
+        "start": [float(t) for t in np.asarray(opt.start)],
+        "val": [float(t) for t in np.asarray(opt.theta)],
+        "warnings": warns,
+        "derivs": opt.derivs,
+        "lme4_messages": [] if conv is None else list(conv.messages),
+        "lme4_code": [] if conv is None else list(conv.code),
+    }
 
 
 def is_singular(theta: np.ndarray, lower: np.ndarray, tol: float = tolerances.SINGULAR_TOL) -> bool:

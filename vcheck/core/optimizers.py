@@ -99,6 +99,8 @@ def nloptwrap(
     opts = {**NLOPTR_DEFAULTS, **NLOPTWRAP_DEFAULTS, **dict(ctrl)}
     x0 = np.array(par, dtype=float)
     n = len(x0)
+    if np.any(x0 < np.asarray(lower)):
+        raise OptimizerError("at least one element in x0 < lb")
     name = str(opts["algorithm"])
     alg = getattr(nlopt, name.removeprefix("NLOPT_"), None) if name.startswith("NLOPT_LN_") else None
     if alg is None:
@@ -244,6 +246,8 @@ def nelder_mead_run(
     fn: Fn, par: np.ndarray, lower: np.ndarray, upper: np.ndarray, ctrl: Mapping[str, Any]
 ) -> OptimizerRun:
     """lme4's `Nelder_Mead` through optwrap (verbose = 0); NM.result 4 (out of evaluations) is conv 4."""
+    if np.any(np.asarray(par) < np.asarray(lower)):
+        raise OptimizerError("all(x0 >= lower) is not TRUE")
     res = nelder_mead(fn, par, lower, upper, {**dict(ctrl), "verbose": 0})
     return OptimizerRun(
         optimizer="Nelder_Mead",
