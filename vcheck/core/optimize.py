@@ -61,6 +61,7 @@ class OptResult:
     start: np.ndarray | None = None
     optimizer: str | None = "nloptwrap"
     warnings: list[str] = field(default_factory=list)
+    conv_warning: str | None = None
     derivs: dict[str, np.ndarray] | None = None
     control: dict[str, Any] = field(default_factory=dict)
     par: np.ndarray | None = None
@@ -137,9 +138,10 @@ def _optwrap(
     assert ctl.optimizer is not None
     upper = np.full(len(par), np.inf)
     run = optimizers.OPTIMIZERS[ctl.optimizer](fn, par, lower, upper, ctl.optCtrl)
+    # lme4's optwrap appends its own "convergence code" warning to a variable in R's global environment
+    # (`curWarnings <<-` inside optwrap's body), so optinfo$warnings holds the optimizer's warnings only
     warns = list(run.warnings)
-    if run.conv != 0:
-        warns.append(f"convergence code {run.conv} from {ctl.optimizer}: {run.message}")
+    conv_warning = f"convergence code {run.conv} from {ctl.optimizer}: {run.message}" if run.conv else None
     last_opt = np.array(state["last"])
     derivs = deriv12(fn, run.par) if ctl.calc_derivs else None
     if ctl.use_last_params:
@@ -156,6 +158,7 @@ def _optwrap(
         conv=run.conv,
         optimizer=ctl.optimizer,
         warnings=warns,
+        conv_warning=conv_warning,
         derivs=derivs,
         control=dict(run.control),
         par=np.array(run.par, dtype=float),
@@ -214,6 +217,7 @@ def optinfo(opt: OptResult, control: LmerControl, lower: np.ndarray, failures: i
         "start": [float(t) for t in np.asarray(opt.start)],
         "val": [float(t) for t in np.asarray(opt.theta)],
         "warnings": warns,
+        "conv_warning": opt.conv_warning,
         "derivs": opt.derivs,
         "lme4_messages": [] if conv is None else list(conv.messages),
         "lme4_code": [] if conv is None else list(conv.code),
