@@ -198,7 +198,7 @@ def _validate(attr: str, value: Any, default: Any) -> Any:
             raise ControlError(_level_message(name, value, CHECK_LEVELS))
         return value
     if attr.startswith("check_"):
-        levels = CHECK_LEVELS
+        levels: tuple[str, ...] = CHECK_LEVELS
         if attr == "check_nobs_vs_rankZ":
             levels = (*CHECK_LEVELS, *(f"{lv}Small" for lv in CHECK_LEVELS))
         if value not in levels:

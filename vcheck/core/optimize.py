@@ -86,11 +86,11 @@ def optimize_lmer(
         boundary_tol = ctl.boundary_tol
     lower = np.asarray(lower, dtype=float)
     theta0 = np.array(theta0, dtype=float)
-    state = {"calls": 0, "last": theta0.copy()}
+    state = _State(0, theta0.copy())
 
     def counted(theta: np.ndarray) -> float:
-        state["calls"] += 1
-        state["last"] = np.array(theta, dtype=float)
+        state.calls += 1
+        state.last = np.array(theta, dtype=float)
         return float(fn(theta))
 
     if ctl.optimizer is None:
@@ -102,14 +102,14 @@ def optimize_lmer(
             status=0,
             message="no optimization",
             conv=1000,
-            evaluations=state["calls"],
+            evaluations=state.calls,
             start=theta0,
             optimizer=None,
             par=theta0,
         )
     opt = _optwrap(ctl, counted, theta0, lower, state)
     if restart_edge:
-        current = np.array(state["last"])
+        current = np.array(state.last)
         on_bound = np.flatnonzero(current == lower)
         if len(on_bound):
             d0 = counted(current)
@@ -125,14 +125,22 @@ def optimize_lmer(
                 opt.restarted = True
     opt.start = theta0
     if boundary_tol > 0:
-        _snap_to_boundary(opt, counted, lower, boundary_tol, current=np.array(state["last"]))
-    opt.fit_theta = np.array(state["last"]) if ctl.use_last_params else np.asarray(opt.theta)
-    opt.evaluations = state["calls"]
+        _snap_to_boundary(opt, counted, lower, boundary_tol, current=np.array(state.last))
+    opt.fit_theta = np.array(state.last) if ctl.use_last_params else np.asarray(opt.theta)
+    opt.evaluations = state.calls
     return opt
 
 
+@dataclass
+class _State:
+    """The devfun's call count and its last theta (lme4's rho$pp$theta)."""
+
+    calls: int
+    last: np.ndarray
+
+
 def _optwrap(
-    ctl: LmerControl, fn: Callable[[np.ndarray], float], par: np.ndarray, lower: np.ndarray, state: dict
+    ctl: LmerControl, fn: Callable[[np.ndarray], float], par: np.ndarray, lower: np.ndarray, state: _State
 ) -> OptResult:
     """lme4's `optwrap` (adj = FALSE): the optimizer, its convergence warning, derivatives, fn(par)."""
     assert ctl.optimizer is not None
@@ -142,7 +150,7 @@ def _optwrap(
     # (`curWarnings <<-` inside optwrap's body), so optinfo$warnings holds the optimizer's warnings only
     warns = list(run.warnings)
     conv_warning = f"convergence code {run.conv} from {ctl.optimizer}: {run.message}" if run.conv else None
-    last_opt = np.array(state["last"])
+    last_opt = np.array(state.last)
     derivs = deriv12(fn, run.par) if ctl.calc_derivs else None
     if ctl.use_last_params:
         if ctl.calc_derivs:

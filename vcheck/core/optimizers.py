@@ -108,12 +108,12 @@ def nloptwrap(
             f"nloptwrap algorithm {name!r}: vcheck runs nlopt's derivative-free NLOPT_LN_* algorithms "
             "(lme4's deviance has no gradient function)"
         )
-    best = [math.inf, x0.copy()]
+    best_f, best_x = [math.inf], [x0.copy()]
 
     def objective(x: np.ndarray, grad: np.ndarray) -> float:
         f = float(fn(np.array(x, dtype=float)))
-        if f < best[0]:
-            best[0], best[1] = f, np.array(x, dtype=float)
+        if f < best_f[0]:
+            best_f[0], best_x[0] = f, np.array(x, dtype=float)
         return f
 
     opt = nlopt.opt(alg, n)
@@ -133,13 +133,13 @@ def nloptwrap(
         fval = float(opt.last_optimum_value())
         status = int(opt.last_optimize_result())
     except nlopt.RoundoffLimited:  # nloptr keeps the best point and reports -4
-        x, fval, status = best[1], float(best[0]), -4
+        x, fval, status = best_x[0], best_f[0], -4
     except nlopt.ForcedStop:
-        x, fval, status = best[1], float(best[0]), -5
+        x, fval, status = best_x[0], best_f[0], -5
     except RuntimeError as exc:
         if type(exc) is not RuntimeError:  # raised by the criterion itself: not nlopt's failure
             raise
-        x, fval, status = best[1], float(best[0]), -1
+        x, fval, status = best_x[0], best_f[0], -1
     conv = status if (status < 0 or status == 5) else 0
     return OptimizerRun(
         optimizer="nloptwrap",
