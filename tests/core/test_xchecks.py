@@ -57,3 +57,27 @@ def test_scaleX_kinds() -> None:
     assert check_scaleX(X_ok, ["(Intercept)", "x"]) == (X_ok, None, None)
     with pytest.raises(ControlError, match="unknown check-scale option"):
         check_scaleX(X, names, "rescale")
+
+
+def test_rankZ_and_nlev5() -> None:
+    import scipy.sparse as sp
+
+    from vcheck.core.xchecks import check_nlev_gtreq_5, check_rankZ
+
+    # (1|f) + (1|g) with g one level per row: rank(Z) = 6 = n (lme4's message, checked in R 4.2.2)
+    f, g = np.array([0, 0, 1, 1, 2, 2]), np.arange(6)
+    Zt = sp.vstack([sp.csr_matrix(np.eye(3)[f].T), sp.csr_matrix(np.eye(6)[g].T)]).tocsc()
+    expected = (
+        "number of observations (=6) <= rank(Z) (=6); the random-effects parameters and the residual "
+        "variance (or scale parameter) are probably unidentifiable"
+    )
+    with pytest.raises(ControlError) as info:
+        check_rankZ(Zt, 6, "stop")
+    assert str(info.value) == expected
+    with pytest.warns(CheckWarning):
+        assert check_rankZ(Zt, 6, "warningSmall") == expected
+    assert check_rankZ(Zt, 6, "ignore") is None
+    assert check_rankZ(Zt[:3], 6, "stop") is None  # rank 3 < 6
+    with pytest.warns(CheckWarning, match="< 5 sampled levels"):
+        check_nlev_gtreq_5({"f": 3}, "warning")
+    assert check_nlev_gtreq_5({"f": 5}, "stop") is None

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 
-from vcheck.core.control import RANKX, SCALEX, CheckMessage, CheckWarning, ControlError
+from vcheck.core.control import RANKX, SCALEX, CheckMessage, CheckWarning, ControlError, apply_check
 from vcheck.core.model_matrix import drop_rank_deficient, qr_rank, scale_problem
 
 SCALE_TOL = 1000.0
@@ -99,3 +100,43 @@ def unscale_beta(beta: np.ndarray, names: list[str], scale: dict[str, float] | N
         if nm in scale and math.isfinite(scale[nm]):
             out[i] = scale[nm] * out[i]
     return out
+
+
+#: checkZrank's size above which the "*Small" actions skip the rank computation
+RANKZ_NONSMALL = 1e6
+#: vcheck computes rank(Z) densely; above this many entries it refuses rather than allocate
+RANKZ_DENSE_MAX = 2e7
+
+
+def check_rankZ(Zt: Any, n: int, action: str = "ignore") -> str | None:
+    """lme4's checkZrank (check.nobs.vs.rankZ): n <= rank(Z) makes the random effects and the residual
+    variance unidentifiable.  "*Small" actions skip matrices with more than 1e6 entries.  Returns the
+    message when the check fires (after `apply_check`'s action), else None."""
+    if action == "ignore":
+        return None
+    q, nobs = Zt.shape
+    if action.endswith("Small") and q * nobs > RANKZ_NONSMALL:
+        return None
+    if q * nobs > RANKZ_DENSE_MAX:
+        raise ControlError(
+            f"check.nobs.vs.rankZ = {action!r}: rank(Z) of a {nobs} x {q} Z is beyond vcheck's dense rank "
+            "computation; use 'ignore' (lme4's default) or the '...Small' actions"
+        )
+    dense = Zt.toarray() if hasattr(Zt, "toarray") else np.asarray(Zt)
+    rank = int(np.linalg.matrix_rank(dense))
+    if n > rank:
+        return None
+    msg = (
+        f"number of observations (={n}) <= rank(Z) (={rank}); the random-effects parameters and the "
+        "residual variance (or scale parameter) are probably unidentifiable"
+    )
+    return apply_check(action.removesuffix("Small"), msg, ControlError)
+
+
+def check_nlev_gtreq_5(nlevels: dict[str, int], action: str = "ignore") -> str | None:
+    """lme4's check.nlev.gtreq.5: a grouping factor with fewer than 5 levels."""
+    if action == "ignore" or all(k >= 5 for k in nlevels.values()):
+        return None
+    return apply_check(
+        action, "grouping factors with < 5 sampled levels may give unreliable estimates", ControlError
+    )
