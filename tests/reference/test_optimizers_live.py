@@ -448,3 +448,60 @@ def test_start_theta_is_lme4s_bitwise(r: Any, name: str) -> None:
 
     ex = examples.load(name)
     assert np.array_equal(start_theta(lFormula(ex.formula, ex.data)), ref.start_theta(ex.formula, ex.data))
+
+
+ISSINGULAR = """set.seed(101); n_groups <- 20; n_per_group <- 20; n <- n_groups * n_per_group
+dat <- data.frame(group1 = rep(1:n_groups, each = n_per_group), group2 = rep(1:n_groups, each = n_per_group),
+                  x1 = rnorm(n), x2 = rnorm(n))
+form <- y ~ 1 + (1 + x1|group1) + (1 + x2|group2)
+dat$y <- simulate(form[-2], newdata = dat, family = gaussian,
+                  newparams = list(beta = c(-2), theta = c(2, 3, 4, 2, 3, 4), sigma = 2))[[1]]
+dat$y2 <- simulate(form[-2], newdata = dat, family = gaussian,
+                   newparams = list(beta = c(-2), theta = c(0, 0, 0, 2.5, 1.5, 0.8), sigma = 2))[[1]]
+dat"""
+DATA["isSingular"] = ISSINGULAR  # lme4's tests/testthat/test-isSingular.R
+
+
+@pytest.mark.parametrize("optimizer", ["Nelder_Mead", "bobyqa", "nloptwrap"])
+@pytest.mark.parametrize(
+    ("formula", "data", "REML"),
+    [
+        ("Reaction ~ Days + (Days | Subject)", "sleepstudy", True),
+        ("y ~ (1 | Operator) + (1 | Part) + (1 | Part:Operator)", "laurent", True),
+        ("y2 ~ 1 + (1 + x1 | group1) + (1 + x2 | group2)", "isSingular", True),
+    ],
+)
+def test_optimizers_on_lme4s_devfun_are_lme4s(
+    r: Any, optimizer: str, formula: str, data: str, REML: bool
+) -> None:
+    """Given lme4's own criterion values, vcheck's optimizers evaluate exactly lme4's points, bit for bit
+    and to the same count: Nelder-Mead (the C++ port), bobyqa (Powell's Fortran = minqa's) and nloptwrap
+    (nlopt 2.11 here, 2.7.1 under R).  Where vcheck's paths leave lme4's (laurent, isSingular), the
+    criterion's last bits are the cause, not the optimizer."""
+    import vcheck.reference as ref
+    from vcheck.core import optimizers
+
+    frame, df = r_data(r, data)
+    ri = r.ri
+    out = r.call(
+        "vcheck_opt_path",
+        ri.StrSexpVector([formula]),
+        frame,
+        ri.BoolSexpVector([REML]),
+        ri.StrSexpVector([optimizer]),
+    )
+    design = lFormula(formula, df)
+    k = len(design.lower)
+    r_path = arr(out["path"]).reshape(-1, k)[{"bobyqa": 1, "nloptwrap": 2, "Nelder_Mead": 0}[optimizer] :]
+    lme4_devfun = ref.devfun(formula, df, REML=REML)
+    path: list[np.ndarray] = []
+
+    def rec(theta: np.ndarray) -> float:
+        path.append(np.array(theta, dtype=float))
+        return lme4_devfun(theta)
+
+    run = optimizers.OPTIMIZERS[optimizer](rec, r_path[0], design.lower, np.full(k, np.inf), {})
+    ours = np.array(path)[1:] if optimizer == "bobyqa" else np.array(path)
+    assert run.feval == int(arr(out["feval"])[0]) == len(ours)
+    assert np.array_equal(ours, r_path[: len(ours)])
+    assert np.array_equal(run.par, arr(out["par"]))
