@@ -423,33 +423,6 @@ def test_optimize_lmer_none_is_the_start(r: Any) -> None:
     assert opt.conv == 1000 and opt.feval is None and np.array_equal(opt.theta, [1.0, 0.0, 1.0])
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_r_mean_var_bitwise(r: Any, seed: int) -> None:
-    """vcheck.core.rstats against R's mean and var on drawn vectors: equal to the last bit."""
-    from vcheck.core.rstats import r_mean, r_var
-    from vcheck.reference import rbridge
-
-    ri = r.ri
-    rng = np.random.default_rng(seed)
-    for _ in range(50):
-        x = rng.normal(size=int(rng.integers(2, 200))) * 10.0 ** rng.integers(-3, 6) + 10.0 ** rng.integers(
-            -2, 7
-        )
-        ri.globalenv["vcheck_x"] = ri.FloatSexpVector(x)
-        out = rbridge.from_r(ri.baseenv.find("eval")(ri.parse("c(mean(vcheck_x), var(vcheck_x))")))
-        assert [r_mean(x), r_var(x)] == [float(v) for v in out]
-
-
-@pytest.mark.parametrize("name", ["dyestuff2", "penicillin", "pastes", "three_level"])
-def test_start_theta_is_lme4s_bitwise(r: Any, name: str) -> None:
-    """mkLmerDevfun's variance-ratio start, bit for bit (it is the first point of every path)."""
-    import vcheck.reference as ref
-    from vcheck.reference import examples
-
-    ex = examples.load(name)
-    assert np.array_equal(start_theta(lFormula(ex.formula, ex.data)), ref.start_theta(ex.formula, ex.data))
-
-
 ISSINGULAR = """set.seed(101); n_groups <- 20; n_per_group <- 20; n <- n_groups * n_per_group
 dat <- data.frame(group1 = rep(1:n_groups, each = n_per_group), group2 = rep(1:n_groups, each = n_per_group),
                   x1 = rnorm(n), x2 = rnorm(n))
