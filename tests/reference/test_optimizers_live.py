@@ -47,6 +47,8 @@ vcheck_opt_fit <- function(formula, data, REML, control, start) vcheck_try({
        hessian = if (is.null(oi$derivs)) numeric(0) else as.numeric(oi$derivs$Hessian),
        optwarnings = as.character(unlist(oi$warnings)))
 })
+vcheck_opt_devfun <- function(formula, data, REML)
+  lmer(as.formula(formula), data, REML = REML, devFunOnly = TRUE)
 vcheck_opt_path <- function(formula, data, REML, optimizer) vcheck_try({
   devfun <- lmer(as.formula(formula), data, REML = REML, devFunOnly = TRUE)
   rho <- environment(devfun)
@@ -300,6 +302,14 @@ def r_fit(r: Any, case: Case) -> dict[str, Any]:
     )
 
 
+def lme4_devfun(r: Any, formula: str, frame: Any, REML: bool) -> Any:
+    """lme4's devfun, called directly (rpy2 3.5.17's vector.memoryview() drops a reference to None on
+    every call, so thousands of calls through vcheck.reference.devfun crash Python at exit)."""
+    ri = r.ri
+    closure = r.function("vcheck_opt_devfun")(ri.StrSexpVector([formula]), frame, ri.BoolSexpVector([REML]))
+    return lambda theta: float(closure(ri.FloatSexpVector(np.asarray(theta, dtype=float)))[0])
+
+
 def rel(a: Any, b: Any) -> float:
     """max |a - b| / max |b| (theta's components differ in scale; near-zero ones are not relative)."""
     a, b = arr(a), arr(b)
@@ -350,19 +360,18 @@ def test_lmer_with_control_follows_lme4(r: Any, case: Case) -> None:
         val = arr(lme4["val"])  # deriv12 runs at the optimizer's answer
         dtheta = float(np.max(np.abs(np.asarray(oi["val"]) - val)))
         # the criterion's rounding (its last bit flips as theta moves) plus vcheck's differences from lme4
-        noise = criterion_noise(case, data, val) + 2 * float(np.spacing(abs(fit.criterion)))
+        noise = criterion_noise(r, case, data, val) + 2 * float(np.spacing(abs(fit.criterion)))
         g_tol = float(np.max(np.abs(H))) * dtheta * len(grad) + 2 * noise / 2e-4
         assert float(np.max(np.abs(oi["derivs"]["gradient"] - grad))) <= g_tol + tolerances.ABS_FLOOR
         H_tol = 4 * noise / 1e-8 + tolerances.PATH_DIVERGED * float(np.max(np.abs(H)))
         assert float(np.max(np.abs(oi["derivs"]["Hessian"] - H))) <= H_tol
 
 
-def criterion_noise(case: Case, data: pd.DataFrame, theta: np.ndarray) -> float:
+def criterion_noise(r: Any, case: Case, data: pd.DataFrame, theta: np.ndarray) -> float:
     """max |vcheck's criterion - lme4's| at theta and theta +- 1e-4 e_j (deriv12's points)."""
-    import vcheck.reference as ref
-
     design = lFormula(case.formula, data)
-    mine, theirs = Devfun(design, REML=case.REML), ref.devfun(case.formula, data, REML=case.REML)
+    frame, _ = r_data(r, case.data)
+    mine, theirs = Devfun(design, REML=case.REML), lme4_devfun(r, case.formula, frame, case.REML)
     points = [theta] + [theta + s * 1e-4 * e for e in np.eye(len(theta)) for s in (1, -1)]
     return max(abs(mine(t) - theirs(t)) for t in points)
 
@@ -451,7 +460,6 @@ def test_optimizers_on_lme4s_devfun_are_lme4s(
     and to the same count: Nelder-Mead (the C++ port), bobyqa (Powell's Fortran = minqa's) and nloptwrap
     (nlopt 2.11 here, 2.7.1 under R).  Where vcheck's paths leave lme4's (laurent, isSingular), the
     criterion's last bits are the cause, not the optimizer."""
-    import vcheck.reference as ref
     from vcheck.core import optimizers
 
     frame, df = r_data(r, data)
@@ -466,12 +474,12 @@ def test_optimizers_on_lme4s_devfun_are_lme4s(
     design = lFormula(formula, df)
     k = len(design.lower)
     r_path = arr(out["path"]).reshape(-1, k)[{"bobyqa": 1, "nloptwrap": 2, "Nelder_Mead": 0}[optimizer] :]
-    lme4_devfun = ref.devfun(formula, df, REML=REML)
+    theirs = lme4_devfun(r, formula, frame, REML)
     path: list[np.ndarray] = []
 
     def rec(theta: np.ndarray) -> float:
         path.append(np.array(theta, dtype=float))
-        return lme4_devfun(theta)
+        return theirs(theta)
 
     run = optimizers.OPTIMIZERS[optimizer](rec, r_path[0], design.lower, np.full(k, np.inf), {})
     ours = np.array(path)[1:] if optimizer == "bobyqa" else np.array(path)
