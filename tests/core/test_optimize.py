@@ -385,3 +385,23 @@ def test_apply_check_and_start() -> None:
         start_vector({"foo": 1}, lower)
     with pytest.raises(ControlError, match="must be NULL"):
         start_vector("abc", lower)
+
+
+def test_optctrl_values_from_text() -> None:
+    """--control passes text: numbers and TRUE/FALSE are read as R reads them; other text is refused by
+    the optimizer that needs a number, with a clear error."""
+    c = parse_control({"optCtrl": {"maxeval": "7", "warnOnly": "TRUE", "algorithm": "NLOPT_LN_BOBYQA"}})
+    assert dict(c.optCtrl) == {"maxeval": 7.0, "warnOnly": True, "algorithm": "NLOPT_LN_BOBYQA"}
+    opt = optimize.optimize_lmer(quad, np.array([1.0, 0.0]), np.array([0.0, -np.inf]), c)
+    assert opt.feval == 7 and opt.conv == 5
+    with pytest.raises(optimizers.OptimizerError, match="maxeval = 'many' is not a number"):
+        optimize.optimize_lmer(
+            quad, np.array([1.0, 0.0]), np.array([0.0, -np.inf]), {"optCtrl": {"maxeval": "many"}}
+        )
+    with pytest.raises(optimizers.OptimizerError, match="maxfun"):
+        optimize.optimize_lmer(
+            quad,
+            np.array([1.0, 0.0]),
+            np.array([0.0, -np.inf]),
+            {"optimizer": "Nelder_Mead", "optCtrl": {"maxfun": "x"}},
+        )
