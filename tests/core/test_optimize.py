@@ -354,6 +354,7 @@ def test_control_parsing() -> None:
         ({"check.conv.nparmax": 10}, "lme4 2.x"),
         ({"optimizer": "Nelder-Mead"}, "optimizer"),
         ({"optimizer": "none"}, "use NULL"),
+        ({"optimizer": "nlminbwrap"}, "lme4 1.1-31 can call it"),
         ({"check.nlev.gtr.1": "sometimes"}, "action"),
         ({"check.rankX": "drop"}, "should be one of"),
         ({"check.conv.grad": {"tol": 1}}, "no 'action' string"),

@@ -173,6 +173,11 @@ def _validate(attr: str, value: Any, default: Any) -> Any:
             return None
         if value == "none":
             raise ControlError("deprecated use of optimizer=='none'; use NULL instead (optimizer=None)")
+        if value in ("nlminbwrap", "optimx", "optim"):
+            raise ControlError(
+                f"optimizer {value!r}: lme4 1.1-31 can call it (getOptfun), but vcheck reproduces only "
+                f"lme4's {', '.join(OPTIMIZERS)} (or None for no optimization)"
+            )
         if value not in OPTIMIZERS:
             raise ControlError(
                 f"couldn't find optimizer function {value!r}: vcheck has lme4's {', '.join(OPTIMIZERS)} "
