@@ -17,7 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from vcheck.auditing.cases import Case as AuditCase
+from vcheck.auditing.strategies import cases
 from vcheck.core import tolerances
 from vcheck.core.design import lFormula, start_theta
 from vcheck.core.deviance import Devfun
@@ -486,3 +490,41 @@ def test_optimizers_on_lme4s_devfun_are_lme4s(
     assert run.feval == int(arr(out["feval"])[0]) == len(ours)
     assert np.array_equal(ours, r_path[: len(ours)])
     assert np.array_equal(run.par, arr(out["par"]))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=cases(), optimizer=st.sampled_from(["Nelder_Mead", "bobyqa", "nloptwrap"]))
+def test_optimizers_on_drawn_cases_are_lme4s(r: Any, case: AuditCase, optimizer: str) -> None:
+    """The same property on drawn data (unsorted, nested, crossed, slopes, boundaries): on lme4's own
+    devfun each optimizer's evaluated points and count are lme4's, bit for bit."""
+    from vcheck.core import optimizers
+    from vcheck.reference import rbridge
+
+    formula = case.formula
+    frame = rbridge.frame_to_r(
+        case.data, rbridge.referenced_columns(formula, [str(c) for c in case.data.columns])
+    )
+    ri = r.ri
+    out = r.call(
+        "vcheck_opt_path",
+        ri.StrSexpVector([formula]),
+        frame,
+        ri.BoolSexpVector([case.REML]),
+        ri.StrSexpVector([optimizer]),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        design = lFormula(formula, case.data)
+    k = len(design.lower)
+    r_path = arr(out["path"]).reshape(-1, k)[{"bobyqa": 1, "nloptwrap": 2, "Nelder_Mead": 0}[optimizer] :]
+    theirs = lme4_devfun(r, formula, frame, case.REML)
+    path: list[np.ndarray] = []
+
+    def rec(theta: np.ndarray) -> float:
+        path.append(np.array(theta, dtype=float))
+        return theirs(theta)
+
+    run = optimizers.OPTIMIZERS[optimizer](rec, r_path[0], design.lower, np.full(k, np.inf), {})
+    ours = np.array(path)[1:] if optimizer == "bobyqa" else np.array(path)
+    assert run.feval == int(arr(out["feval"])[0]) == len(ours)
+    assert np.array_equal(ours, r_path[: len(ours)])
