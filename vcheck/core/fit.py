@@ -12,6 +12,7 @@ At the optimum theta, with the PLS solution of `vcheck.core.blocks` (A = Lambda'
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ import scipy.sparse as sp
 import vcheck
 from vcheck.core import optimize
 from vcheck.core.blocks import Factor
+from vcheck.core.control import LmerControl, parse_control, start_vector
 from vcheck.core.deviance import Devfun, criterion, sigma
 from vcheck.core.record import Design, LmerFit
 from vcheck.core.theta import relative_factor
@@ -43,40 +45,26 @@ def lmer(formula: str, data: pd.DataFrame, REML: bool = True, *, condVar: bool =
 
 
 @single_threaded
-def fit_design(design: Design, REML: bool = True, *, condVar: bool = True) -> LmerFit:
-    """Optimize the profiled criterion of a design (lme4's `optimizeLmer`) and build the fit record."""
+def fit_design(
+    design: Design,
+    REML: bool = True,
+    *,
+    condVar: bool = True,
+    control: Mapping[str, Any] | LmerControl | None = None,
+    start: Any = None,
+) -> LmerFit:
+    """Optimize the profiled criterion of a design (lme4's `optimizeLmer` under `control`, an
+    lmerControl-like mapping, from `start`: theta or {"theta": theta}) and build the fit record."""
     from vcheck.core.design import start_theta
 
+    ctrl = parse_control(control)
     fn = Devfun(design, REML=REML)
-    opt = optimize.optimize_lmer(fn, start_theta(design), design.lower)
-    fit = fit_at(fn, opt.theta, condVar=condVar)
-    fit.optinfo.update(
-        {
-            "optimizer": "nloptwrap",
-            "algorithm": "NLOPT_LN_BOBYQA",
-            "feval": opt.feval,
-            "message": opt.message,
-            "conv": opt.conv,
-            "status": opt.status,
-            "restarted": opt.restarted,
-            "snapped": list(opt.snapped),
-            "evaluations": opt.evaluations,
-            "start": [float(t) for t in np.asarray(opt.start)],
-            "warnings": (
-                [] if opt.conv == 0 else [f"convergence code {opt.conv} from nloptwrap: {opt.message}"]
-            )
-            + (
-                [
-                    f"the PLS system was numerically not positive definite at {len(fn.failures)} theta(s) "
-                    "(criterion +inf there; lme4 would stop with 'Downdated VtV is not positive definite')"
-                ]
-                if fn.failures
-                else []
-            ),
-            # what lme4's checkConv says of a boundary fit (its derivative checks are not reproduced)
-            "lme4_messages": [SINGULAR_MESSAGE] if fit.singular else [],
-        }
-    )
+    theta0 = start_theta(design) if start is None else start_vector(start, design.lower)
+    opt = optimize.optimize_lmer(fn, theta0, design.lower, ctrl)
+    fit = fit_at(fn, opt.fit_theta if opt.fit_theta is not None else opt.theta, condVar=condVar)
+    fit.optinfo.update(optimize.optinfo(opt, ctrl, design.lower, failures=len(fn.failures)))
+    if ctrl.use_last_params:  # lme4's devcomp takes the criterion from opt$fval, the rest from pp's state
+        fit.criterion, fit.logLik = opt.fval, -opt.fval / 2.0
     return fit
 
 
