@@ -287,19 +287,19 @@ def frame_from_r(frame: Any) -> pd.DataFrame:
         for name, col in zip(names, frame, strict=True):
             classes = list(col.rclass) if col.rclass is not ri.NULL else []
             if "factor" in classes:
-                codes = np.array(col.memoryview(), dtype=np.int64, copy=True)
+                codes = np.array(np.asarray(col), dtype=np.int64, copy=True)
                 levels = list(col.do_slot("levels"))
                 codes[codes == R_NA_INTEGER] = 0
                 columns[name] = pd.Categorical.from_codes(
                     codes - 1, categories=pd.Index(levels, dtype=object), ordered="ordered" in classes
                 )
             elif isinstance(col, ri.BoolSexpVector):
-                raw = np.array(col.memoryview(), dtype=np.int64, copy=True)
+                raw = np.array(np.asarray(col), dtype=np.int64, copy=True)
                 columns[name] = pd.array(
                     [None if v == R_NA_INTEGER else bool(v) for v in raw], dtype="boolean"
                 )
             elif isinstance(col, ri.IntSexpVector):
-                raw = np.array(col.memoryview(), dtype=np.int64, copy=True)
+                raw = np.array(np.asarray(col), dtype=np.int64, copy=True)
                 columns[name] = pd.array([None if v == R_NA_INTEGER else int(v) for v in raw], dtype="Int64")
             elif isinstance(col, ri.StrSexpVector):
                 columns[name] = pd.array(from_r(col), dtype="str")
@@ -338,14 +338,14 @@ def from_r(x: Any) -> Any:
             return items
         return {str(k): v for k, v in zip(names, items, strict=True)}
     if isinstance(x, ri.FloatSexpVector):
-        return np.array(x.memoryview(), dtype=np.float64, copy=True) if len(x) else np.zeros(0)
+        return np.array(np.asarray(x), dtype=np.float64, copy=True) if len(x) else np.zeros(0)
     if isinstance(x, ri.BoolSexpVector):
-        raw = np.array(x.memoryview(), dtype=np.int64, copy=True) if len(x) else np.zeros(0, np.int64)
+        raw = np.array(np.asarray(x), dtype=np.int64, copy=True) if len(x) else np.zeros(0, np.int64)
         if (raw == R_NA_INTEGER).any():
             return np.array([None if v == R_NA_INTEGER else bool(v) for v in raw], dtype=object)
         return raw.astype(bool)
     if isinstance(x, ri.IntSexpVector):
-        raw = np.array(x.memoryview(), dtype=np.int64, copy=True) if len(x) else np.zeros(0, np.int64)
+        raw = np.array(np.asarray(x), dtype=np.int64, copy=True) if len(x) else np.zeros(0, np.int64)
         na = raw == R_NA_INTEGER
         if na.any():
             out = raw.astype(np.float64)
@@ -363,8 +363,8 @@ def unpack(packed: Any) -> Any:
 
     tokens_r, num_r, int_r, chr_r = list(packed)
     tokens = str(tokens_r[0]).split("\x1f")
-    num = np.array(num_r.memoryview(), dtype=np.float64, copy=True) if len(num_r) else np.zeros(0)
-    ints = np.array(int_r.memoryview(), dtype=np.int64, copy=True) if len(int_r) else np.zeros(0, np.int64)
+    num = np.array(np.asarray(num_r), dtype=np.float64, copy=True) if len(num_r) else np.zeros(0)
+    ints = np.array(np.asarray(int_r), dtype=np.int64, copy=True) if len(int_r) else np.zeros(0, np.int64)
     chars = str(chr_r[0]).split("\x1f")
     assert isinstance(tokens_r, ri.StrSexpVector) and isinstance(chr_r, ri.StrSexpVector)
     pos = {"t": 0, "d": 0, "i": 0, "s": 0}
