@@ -10,9 +10,10 @@ import importlib
 from typing import Any
 
 from vcheck.core.errors import DataError, FormulaError, RError, RNotAvailableError, VcheckError
+from vcheck._version import version as _version
 from vcheck.core.record import Design, LmerFit, RandomTerm
 
-__version__ = "0.1.0"
+__version__ = _version()  # pyproject.toml's version, through the package metadata once installed
 
 _LAZY = {
     "lFormula": ("vcheck.core.design", "lFormula"),
