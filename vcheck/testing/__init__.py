@@ -214,44 +214,16 @@ def assert_agrees(
     `flat_optimum`, `source`).  Returns the case's `CaseResult` (findings, comparison table, timings).
     """
     __tracebackhide__ = True
+    from vcheck.auditing.run import _impl_name
+    from vcheck.report.casetable import findings_table
+
     if settings.reference == "live":
         problem = lme4_problem()
         if problem is not None:
             raise AssertionError(f"{problem} (or run pytest with --vcheck-reference=frozen)")
-    from vcheck.auditing.run import _impl_name
-
     name = str((config or {}).get("source") or _impl_name(impl))
     result = check(impl, case, config, name=name)
     bad = failing_kinds(result, fail_on)
     if bad:
-        raise AssertionError(findings_table(result, bad, name))
+        raise AssertionError(findings_table(result, name, bad, settings.reference))
     return result
-
-
-def findings_table(result: CaseResult, kinds: Sequence[str], name: str = "the implementation") -> str:
-    """A case's findings as a text table under a one-line headline, and how to rebuild the case."""
-    from vcheck.report.pages import sci
-    from vcheck.report.tables import format_text_table
-
-    case = result.case
-    fit = "REML" if case.REML else "ML"
-    lines = [
-        f"{name} disagrees with lme4 ({settings.reference}) on "
-        f"{case.label}: {case.formula} ({fit}); found {', '.join(kinds)}",
-    ]
-    if result.error is not None:
-        lines.append(f"  error: {result.error}")
-    rows = [
-        [f.kind, f.quantity, f.check or "-", sci(f.rel_diff), " ".join(f.explanation.split())]
-        for f in result.findings
-    ]
-    if rows:
-        lines.append("")
-        lines.append(
-            format_text_table(
-                ["kind", "quantity", "check", "rel. diff", "explanation"], rows, [False, False, False, True, False]
-            ).rstrip()
-        )
-    lines.append("")
-    lines.append(f"rebuild the case: {case.rebuild}")
-    return "\n".join(lines)
