@@ -117,7 +117,7 @@ def kronecker_sentences(check: KroneckerCheck, html: bool) -> tuple[list[str], s
         lines.append(
             f"Done right, one kronecker per term, "
             f"{c('bdiag(kronecker(diag(k1), G1), kronecker(diag(k2), G2), ...)')} in lme4's term order "
-            f"(as the seed builds it by hand for its second model): {verdict}."
+            f"(the manual recipe done per term, as for a model with several terms): {verdict}."
         )
     if check.v_sorted_matches is not None:
         lines.append(
@@ -185,7 +185,7 @@ def build_example(ex: Example, out_dir: Path, prev: str | None, next_: str | Non
     check = images.kronecker_figure(
         ref,
         img_dir / f"{ex.name}-kronecker.png",
-        title=f"{ex.name}: the seed's kronecker recipe against lme4",
+        title=f"{ex.name}: the manual kronecker recipe against lme4",
     )
     kron_html, short = kronecker_sentences(check, html=True)
     kron_md, _ = kronecker_sentences(check, html=False)
