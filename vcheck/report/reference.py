@@ -303,21 +303,27 @@ def write_reference_reports(out_dir: Path, names: list[str] | None = None, progr
     unknown = [n for n in chosen if n not in all_names]
     if unknown:
         raise DataError(f"unknown example(s) {', '.join(unknown)}; built-in examples: {', '.join(all_names)}")
+    from vcheck.report import index
+
     out_dir.mkdir(parents=True, exist_ok=True)
+    # the index keeps the folder's other pages (`vcheck report --examples NAMES` merges, see report.index)
+    existing = index.read_rows(out_dir)
+    linked = [n for n in all_names if n in existing or n in chosen]
     pages: list[ExamplePage] = []
     with progress_callback("report", enabled=progress, unit="example", total=len(chosen)) as tick:
         for i, name in enumerate(chosen):
             ex = examples.load(name)
-            prev = chosen[i - 1] if i > 0 else None
-            next_ = chosen[i + 1] if i + 1 < len(chosen) else None
+            prev, next_ = index.neighbours(linked, name)
             pages.append(build_example(ex, out_dir, prev, next_))
             tick(i + 1, len(chosen), name)
-    failing = [p for p in pages if not p.all_agree]
+    rows = index.merge_rows(existing, [index.IndexRow.of(p) for p in pages], all_names)
+    index.write_rows(out_dir, rows)
+    failing = [r for r in rows if not r.all_agree]
     html, _ = write_page(
         out_dir,
         "index",
         "index",
-        pages=pages,
+        pages=rows,
         all_agree=not failing,
         n_failing=len(failing),
         versions=versions,
