@@ -39,9 +39,12 @@ def wait_for(path: Path, seconds: float, procs: list[subprocess.Popen[bytes]] = 
         time.sleep(0.1)
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[str, Path, list[subprocess.Popen[bytes]]]]:
-    """A scheduler and two single-threaded workers (no nanny: a killed worker stays dead)."""
+@pytest.fixture(params=["--no-nanny", "--nanny"])
+def cluster(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[str, Path, list[subprocess.Popen[bytes]]]]:
+    """A scheduler and two single-threaded workers: without a nanny a killed worker stays dead; with
+    one (`dask worker`'s default) the nanny starts a new worker process in its place."""
     hold = tmp_path / "hold"
     hold.mkdir()
     logs = tmp_path / "logs"
@@ -71,7 +74,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, Path, list[subprocess.Popen[b
                 f"worker{i}",
                 "distributed.cli.dask_worker",
                 address,
-                "--nthreads", "1", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}",
+                "--nthreads", "1", request.param, "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}",
             )
         yield address, hold, procs
     finally:
