@@ -153,6 +153,8 @@ def dask_results(
         result.startup_seconds = time.perf_counter() - start
         if scheduler != "local":
             result.workers = len(client.scheduler_info().get("workers", {}))
+        dashboard = client.dashboard_link if _has_bokeh() else "none (pip install 'vcheck[audit]' for bokeh)"
+        log.info("Dask scheduler %s, %d workers; dashboard %s", client.scheduler.address, len(client.nthreads()), dashboard)
         token = uuid.uuid4().hex[:8]
         pending = deque(todo)
         running: dict[Any, tuple[int, Case]] = {}
@@ -194,6 +196,13 @@ def dask_results(
             while pending and len(running) < _threads(client):
                 finished.add(submit())
             yield position, payload
+
+
+def _has_bokeh() -> bool:
+    """Whether the dashboard can be served here (Dask's dashboard needs bokeh >= 3.1)."""
+    import importlib.util
+
+    return importlib.util.find_spec("bokeh") is not None
 
 
 def _forget_attempts(client: Any, token: str) -> None:

@@ -40,6 +40,7 @@ The plan and result are in `vcheck.auditing.plan`, the executors in `vcheck.audi
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -52,6 +53,8 @@ from vcheck.auditing.plan import INLINE_LME4_PROCESSES, SweepPlan, SweepResult
 from vcheck.auditing.processes import process_results
 from vcheck.auditing.results import AuditResult, CaseResult
 from vcheck.auditing.worker import canonical, prepare_process, resolve, run_case
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[CaseResult], None]
 
@@ -103,6 +106,14 @@ def run_sweep(
         for position in sorted(done):
             progress(done[position])
     todo = [(i, c) for i, c in enumerate(cases) if i not in done]
+    log.debug(
+        "sweep of %s: %d cases (%d from the checkpoint), executor %s%s",
+        plan.target,
+        len(cases),
+        len(done),
+        executor,
+        f" at {scheduler}" if scheduler else f" with {workers} workers" if workers else "",
+    )
     start = time.perf_counter()
     stream: Iterator[tuple[int, dict[str, Any]]]
     if executor == "dask":

@@ -200,6 +200,7 @@ def claim(out_dir: Path, kind: str, force: bool = False) -> Iterator[Path]:
         marker = out_dir / MARKER
         if not marker.exists():
             marker.write_text(json.dumps({"vcheck": kind}) + "\n", encoding="utf-8")
+        log.debug("writing into %s (held by %s)", out_dir, lock)
         yield out_dir
     finally:
         release(lock)
