@@ -48,3 +48,30 @@ def test_an_index_of_someone_else_is_not_read(tmp_path: Path) -> None:
 def test_a_broken_pages_json_is_ignored(tmp_path: Path, bad: str) -> None:
     (tmp_path / index.MANIFEST).write_text(bad, encoding="utf-8")
     assert index.read_rows(tmp_path) == {}
+
+
+@pytest.mark.r
+def test_vcheck_report_some_examples_keeps_the_others_linked(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "R_HOME")}
+    env["PYTHONPATH"] = str(REPO)
+
+    def report(names: str) -> None:
+        proc = subprocess.run(
+            [sys.executable, "-m", "vcheck", "-q", "report", "--out", str(tmp_path), "--examples", names],
+            capture_output=True, text=True, env=env, timeout=900,
+        )
+        assert proc.returncode == 0, proc.stderr
+
+    report("dyestuff2,pastes")
+    report("dyestuff2")
+    md = (tmp_path / "index.md").read_text(encoding="utf-8")
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    for name in ("dyestuff2", "pastes"):
+        assert f"[{name}]({name}.md)" in md and f'href="{name}.html"' in html
+    assert "All 2 examples agree" in md
+    page = (tmp_path / "dyestuff2.md").read_text(encoding="utf-8")
+    assert "[pastes →](pastes.md)" in page or "[← pastes](pastes.md)" in page  # linked to its neighbour
