@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from vcheck.core.errors import DataError, FormulaError, RError, RNotAvailableError, VcheckError
 from vcheck._version import version as _version
+from vcheck.core.errors import DataError, FormulaError, RError, RNotAvailableError, VcheckError
 from vcheck.core.record import Design, LmerFit, RandomTerm
 
 __version__ = _version()  # pyproject.toml's version, through the package metadata once installed

@@ -65,7 +65,13 @@ def cluster(
         start(
             "scheduler",
             "distributed.cli.dask_scheduler",
-            "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(info),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(info),
         )
         wait_for(info, 60, procs)
         address = json.loads(info.read_text())["address"]
@@ -74,7 +80,14 @@ def cluster(
                 f"worker{i}",
                 "distributed.cli.dask_worker",
                 address,
-                "--nthreads", "1", request.param, "--no-dashboard", "--host", "127.0.0.1", "--name", f"w{i}",
+                "--nthreads",
+                "1",
+                request.param,
+                "--no-dashboard",
+                "--host",
+                "127.0.0.1",
+                "--name",
+                f"w{i}",
             )
         yield address, hold, procs
     finally:
@@ -94,11 +107,22 @@ def cluster(
 def test_worker_killed_mid_audit_is_reported(
     cluster: tuple[str, Path, list[subprocess.Popen[bytes]]], tmp_path: Path
 ) -> None:
-    address, hold, procs = cluster
+    address, hold, _ = cluster
     out = tmp_path / "audit"
     audit = subprocess.Popen(
-        [sys.executable, "-m", "vcheck", "audit", "cluster_impl:fit", "--cases", "4", "--scheduler", address,
-         "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "vcheck",
+            "audit",
+            "cluster_impl:fit",
+            "--cases",
+            "4",
+            "--scheduler",
+            address,
+            "--out",
+            str(out),
+        ],
         env=env(VCHECK_TEST_HOLD=str(hold)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

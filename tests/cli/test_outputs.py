@@ -26,7 +26,9 @@ def env(*front: Path, **extra: str) -> dict[str, str]:
     return out
 
 
-def vcheck(*args: str, cwd: Path, front: tuple[Path, ...] = (), **extra: str) -> subprocess.CompletedProcess[str]:
+def vcheck(
+    *args: str, cwd: Path, front: tuple[Path, ...] = (), **extra: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "vcheck", *args],
         capture_output=True,
@@ -75,7 +77,9 @@ def test_what_needs_no_r_works_without_rpy2(tmp_path: Path) -> None:
     from vcheck.reference import examples
 
     examples.load("sleepstudy").data.to_csv(data, index=False)
-    proc = vcheck("fit", "Reaction ~ Days + (Days|Subject)", "--data", str(data), cwd=tmp_path, front=(NO_RPY2,))
+    proc = vcheck(
+        "fit", "Reaction ~ Days + (Days|Subject)", "--data", str(data), cwd=tmp_path, front=(NO_RPY2,)
+    )
     assert proc.returncode == 0, proc.stderr
     assert "REML criterion at convergence: 1743.6" in proc.stdout
     code = "import vcheck, vcheck.testing; print(vcheck.lmer, vcheck.__version__)"
@@ -137,7 +141,19 @@ def test_lock_stale_and_busy(tmp_path: Path) -> None:
 def test_second_audit_into_a_busy_folder_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "audit"
     first = subprocess.Popen(
-        [sys.executable, "-m", "vcheck", "audit", "cluster_impl:fit", "--cases", "2", "--out", str(out), "--workers", "0"],
+        [
+            sys.executable,
+            "-m",
+            "vcheck",
+            "audit",
+            "cluster_impl:fit",
+            "--cases",
+            "2",
+            "--out",
+            str(out),
+            "--workers",
+            "0",
+        ],
         cwd=tmp_path,
         env=env(SLOW_IMPL),
         stdout=subprocess.PIPE,
@@ -153,7 +169,7 @@ def test_second_audit_into_a_busy_folder_is_refused(tmp_path: Path) -> None:
         second = vcheck("audit", "vcheck", "--cases", "0", "--out", str(out), cwd=tmp_path)
         line = one_error_line(second, "is in use by another running vcheck", f"pid {first.pid}")
         assert "cluster_impl:fit" in line  # the owner's command
-        stdout, stderr = first.communicate(timeout=600)
+        _, stderr = first.communicate(timeout=600)
     finally:
         if first.poll() is None:
             first.kill()
@@ -167,15 +183,43 @@ def test_second_audit_into_a_busy_folder_is_refused(tmp_path: Path) -> None:
 def test_audit_formats_quiet_and_log_lines(tmp_path: Path) -> None:
     out = tmp_path / "a"
     proc = vcheck(
-        "audit", "vcheck", "--cases", "1", "--out", str(out), "--format", "junit", "--format", "json",
-        "--workers", "0", cwd=tmp_path, VCHECK_PROGRESS_SECONDS="0",
+        "audit",
+        "vcheck",
+        "--cases",
+        "1",
+        "--out",
+        str(out),
+        "--format",
+        "junit",
+        "--format",
+        "json",
+        "--workers",
+        "0",
+        cwd=tmp_path,
+        VCHECK_PROGRESS_SECONDS="0",
     )
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["findings.json", "junit.xml"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "findings.json",
+        "junit.xml",
+    ]
     lines = proc.stderr.splitlines()
     assert lines and all(line.startswith("vcheck: audit vcheck: ") for line in lines), proc.stderr
     assert "\r" not in proc.stderr and lines[-1].startswith("vcheck: audit vcheck: 18/18 cases")
-    quiet = vcheck("-q", "audit", "vcheck", "--cases", "0", "--out", str(out), "--format", "json", "--workers", "0", cwd=tmp_path)
+    quiet = vcheck(
+        "-q",
+        "audit",
+        "vcheck",
+        "--cases",
+        "0",
+        "--out",
+        str(out),
+        "--format",
+        "json",
+        "--workers",
+        "0",
+        cwd=tmp_path,
+    )
     assert quiet.returncode == 0 and quiet.stderr == ""
     bad = vcheck("audit", "vcheck", "--out", str(out), "--format", "pdf", cwd=tmp_path)
     one_error_line(bad, "--format: unknown format 'pdf'")

@@ -9,11 +9,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from test_report import _fake_audit_result
 
 from vcheck import schemas
 from vcheck.report.audit import write_audit_report
-
-from test_report import _fake_audit_result
 
 VERSIONS = {"R": "R version 4.2.2", "lme4": "1.1.31", "rpy2": "3.5.17"}
 
@@ -53,10 +52,16 @@ def test_formats_and_junit(tmp_path: Path) -> None:
     assert by_name["example-dyestuff2"].find("error") is not None  # did not run
     assert by_name["example-sleepstudy"].find("failure") is None  # only "not available"
     text = by_name["drawn-7-2"].find("failure").text or ""
-    assert "kind" in text and "construction   V" in text and "rebuild the case: vcheck.strategies.draw_case(7, 2)" in text
+    assert (
+        "kind" in text
+        and "construction   V" in text
+        and "rebuild the case: vcheck.strategies.draw_case(7, 2)" in text
+    )
     assert root.get("tests") == str(len(result.cases)) and root.get("errors") == "2"
     # --fail-on narrows what fails: only optimization
-    write_audit_report(result, tmp_path, target="toy", versions=VERSIONS, formats=("junit",), fail_on=("optimization",))
+    write_audit_report(
+        result, tmp_path, target="toy", versions=VERSIONS, formats=("junit",), fail_on=("optimization",)
+    )
     root = ET.parse(tmp_path / "junit.xml").getroot()
     failed = [c.get("name") for c in root.iter("testcase") if c.find("failure") is not None]
     assert len(failed) == 1 and failed[0].startswith("inline(tiny")
@@ -66,7 +71,9 @@ def test_formats_and_junit(tmp_path: Path) -> None:
 
 def test_headline_date_versions_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")  # 2026-01-01
-    html = write_audit_report(_dead_worker_result(), tmp_path, target="toy", seed=7, cases=1, versions=VERSIONS)
+    html = write_audit_report(
+        _dead_worker_result(), tmp_path, target="toy", seed=7, cases=1, versions=VERSIONS
+    )
     md = (tmp_path / "index.md").read_text(encoding="utf-8")
     page = html.read_text(encoding="utf-8")
     for text in (md, page):
@@ -84,9 +91,13 @@ def test_reference_link_only_where_the_reference_reports_are(tmp_path: Path) -> 
     result = _fake_audit_result()
     inside = write_audit_report(result, reports / "audit-toy", target="toy", versions=VERSIONS)
     assert 'href="../index.html">← reference reports' in inside.read_text(encoding="utf-8")
-    assert "[← reference reports](../index.md)" in (reports / "audit-toy" / "index.md").read_text(encoding="utf-8")
+    assert "[← reference reports](../index.md)" in (reports / "audit-toy" / "index.md").read_text(
+        encoding="utf-8"
+    )
     deeper = write_audit_report(result, reports / "ci" / "nightly", target="toy", versions=VERSIONS)
     assert 'href="../../index.html"' in deeper.read_text(encoding="utf-8")
     outside = write_audit_report(result, tmp_path / "elsewhere" / "audit", target="toy", versions=VERSIONS)
     assert "reference reports" not in outside.read_text(encoding="utf-8")  # no broken link
-    assert "reference reports" not in (tmp_path / "elsewhere" / "audit" / "index.md").read_text(encoding="utf-8")
+    assert "reference reports" not in (tmp_path / "elsewhere" / "audit" / "index.md").read_text(
+        encoding="utf-8"
+    )

@@ -39,7 +39,9 @@ def test_merge_keeps_other_pages_in_the_examples_order(tmp_path: Path) -> None:
 
 
 def test_an_index_of_someone_else_is_not_read(tmp_path: Path) -> None:
-    (tmp_path / "index.md").write_text("# My notes\n| [a](a.md) | `y` | REML | 1 | x | y |\n", encoding="utf-8")
+    (tmp_path / "index.md").write_text(
+        "# My notes\n| [a](a.md) | `y` | REML | 1 | x | y |\n", encoding="utf-8"
+    )
     (tmp_path / "a.md").write_text("mine\n", encoding="utf-8")
     assert index.read_rows(tmp_path) == {}
 
@@ -62,7 +64,10 @@ def test_vcheck_report_some_examples_keeps_the_others_linked(tmp_path: Path) -> 
     def report(names: str) -> None:
         proc = subprocess.run(
             [sys.executable, "-m", "vcheck", "-q", "report", "--out", str(tmp_path), "--examples", names],
-            capture_output=True, text=True, env=env, timeout=900,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
         )
         assert proc.returncode == 0, proc.stderr
 

@@ -39,7 +39,18 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, build / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(build)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(build),
+        ],
         check=True,
         env=clean_env(),
         timeout=300,
@@ -90,8 +101,18 @@ def test_installed_plugin_is_found_by_its_entry_point(wheel: Path, tmp_path: Pat
     shutil.copy(USER_FILE, project / "test_user.py")
     (project / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     proc = subprocess.run(
-        [str(python), "-m", "pytest", "-p", "no:cacheprovider", "--vcheck-reference=frozen", "-q",
-         "-k", "sleepstudy or dyestuff2", "--collect-only"],
+        [
+            str(python),
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--vcheck-reference=frozen",
+            "-q",
+            "-k",
+            "sleepstudy or dyestuff2",
+            "--collect-only",
+        ],
         cwd=project,
         env=clean_env(),
         capture_output=True,
@@ -102,7 +123,11 @@ def test_installed_plugin_is_found_by_its_entry_point(wheel: Path, tmp_path: Pat
     assert "test_against_lme4[example-sleepstudy]" in proc.stdout
     where = subprocess.run(
         [str(python), "-c", "import vcheck; print(vcheck.__file__, vcheck.__version__)"],
-        cwd=project, env=clean_env(), capture_output=True, text=True, check=True,
+        cwd=project,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert str(env_dir) in where and pyproject_version() in where  # the wheel's vcheck, not the checkout
 

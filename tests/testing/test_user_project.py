@@ -42,7 +42,9 @@ def plugin_args() -> list[str]:
     return [] if "vcheck.testing.plugin" in names else ["-p", "vcheck.testing.plugin"]
 
 
-def run_user_project(tmp_path: Path, *args: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], ET.Element]:
+def run_user_project(
+    tmp_path: Path, *args: str, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], ET.Element]:
     """Copy the user's test file into a fresh project and run pytest there with --junitxml."""
     project = tmp_path / "project"
     project.mkdir()
@@ -50,7 +52,16 @@ def run_user_project(tmp_path: Path, *args: str, env: dict[str, str]) -> tuple[s
     (project / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     junit = tmp_path / "junit.xml"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *plugin_args(), f"--junitxml={junit}", *args],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            *plugin_args(),
+            f"--junitxml={junit}",
+            *args,
+        ],
         cwd=project,
         env=env,
         capture_output=True,
@@ -91,7 +102,10 @@ def check_junit(root: ET.Element, frozen: bool) -> None:
     good = expected_ids("test_against_lme4", 3, ("intercept", "slope"), frozen)
     bad = expected_ids("test_faulty_against_lme4", 1, ("intercept",), frozen)
     assert set(got) == good | bad  # one JUnit test case per audited case, nothing else
-    assert "test_against_lme4[example-sleepstudy]" in got and "test_faulty_against_lme4[example-dyestuff2]" in got
+    assert (
+        "test_against_lme4[example-sleepstudy]" in got
+        and "test_faulty_against_lme4[example-dyestuff2]" in got
+    )
     assert len(good) == 7 + (0 if frozen else 3) and len(bad) == 4 + (0 if frozen else 1)
     for name in good:
         assert got[name][0] == "passed", (name, got[name][1][-3000:])
@@ -116,9 +130,7 @@ def test_user_project_live(tmp_path: Path) -> None:
 def test_user_project_frozen_without_rpy2_under_xdist(tmp_path: Path) -> None:
     """No rpy2 importable (here and in the xdist workers): the frozen reference still checks every
     built-in example, spread over two xdist workers."""
-    proc, root = run_user_project(
-        tmp_path, "-n", "2", "--vcheck-reference=frozen", env=child_env(NO_RPY2)
-    )
+    proc, root = run_user_project(tmp_path, "-n", "2", "--vcheck-reference=frozen", env=child_env(NO_RPY2))
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     check_junit(root, frozen=True)
     assert "gw0" in proc.stdout and "gw1" in proc.stdout  # really two workers

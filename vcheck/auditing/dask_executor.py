@@ -154,7 +154,12 @@ def dask_results(
         if scheduler != "local":
             result.workers = len(client.scheduler_info().get("workers", {}))
         dashboard = client.dashboard_link if _has_bokeh() else "none (pip install 'vcheck[audit]' for bokeh)"
-        log.info("Dask scheduler %s, %d workers; dashboard %s", client.scheduler.address, len(client.nthreads()), dashboard)
+        log.info(
+            "Dask scheduler %s, %d workers; dashboard %s",
+            cluster.scheduler_address if cluster is not None else scheduler,
+            len(client.nthreads()),
+            dashboard,
+        )
         token = uuid.uuid4().hex[:8]
         pending = deque(todo)
         running: dict[Any, tuple[int, Case]] = {}

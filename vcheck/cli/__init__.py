@@ -119,7 +119,10 @@ def _run(args: argparse.Namespace) -> int:
             raise
         from vcheck.reference.rbridge import INSTALL_HINT
 
-        print(f"{PROG}: error: this command needs lme4 and rpy2 is not installed; {INSTALL_HINT}", file=sys.stderr)
+        print(
+            f"{PROG}: error: this command needs lme4 and rpy2 is not installed; {INSTALL_HINT}",
+            file=sys.stderr,
+        )
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

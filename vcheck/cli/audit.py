@@ -144,7 +144,9 @@ def parse_formats(values: list[str] | None) -> tuple[str, ...]:
             if not name:
                 continue
             if name not in FORMATS:
-                raise UsageError(f"--format: unknown format {raw.strip()!r} (choose from {', '.join(FORMATS)})")
+                raise UsageError(
+                    f"--format: unknown format {raw.strip()!r} (choose from {', '.join(FORMATS)})"
+                )
             chosen.add(name)
     if not chosen:
         raise UsageError(f"--format: no format given (choose from {', '.join(FORMATS)})")

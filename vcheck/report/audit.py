@@ -327,7 +327,9 @@ def write_audit_report(
         ],
     }
     if "json" in formats:
-        written.append(write_text(out_dir / "findings.json", json.dumps(payload, indent=1, allow_nan=False) + "\n"))
+        written.append(
+            write_text(out_dir / "findings.json", json.dumps(payload, indent=1, allow_nan=False) + "\n")
+        )
     if "junit" in formats:
         from vcheck.report.junit import write_junit
 

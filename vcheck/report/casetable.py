@@ -1,7 +1,7 @@
 """One case's findings as a plain-text table: for a failing test (`vcheck.testing.assert_agrees`) and a
 JUnit failure (`vcheck.report.junit`), where a reader wants the few rows that matter, not a repr.
 
-    impl disagrees with lme4 on example(sleepstudy): Reaction ~ Days + (Days|Subject) (REML); found construction
+    impl disagrees with lme4 on example(sleepstudy): Reaction ~ Days + (Days|Subject) (REML); found ...
 
     kind          quantity  check              rel. diff  explanation
     ------------  --------  -----------------  ---------  ---------------------------------------

@@ -109,7 +109,9 @@ def _rows_from_markdown(index_md: Path) -> dict[str, IndexRow]:
     return rows
 
 
-def merge_rows(existing: dict[str, IndexRow], new: Iterable[IndexRow], order: Sequence[str]) -> list[IndexRow]:
+def merge_rows(
+    existing: dict[str, IndexRow], new: Iterable[IndexRow], order: Sequence[str]
+) -> list[IndexRow]:
     """Existing rows with the new ones in their place, in `order` (unknown names last, sorted)."""
     rows = dict(existing)
     rows.update({r.name: r for r in new})

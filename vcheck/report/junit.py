@@ -45,7 +45,11 @@ def junit_xml(
     cases = list(getattr(result, "cases", []) or [])
     suite = ET.Element("testsuite", name=f"vcheck audit {target}")
     props = ET.SubElement(suite, "properties")
-    settings = {"target": target, "seed": getattr(result, "seed", None), "drawn": getattr(result, "examples", None)}
+    settings = {
+        "target": target,
+        "seed": getattr(result, "seed", None),
+        "drawn": getattr(result, "examples", None),
+    }
     for key, value in [*settings.items(), *sorted((versions or {}).items())]:
         if value is not None:
             ET.SubElement(props, "property", name=str(key), value=str(value))
@@ -55,7 +59,11 @@ def junit_xml(
         seconds = float(getattr(one, "seconds", 0.0) or 0.0)
         total_time += seconds
         tc = ET.SubElement(
-            suite, "testcase", classname=f"vcheck.audit.{target}", name=case_name(one.case), time=f"{seconds:.3f}"
+            suite,
+            "testcase",
+            classname=f"vcheck.audit.{target}",
+            name=case_name(one.case),
+            time=f"{seconds:.3f}",
         )
         counts["tests"] += 1
         found = [k for k in failing if any(f.kind == k for f in one.findings)]
@@ -65,7 +73,9 @@ def junit_xml(
             node.text = findings_table(one, target, ["error", *found])
         elif found:
             counts["failures"] += 1
-            node = ET.SubElement(tc, "failure", message=f"{target}: {', '.join(found)} on {one.case.label}", type=found[0])
+            node = ET.SubElement(
+                tc, "failure", message=f"{target}: {', '.join(found)} on {one.case.label}", type=found[0]
+            )
             node.text = findings_table(one, target, found)
         missing = sorted({f.quantity for f in one.findings if f.kind == "not available"})
         if missing:
@@ -80,7 +90,11 @@ def junit_xml(
 
 
 def write_junit(
-    result: Any, out_dir: Path, target: str, fail_on: Sequence[str] = (), versions: dict[str, str] | None = None
+    result: Any,
+    out_dir: Path,
+    target: str,
+    fail_on: Sequence[str] = (),
+    versions: dict[str, str] | None = None,
 ) -> Path:
     """Write `out_dir/junit.xml`; returns its path."""
     return write_text(Path(out_dir) / "junit.xml", junit_xml(result, target, fail_on, versions))

@@ -60,8 +60,14 @@ class OutputNotOursError(OutputError):
 
 def _owner_text(info: dict[str, Any]) -> str:
     started = info.get("started")
-    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)) if isinstance(started, int | float) else "?"
-    return f"pid {info.get('pid', '?')} on {info.get('host', '?')}, `{info.get('command', '?')}`, since {when}"
+    when = (
+        time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started))
+        if isinstance(started, int | float)
+        else "?"
+    )
+    return (
+        f"pid {info.get('pid', '?')} on {info.get('host', '?')}, `{info.get('command', '?')}`, since {when}"
+    )
 
 
 def read_lock(out_dir: Path) -> dict[str, Any] | None:

@@ -91,7 +91,8 @@ def kronecker_G(fit: LmerFit) -> np.ndarray | None:
 
 def per_term_kronecker_G(fit: LmerFit) -> np.ndarray:
     """The right by-hand G: `bdiag(kronecker(diag(k_1), G_1), kronecker(diag(k_2), G_2), ...)`, one
-    kronecker per term with k_t its number of levels, in lme4's term order (the manual recipe done right for several terms)."""
+    kronecker per term with k_t its number of levels, in lme4's term order (the manual recipe done right
+    for several terms)."""
     blocks = [np.kron(np.eye(t.nlevels), term_covariance(fit, t)) for t in terms(fit)]
     return np.asarray(sp.block_diag(blocks).toarray()) if blocks else np.zeros((0, 0))
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +94,13 @@ def _example_cases(families: Sequence[str]) -> list[Case]:
         family = family_of(ex.formula, ex.expected.cnms or [], ex.data.columns)
         if family in families:
             out.append(
-                Case(formula=ex.formula, REML=ex.REML, origin="example", name=name, features=("example", family))
+                Case(
+                    formula=ex.formula,
+                    REML=ex.REML,
+                    origin="example",
+                    name=name,
+                    features=("example", family),
+                )
             )
     return out
 
@@ -166,7 +172,9 @@ def lme4_problem() -> str | None:
     return None
 
 
-def check(impl: Impl, case: Case, config: Mapping[str, Any] | None = None, name: str | None = None) -> CaseResult:
+def check(
+    impl: Impl, case: Case, config: Mapping[str, Any] | None = None, name: str | None = None
+) -> CaseResult:
     """Run `case` through the audit's comparison against lme4 (`settings.reference`); the CaseResult."""
     from vcheck.auditing.run import _impl_name, audit_case
 

@@ -25,9 +25,7 @@ from vcheck import testing
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("vcheck", "vcheck: LMM implementations against lme4")
-    group.addoption(
-        "--vcheck-seed", type=int, default=None, metavar="S", help="seed of vcheck's drawn cases"
-    )
+    group.addoption("--vcheck-seed", type=int, default=None, metavar="S", help="seed of vcheck's drawn cases")
     group.addoption(
         "--vcheck-examples",
         type=int,
@@ -56,10 +54,14 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> str:
     s = testing.settings
     if s.reference == "frozen":
-        return "vcheck: lme4's frozen outputs (built-in examples only; drawn cases need --vcheck-reference=live)"
+        return (
+            "vcheck: lme4's frozen outputs (built-in examples only; drawn cases need --vcheck-reference=live)"
+        )
     seed = "as each @cases says" if s.seed is None else str(s.seed)
     examples = "as each @cases says" if s.examples is None else str(s.examples)
-    return f"vcheck: live lme4 (one process per pytest process); drawn cases: seed {seed}, {examples} per test"
+    return (
+        f"vcheck: live lme4 (one process per pytest process); drawn cases: seed {seed}, {examples} per test"
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
