@@ -223,3 +223,21 @@ def test_audit_formats_quiet_and_log_lines(tmp_path: Path) -> None:
     assert quiet.returncode == 0 and quiet.stderr == ""
     bad = vcheck("audit", "vcheck", "--out", str(out), "--format", "pdf", cwd=tmp_path)
     one_error_line(bad, "--format: unknown format 'pdf'")
+
+
+@pytest.mark.parametrize(
+    "module", [["vcheck.bench"], ["vcheck.auditing", "--examples", "0"], ["vcheck.reference", "--versions"]]
+)
+def test_module_entry_points_without_rpy2(module: list[str], tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", *module],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env(NO_RPY2),
+        timeout=300,
+    )
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"python -m {module[0]}: error: "), proc.stderr
+    assert "pip install 'vcheck[r]'" in lines[0]

@@ -2,6 +2,7 @@
 
 import sys
 
+from vcheck.cli.entry import run_main
 from vcheck.reference import main
 
-sys.exit(main())
+sys.exit(run_main(main, "python -m vcheck.reference"))
