@@ -9,11 +9,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from vcheck._version import version as _version
 from vcheck.core.errors import DataError, FormulaError, RError, RNotAvailableError, VcheckError
 from vcheck.core.record import Design, LmerFit, RandomTerm
 
-__version__ = _version()  # pyproject.toml's version, through the package metadata once installed
+#: pyproject.toml's version, read from the package metadata once installed (vcheck._version)
+__version__: str = importlib.import_module("vcheck._version").version()
 
 _LAZY = {
     "lFormula": ("vcheck.core.design", "lFormula"),
