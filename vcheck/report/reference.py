@@ -9,6 +9,7 @@ it twice gives identical files (the R and lme4 versions are part of the content,
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,12 @@ class ExamplePage:
         return self.n_disagree == 0
 
 
+def shown_description(text: str) -> str:
+    """An example's description as pages show it: the frozen descriptions begin "seed 1: ", numbering the
+    original note's models, which readers take for a random seed; pages leave that out."""
+    return re.sub(r"^seed \d+:\s*", "", text)
+
+
 def _column_kinds(ex: Example) -> list[tuple[str, str]]:
     """(column, R type) of the columns the formula uses, in data order."""
     kinds = {c["name"]: c["kind"] for c in ex.columns}
@@ -72,7 +79,7 @@ def _model_facts(ex: Example, ref: LmerFit) -> dict[str, Any]:
     flist = ref.flist or {}
     return {
         "name": ex.name,
-        "description": ex.description,
+        "description": shown_description(ex.description),
         "formula": ex.formula,
         "REML": ex.REML,
         "n": ref.n,
@@ -231,7 +238,7 @@ def build_example(ex: Example, out_dir: Path, prev: str | None, next_: str | Non
     return ExamplePage(
         name=ex.name,
         formula=ex.formula,
-        description=ex.description,
+        description=shown_description(ex.description),
         REML=ex.REML,
         n=int(ref.n or 0),
         rows=rows,
