@@ -32,8 +32,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vcheck.auditing.strategies import FAMILIES
-
 if TYPE_CHECKING:
     from vcheck.auditing.cases import Case
     from vcheck.auditing.plugin import Impl
@@ -108,7 +106,7 @@ def _example_cases(families: Sequence[str]) -> list[Case]:
 def _drawn_cases(seed: int, n: int, families: Sequence[str]) -> list[Case]:
     """n cases drawn with `seed` within `families`: with every family, the audit's own cases
     (`draw_case(seed, i)`); else case i is `draw_spec(seed, i, families)` (rebuilt from its spec)."""
-    from vcheck.auditing.strategies import case_from_spec, draw_case, draw_spec
+    from vcheck.auditing.strategies import FAMILIES, case_from_spec, draw_case, draw_spec
 
     if tuple(families) == FAMILIES:
         return [draw_case(seed, i) for i in range(n)]
@@ -131,9 +129,13 @@ def case_id(case: Case) -> str:
 
 
 def select_cases(
-    examples: int = 20, seed: int = 0, families: Sequence[str] = FAMILIES, builtin: bool = True
+    examples: int = 20, seed: int = 0, families: Sequence[str] | None = None, builtin: bool = True
 ) -> list[Case]:
-    """The cases `cases` parametrizes over, after the session's overrides (`settings`)."""
+    """The cases `cases` parametrizes over, after the session's overrides (`settings`); families None:
+    all of them."""
+    from vcheck.auditing.strategies import FAMILIES
+
+    families = FAMILIES if families is None else tuple(families)
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         raise ValueError(f"unknown families {unknown}; choose from {', '.join(FAMILIES)}")
@@ -146,17 +148,17 @@ def select_cases(
 
 
 def cases(
-    examples: int = 20, seed: int = 0, families: Sequence[str] = FAMILIES, *, builtin: bool = True
+    examples: int = 20, seed: int = 0, families: Sequence[str] | None = None, *, builtin: bool = True
 ) -> Any:
     """A decorator parametrizing a test's `case` argument: one test per case, ids from `case_id`.
 
-    The built-in examples of `families` (unless `builtin=False`), then `examples` cases drawn with
-    `seed` within `families`.  `--vcheck-seed` and `--vcheck-examples` override seed and examples;
+    The built-in examples of `families` (default: every family of `vcheck.auditing.strategies.FAMILIES`;
+    unless `builtin=False`), then `examples` cases drawn with `seed` within `families`.  `--vcheck-seed` and `--vcheck-examples` override seed and examples;
     with `--vcheck-reference=frozen` only the built-in examples are used (they alone have frozen
     lme4 outputs)."""
     import pytest
 
-    chosen = select_cases(examples, seed, tuple(families), builtin)
+    chosen = select_cases(examples, seed, families, builtin)
     return pytest.mark.parametrize("case", chosen, ids=[case_id(c) for c in chosen])
 
 
