@@ -153,9 +153,10 @@ def cases(
     """A decorator parametrizing a test's `case` argument: one test per case, ids from `case_id`.
 
     The built-in examples of `families` (default: every family of `vcheck.auditing.strategies.FAMILIES`;
-    unless `builtin=False`), then `examples` cases drawn with `seed` within `families`.  `--vcheck-seed` and `--vcheck-examples` override seed and examples;
-    with `--vcheck-reference=frozen` only the built-in examples are used (they alone have frozen
-    lme4 outputs)."""
+    unless `builtin=False`), then `examples` cases drawn with `seed` within `families`.
+    `--vcheck-seed` and `--vcheck-examples` override seed and examples; with
+    `--vcheck-reference=frozen` only the built-in examples are used (they alone have frozen lme4
+    outputs)."""
     import pytest
 
     chosen = select_cases(examples, seed, families, builtin)
