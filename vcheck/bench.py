@@ -395,6 +395,6 @@ def _drawn(cases: int, seed: int) -> list[Any]:
 
 
 if __name__ == "__main__":
-    from vcheck.cli.entry import run_main
+    from vcheck.reference.entry import run_main
 
     sys.exit(run_main(main, "python -m vcheck.bench"))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 import uuid
 import warnings
@@ -34,6 +35,7 @@ from typing import Any
 from vcheck.auditing.cases import Case
 from vcheck.auditing.plan import SweepError, SweepResult
 from vcheck.auditing.processes import children_ignore_sigint
+from vcheck.auditing.results import one_line
 from vcheck.auditing.worker import crash_result, prepare_once, prepare_worker, run_case
 
 log = logging.getLogger(__name__)
@@ -147,13 +149,14 @@ def dask_results(
             else:
                 client = Client(scheduler, timeout="30s")
         except OSError as exc:
-            raise SweepError(f"cannot reach the Dask scheduler at {scheduler!r}: {_one_line(exc)}") from exc
+            raise SweepError(f"cannot reach the Dask scheduler at {scheduler!r}: {one_line(exc)}") from exc
         stack.callback(client.close)
         client.register_plugin(worker_plugin(target))
         result.startup_seconds = time.perf_counter() - start
         if scheduler != "local":
             result.workers = len(client.scheduler_info().get("workers", {}))
-        dashboard = client.dashboard_link if _has_bokeh() else "none (pip install 'vcheck[audit]' for bokeh)"
+        no_dashboard = "none (it needs bokeh>=3.1: pip install 'vcheck[audit]')"
+        dashboard = client.dashboard_link if _has_bokeh() else no_dashboard
         log.info(
             "Dask scheduler %s, %d workers; dashboard %s",
             cluster.scheduler_address if cluster is not None else scheduler,
@@ -191,9 +194,9 @@ def dask_results(
                 payload = future.result()
             except KilledWorker as exc:
                 result.workers_lost += 1
-                payload = crash_result(case, f"its Dask worker died running it ({_one_line(exc)})")
+                payload = crash_result(case, f"its Dask worker died running it ({one_line(exc)})")
             except Exception as exc:
-                payload = crash_result(case, f"Dask failed to run it: {type(exc).__name__}: {_one_line(exc)}")
+                payload = crash_result(case, f"Dask failed to run it: {type(exc).__name__}: {one_line(exc)}")
             if payload.pop(LOST, None) is not None:
                 result.workers_lost += 1
                 log.warning("case %d (%s): %s", position, case.label, payload.get("error"))
@@ -204,10 +207,13 @@ def dask_results(
 
 
 def _has_bokeh() -> bool:
-    """Whether the dashboard can be served here (Dask's dashboard needs bokeh >= 3.1)."""
-    import importlib.util
-
-    return importlib.util.find_spec("bokeh") is not None
+    """Whether the dashboard can be served here: Dask's dashboard needs bokeh >= 3.1 (the audit extra)."""
+    try:
+        import bokeh
+    except ImportError:
+        return False
+    major, minor = (int(p) for p in re.findall(r"\d+", str(bokeh.__version__))[:2])
+    return (major, minor) >= (3, 1)
 
 
 def _forget_attempts(client: Any, token: str) -> None:
@@ -222,7 +228,3 @@ def _threads(client: Any) -> int:
         return max(1, sum(client.nthreads().values()))
     except Exception:  # the scheduler is going away: one at a time
         return 1
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]

@@ -2,7 +2,7 @@
 
 import sys
 
-from vcheck.cli.entry import run_main
 from vcheck.reference import main
+from vcheck.reference.entry import run_main
 
 sys.exit(run_main(main, "python -m vcheck.reference"))

@@ -8,8 +8,10 @@ import os
 import sys
 from collections.abc import Callable
 
-from vcheck.cli.status import EXIT_ERROR
 from vcheck.core.errors import RNotAvailableError
+
+#: the exit status of an error (as the `vcheck` command's, vcheck.cli.status.EXIT_ERROR)
+EXIT_ERROR = 2
 
 
 def run_main(main: Callable[[], int | None], prog: str) -> int:
