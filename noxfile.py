@@ -6,6 +6,7 @@
     nox -s report     regenerate reports/ (pages and pictures, agreement with live lme4)
     nox -s bench      vcheck versus lme4 timings in one process, written to reports/bench.md
     nox -s audit      audit statsmodels, glmmTMB and nlme against lme4 into reports/audit-*/
+    nox -s docs       API documentation from the docstrings (pdoc) into docs/api/
 
 Every session installs vcheck with its extras into its own virtualenv; R itself comes from Debian's
 packages (`bash .ci/setup`).  Pass extra arguments after `--`, e.g. `nox -s tests -- -k design`.
@@ -14,6 +15,7 @@ packages (`bash .ci/setup`).  Pass extra arguments after `--`, e.g. `nox -s test
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import nox
 
@@ -87,3 +89,38 @@ def audit(session: nox.Session) -> None:
             f"reports/audit-{target}",
             *session.posargs,
         )
+
+
+def _modules(root: Path = Path(__file__).parent, package: str = "vcheck") -> list[str]:
+    """Every module of the package, deepest first (pdoc then renders each one, whatever a parent's
+    __all__ lists); __main__ modules left out (importing them would run a command)."""
+    names = []
+    for path in (root / package).rglob("*.py"):
+        if path.name == "__main__.py":
+            continue
+        parts = path.relative_to(root).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return sorted(set(names), key=lambda n: (-n.count("."), n))
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """API documentation from the docstrings with pdoc, into docs/api/ (index.html; not committed)."""
+    _install(session)
+    out = Path("docs") / "api"
+    session.run(
+        "python",
+        "-W",
+        "ignore",  # pdoc's notes on annotations it cannot resolve and modules reached twice
+        "-m",
+        "pdoc",
+        "--docformat",
+        "markdown",
+        "--footer-text",
+        "vcheck: linear mixed models against lme4",
+        "--output-directory",
+        str(out),
+        *_modules(),
+        *session.posargs,
+    )
+    session.log(f"API documentation written to {out / 'index.html'}")

@@ -28,7 +28,7 @@ PACKAGE = ROOT / "vcheck"
 MAX_LINES = 500
 
 #: tools of the dev extra that are run, not imported
-TOOLS = {"nox", "ruff", "mypy", "pandas-stubs", "scipy-stubs", "pytest"}
+TOOLS = {"nox", "ruff", "mypy", "pandas-stubs", "scipy-stubs", "pytest", "pytest-xdist", "pdoc", "hatchling"}
 
 
 # --- the checker -------------------------------------------------------------------------------------------

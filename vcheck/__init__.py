@@ -12,7 +12,8 @@ from typing import Any
 from vcheck.core.errors import DataError, FormulaError, RError, RNotAvailableError, VcheckError
 from vcheck.core.record import Design, LmerFit, RandomTerm
 
-__version__ = "0.1.0"
+#: pyproject.toml's version, read from the package metadata once installed (vcheck._version)
+__version__: str = importlib.import_module("vcheck._version").version()
 
 _LAZY = {
     "lFormula": ("vcheck.core.design", "lFormula"),

@@ -395,4 +395,6 @@ def _drawn(cases: int, seed: int) -> list[Any]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from vcheck.reference.entry import run_main
+
+    sys.exit(run_main(main, "python -m vcheck.bench"))

@@ -30,8 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--criterion", choices=("lme4", "vcheck"), default="lme4")
     parser.add_argument("--json", metavar="FILE", help="write the result as JSON")
     args = parser.parse_args(argv)
-    from vcheck import adapters
+    from vcheck import adapters, reference
 
+    reference.versions()  # without R, lme4 or rpy2: RNotAvailableError, one line with the install hint
     impl: Any = adapters.resolve(args.impl)  # as `vcheck audit TARGET` loads it
     if isinstance(impl, type):  # a plug-in class: its instance is the callable
         impl = impl()
@@ -46,4 +47,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from vcheck.reference.entry import run_main
+
+    raise SystemExit(run_main(main, "python -m vcheck.auditing"))

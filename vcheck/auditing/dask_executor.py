@@ -3,15 +3,28 @@
 Tasks run on a worker thread, where rpy2's conversion rules (a context variable) are missing: each task
 runs inside `localconverter(default_converter)`.  R is started once per worker by a worker plugin, on the
 worker's main thread when the plugin runs there (else the warning that R started from another thread
-cannot be interrupted with Ctrl-C is silenced: Dask stops its workers itself).  A case whose worker dies
-is a `KilledWorker`, reported as that case's error: a LocalCluster started here gives up on a task the
-first time its worker dies (`allowed-failures` 0), and the sweep hands the cluster one case per worker
-thread at a time, so no queued case shares the fate of the one that killed it.
+cannot be interrupted with Ctrl-C is silenced: Dask stops its workers itself).
+
+A case whose worker dies is reported as that case's error, whatever the scheduler:
+
+- on a LocalCluster started here the scheduler gives up on a task the first time its worker dies
+  (`allowed-failures` 0): the future raises `KilledWorker`;
+- a scheduler started elsewhere (`dask scheduler`, dask-jobqueue, dask-kubernetes) keeps its own
+  `allowed-failures` (3 by default) and would run the case again on another worker, the death unseen.
+  So each task marks its attempt in the scheduler's metadata (`("vcheck-attempts", sweep, position)`
+  -> the worker's address) before it runs the case; a task that finds the mark already there is a
+  retry after its worker died, and returns that case's error ("its Dask worker ADDRESS died running
+  it") instead of running it twice.  The marks are cleared when the sweep ends.
+
+The sweep hands the cluster one case per worker thread at a time, so no queued case shares the fate of
+the one that killed its worker.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import time
 import uuid
 import warnings
@@ -25,13 +38,45 @@ from vcheck.auditing.processes import children_ignore_sigint
 from vcheck.auditing.results import one_line
 from vcheck.auditing.worker import crash_result, prepare_once, prepare_worker, run_case
 
+log = logging.getLogger(__name__)
 
-def dask_task(target: str, case: Case, options: dict[str, Any] | None) -> dict[str, Any]:
+
+#: the scheduler metadata under which tasks mark their attempts (then the sweep's token and position)
+ATTEMPTS = "vcheck-attempts"
+#: the key of a payload whose case was lost with its worker (popped by `dask_results`)
+LOST = "lost_worker"
+
+
+def dask_task(
+    target: str, case: Case, options: dict[str, Any] | None, attempt: tuple[str, str] | None = None
+) -> dict[str, Any]:
     """One case as a Dask task, on a worker thread: R ready once per worker (normally by the worker
-    plugin), every R call inside rpy2's default conversion rules."""
+    plugin), every R call inside rpy2's default conversion rules.  With `attempt` (the sweep's token,
+    the case's position) a retry after a dead worker is reported, not run (see the module docstring)."""
+    if attempt is not None:
+        earlier = mark_attempt(*attempt)
+        if earlier is not None:
+            payload = crash_result(
+                case,
+                f"its Dask worker {earlier} died running it (the scheduler would have run it again on "
+                "another worker; vcheck runs a case once)",
+            )
+            payload[LOST] = earlier
+            return payload
     prepare_once(target)
     with _r_conversion():
         return run_case(target, case, options)
+
+
+def mark_attempt(token: str, position: str) -> str | None:
+    """Record in the scheduler that this worker runs the case; the worker of an earlier attempt, if any."""
+    from distributed import get_client, get_worker
+
+    client = get_client()
+    key = [ATTEMPTS, token, position]
+    earlier = client.get_metadata(key, default=None)
+    client.set_metadata(key, get_worker().address)
+    return None if earlier is None else str(earlier)
 
 
 def _r_conversion() -> contextlib.AbstractContextManager[Any]:
@@ -72,8 +117,6 @@ def dask_results(
     result: SweepResult,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """The cases as Dask tasks on a LocalCluster started here ("local") or the cluster at `scheduler`."""
-    import logging
-
     try:
         import dask
         from distributed import Client, LocalCluster, as_completed
@@ -112,15 +155,30 @@ def dask_results(
         result.startup_seconds = time.perf_counter() - start
         if scheduler != "local":
             result.workers = len(client.scheduler_info().get("workers", {}))
+        no_dashboard = "none (it needs bokeh>=3.1: pip install 'vcheck[audit]')"
+        dashboard = client.dashboard_link if _has_bokeh() else no_dashboard
+        log.info(
+            "Dask scheduler %s, %d workers; dashboard %s",
+            cluster.scheduler_address if cluster is not None else scheduler,
+            len(client.nthreads()),
+            dashboard,
+        )
         token = uuid.uuid4().hex[:8]
         pending = deque(todo)
         running: dict[Any, tuple[int, Case]] = {}
+        stack.callback(_forget_attempts, client, token)
         stack.callback(lambda: client.cancel(list(running)))
 
         def submit() -> Any:
             position, case = pending.popleft()
             future = client.submit(
-                dask_task, target, case, options, key=f"vcheck-case-{position}-{token}", pure=False
+                dask_task,
+                target,
+                case,
+                options,
+                (token, str(position)),
+                key=f"vcheck-case-{position}-{token}",
+                pure=False,
             )
             running[future] = (position, case)
             return future
@@ -139,10 +197,29 @@ def dask_results(
                 payload = crash_result(case, f"its Dask worker died running it ({one_line(exc)})")
             except Exception as exc:
                 payload = crash_result(case, f"Dask failed to run it: {type(exc).__name__}: {one_line(exc)}")
+            if payload.pop(LOST, None) is not None:
+                result.workers_lost += 1
+                log.warning("case %d (%s): %s", position, case.label, payload.get("error"))
             future.release()
             while pending and len(running) < _threads(client):
                 finished.add(submit())
             yield position, payload
+
+
+def _has_bokeh() -> bool:
+    """Whether the dashboard can be served here: Dask's dashboard needs bokeh >= 3.1 (the audit extra)."""
+    try:
+        import bokeh
+    except ImportError:
+        return False
+    major, minor = (int(p) for p in re.findall(r"\d+", str(bokeh.__version__))[:2])
+    return (major, minor) >= (3, 1)
+
+
+def _forget_attempts(client: Any, token: str) -> None:
+    """Clear the sweep's attempt marks in the scheduler (the scheduler may serve other sweeps for days)."""
+    with contextlib.suppress(Exception):
+        client.set_metadata([ATTEMPTS, token], {})
 
 
 def _threads(client: Any) -> int:

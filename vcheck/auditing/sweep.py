@@ -40,6 +40,7 @@ The plan and result are in `vcheck.auditing.plan`, the executors in `vcheck.audi
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -54,6 +55,8 @@ from vcheck.auditing.results import AuditResult, CaseResult
 from vcheck.auditing.run import run_cases
 from vcheck.auditing.worker import canonical, prepare_process, resolve, run_case
 from vcheck.reference import server as reference_server
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[CaseResult], None]
 
@@ -105,6 +108,14 @@ def run_sweep(
         for position in sorted(done):
             progress(done[position])
     todo = [(i, c) for i, c in enumerate(cases) if i not in done]
+    log.debug(
+        "sweep of %s: %d cases (%d from the checkpoint), executor %s%s",
+        plan.target,
+        len(cases),
+        len(done),
+        executor,
+        f" at {scheduler}" if scheduler else f" with {workers} workers" if workers else "",
+    )
     start = time.perf_counter()
     stream: Iterator[tuple[int, dict[str, Any]]]
     if executor == "dask":

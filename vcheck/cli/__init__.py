@@ -55,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     from vcheck import __version__
 
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="say more on stderr: -v what vcheck is doing, -vv also Dask's own logs",
+    )
+    verbosity.add_argument(
+        "-q", "--quiet", action="store_true", help="only warnings and errors on stderr (no progress)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -81,8 +92,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     import warnings
 
+    from vcheck import logs
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    # `--quiet` after the subcommand (its older place) means the same as before it
+    quiet = bool(getattr(args, "quiet", False) or getattr(args, "sub_quiet", False))
+    logs.setup(-1 if quiet else int(getattr(args, "verbose", 0) or 0))
     shown = warnings.formatwarning
     warnings.formatwarning = _format_warning
     try:
@@ -98,6 +114,15 @@ def _run(args: argparse.Namespace) -> int:
         return status
     except VcheckError as exc:
         print(_error_line(exc), file=sys.stderr)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "rpy2" or os.environ.get("VCHECK_TRACEBACK"):
+            raise
+        from vcheck.reference.rbridge import INSTALL_HINT
+
+        print(
+            f"{PROG}: error: this command needs lme4 and rpy2 is not installed; {INSTALL_HINT}",
+            file=sys.stderr,
+        )
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -1,6 +1,9 @@
 """`vcheck audit TARGET [--cases N] [--seed S] [--out DIR] [--fail-on KINDS] [--workers N]
-[--scheduler ADDRESS] [--resume] [--large MODELS]`: audit an implementation against live lme4 and write
-the report; exit 1 only when a --fail-on kind is found."""
+[--scheduler ADDRESS] [--resume] [--large MODELS] [--format FORMATS] [--force]`: audit an implementation
+against live lme4 and write the report; exit 1 only when a --fail-on kind is found.
+
+The --out folder is claimed for the audit (`vcheck.report.outdir`): another running audit there, or a
+folder of someone else's files without --force, is refused with exit 2 before any case runs."""
 
 from __future__ import annotations
 
@@ -75,7 +78,22 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated kinds that make the exit status 1 when found: construction, optimization, "
         "model, not-available (or all)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", dest="sub_quiet", action="store_true", help="the same as vcheck -q")
+    parser.add_argument(
+        "--format",
+        action="append",
+        default=None,
+        metavar="FORMATS",
+        help="the report's files, comma-separated or repeated: html (index.html), markdown (index.md), "
+        "json (findings.json, schema vcheck/schemas/findings.schema.json), junit (junit.xml, one test "
+        "case per audited case); default html,markdown,json",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even when it holds files vcheck did not write (never into a folder "
+        "another running vcheck holds)",
+    )
     # sweeps at scale (vcheck.auditing.sweep) and large models (vcheck.auditing.large)
     parser.add_argument(
         "--workers",
@@ -110,6 +128,29 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         "groups), or their scaled-down versions slope20k and instEval10k; comma-separated, e.g. "
         "'vcheck audit vcheck --cases 0 --large instEval,slope200k --workers 2'",
     )
+
+
+def parse_formats(values: list[str] | None) -> tuple[str, ...]:
+    """`--format` values (comma-separated, repeatable) -> report formats, in vcheck.report.audit's order."""
+    from vcheck.report.audit import DEFAULT_FORMATS, FORMATS
+
+    if not values:
+        return DEFAULT_FORMATS
+    aliases = {"md": "markdown", "xml": "junit", "htm": "html"}
+    chosen = set()
+    for value in values:
+        for raw in value.split(","):
+            name = aliases.get(raw.strip().lower(), raw.strip().lower())
+            if not name:
+                continue
+            if name not in FORMATS:
+                raise UsageError(
+                    f"--format: unknown format {raw.strip()!r} (choose from {', '.join(FORMATS)})"
+                )
+            chosen.add(name)
+    if not chosen:
+        raise UsageError(f"--format: no format given (choose from {', '.join(FORMATS)})")
+    return tuple(f for f in FORMATS if f in chosen)
 
 
 def _nonnegative_int(text: str) -> int:
@@ -151,7 +192,7 @@ def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
     from vcheck.report.progress import progress_callback
 
     total = audit_total(args)
-    with progress_callback(f"audit {args.target}", enabled=not args.quiet, total=total) as tick:
+    with progress_callback(f"audit {args.target}", total=total) as tick:  # `vcheck -q`: none
         done = 0
         flagged = 0
 
@@ -191,18 +232,31 @@ def _reference_versions() -> dict[str, str]:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """Audit TARGET against live lme4, write the report, exit 1 only for a --fail-on kind found."""
+    from vcheck.report.outdir import check_writable, claim
+
     fail_on = _parse_kinds(args.fail_on)
+    formats = parse_formats(args.format)
     impl = resolve_target(args.target)
     out_dir = audit_out_dir(args.target, args.out)
+    check_writable(out_dir, "audit", args.force)  # before R starts: a folder of someone else's files
     versions = _reference_versions()  # fails fast, in one line, when R or lme4 is missing
-    result = run_audit(impl, args)
+    with claim(out_dir, "audit", args.force):  # one audit per folder at a time (exit 2 when busy)
+        result = run_audit(impl, args)
 
-    from vcheck.report import write_audit_report
+        from vcheck.report import write_audit_report
+
+        written = write_audit_report(
+            result,
+            out_dir,
+            target=args.target,
+            seed=args.seed,
+            cases=args.cases,
+            versions=versions,
+            formats=formats,
+            fail_on=fail_on,
+        )
     from vcheck.report.audit import findings_by_kind
 
-    written = write_audit_report(
-        result, out_dir, target=args.target, seed=args.seed, cases=args.cases, versions=versions
-    )
     summary = getattr(result, "summary", None)
     print(summary() if callable(summary) else f"audit of {args.target}")
     print(f"report: {written}")

@@ -162,11 +162,11 @@ def devfun(formula: str, data: pd.DataFrame, REML: bool = True) -> Callable[[np.
 def versions() -> dict[str, str]:
     """R's version string, lme4's and Matrix's versions, R's locale and collation (which orders string
     levels in factor()), and rpy2's version."""
-    import rpy2
-
     from vcheck.reference import rbridge
 
-    s = rbridge.session()
+    s = rbridge.session()  # without rpy2 or R: RNotAvailableError, one line with the install hint
+    import rpy2
+
     value = s.call("vcheck_versions_try")
     out = {k: _one_str(v) for k, v in value.items() if k not in ("r_warnings", "r_messages")}
     out["rpy2"] = str(rpy2.__version__)

@@ -3,5 +3,6 @@
 import sys
 
 from vcheck.reference import main
+from vcheck.reference.entry import run_main
 
-sys.exit(main())
+sys.exit(run_main(main, "python -m vcheck.reference"))

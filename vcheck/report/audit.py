@@ -11,7 +11,11 @@ REML and an address that rebuilds its data), `.quantity`, `.kind` (a `vcheck.aud
   itself as `cases/<id>.csv` next to the report (and inside findings.json);
 - the cases that did not run (an error, or a model the target cannot express), with the reason.
 
-The files depend only on the audit's result (no timing, no dates), so the same seed gives the same report.
+The files depend only on the audit's result and the day they are written (no timing; the date, UTC, or
+SOURCE_DATE_EPOCH's when set, with the versions of vcheck, R and lme4), so the same seed gives the same
+report.  Cases that did not run (errors, timeouts, dead workers) are counted in the headline.
+`formats` chooses the files: "html" (index.html), "markdown" (index.md), "json" (findings.json,
+schema `vcheck/schemas/findings.schema.json`), "junit" (junit.xml, `vcheck.report.junit`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,13 @@ from vcheck.report.pages import write_page, write_text
 
 #: data with at most this many rows is written out next to the report, even when it can be rebuilt
 EMBED_ROWS = 400
+#: the files an audit report can have; all but junit by default
+FORMATS = ("html", "markdown", "json", "junit")
+DEFAULT_FORMATS = ("html", "markdown", "json")
+#: the format of findings.json (its JSON Schema: vcheck/schemas/findings.schema.json)
+FINDINGS_FORMAT = "vcheck-findings/1"
+#: how the reference reports' index.md begins (vcheck/report/templates/index.md.j2)
+REFERENCE_HEAD = "# vcheck reference reports"
 
 
 @dataclass
@@ -189,6 +200,53 @@ def _versions(result: Any) -> dict[str, str]:
         return {}
 
 
+def errors_line(errors: list[CaseEntry], n_run: int | None) -> str:
+    """`3 of 21 cases did not run (1 timed out, 1 lost with its worker)` for the headline ("" if none)."""
+    if not errors:
+        return ""
+    texts = [(e.error or "").lower() for e in errors]
+    parts = [
+        f"{n} {what}"
+        for n, what in (
+            (sum("timed out" in t or "timeout" in t for t in texts), "timed out"),
+            (sum("died" in t for t in texts), "lost with its worker"),
+        )
+        if n
+    ]
+    of = f" of {n_run}" if n_run is not None else ""
+    case_word = "case" if len(errors) == 1 and not of else "cases"
+    verb = "did not run"
+    return f"{len(errors)}{of} {case_word} {verb}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def written_on() -> str:
+    """The report's date, UTC (SOURCE_DATE_EPOCH's, when set, for reproducible builds)."""
+    import os
+    import time
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    seconds = float(epoch) if epoch and epoch.strip().isdigit() else time.time()
+    return time.strftime("%Y-%m-%d", time.gmtime(seconds))
+
+
+def reference_index_href(out_dir: Path, levels: int = 3) -> str | None:
+    """The reference reports' index.html as a link relative to out_dir, when a folder above it (up to
+    `levels` up) holds them; None when none does (the report then has no such link)."""
+    import os
+
+    here = Path(out_dir).resolve()
+    for parent in list(here.parents)[:levels]:
+        index_md = parent / "index.md"
+        try:
+            with open(index_md, encoding="utf-8") as fh:
+                is_reference = fh.read(len(REFERENCE_HEAD)) == REFERENCE_HEAD
+        except OSError:
+            continue
+        if is_reference:
+            return Path(os.path.relpath(parent / "index.html", here)).as_posix()
+    return None
+
+
 def write_audit_report(
     result: Any,
     out_dir: Path,
@@ -198,8 +256,11 @@ def write_audit_report(
     cases: int | None = None,
     command: str | None = None,
     versions: dict[str, str] | None = None,
+    formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS,
+    fail_on: tuple[str, ...] | list[str] = (),
 ) -> Path:
-    """Write index.html, index.md and findings.json (plus cases/*.csv) under out_dir; returns index.html."""
+    """Write the report's `formats` under out_dir (index.html, index.md, findings.json, junit.xml; plus
+    cases/*.csv); returns the first file written (index.html by default)."""
     from vcheck import __version__
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -232,9 +293,25 @@ def write_audit_report(
         "versions": versions,
         "command": command,
         "vcheck_version": __version__,
+        "generated": written_on(),
+        "errors_line": errors_line(errors, n_run),
+        "reference_href": reference_index_href(out_dir),
     }
-    html, _ = write_page(out_dir, "index", "audit", **context)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"report formats must be among {', '.join(FORMATS)}, not {list(formats)}")
+    written: list[Path] = []
+    if "html" in formats or "markdown" in formats:
+        html, md = write_page(out_dir, "index", "audit", **context)
+        for fmt, path in (("html", html), ("markdown", md)):
+            if fmt in formats:
+                written.append(path)
+            else:
+                path.unlink()
     payload = {
+        "format": FINDINGS_FORMAT,
+        "generated": context["generated"],
+        "vcheck_version": __version__,
         "target": target,
         "seed": seed,
         "generated_cases": cases,
@@ -248,8 +325,15 @@ def write_audit_report(
             {"case": e.label, "formula": e.formula, "rebuild": e.rebuild, "error": e.error} for e in errors
         ],
     }
-    write_text(out_dir / "findings.json", json.dumps(payload, indent=1, allow_nan=False) + "\n")
-    return html
+    if "json" in formats:
+        written.append(
+            write_text(out_dir / "findings.json", json.dumps(payload, indent=1, allow_nan=False) + "\n")
+        )
+    if "junit" in formats:
+        from vcheck.report.junit import write_junit
+
+        written.append(write_junit(result, out_dir, target, fail_on, versions))
+    return written[0]
 
 
 def _case_json(case: Any, entry: CaseEntry) -> dict[str, Any]:

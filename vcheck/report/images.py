@@ -1,7 +1,7 @@
 """Pictures of a mixed model's matrices, like R's `image()` of a sparse Matrix.
 
 - `structure_figure`: Z (n x q), Lambda (q x q), G = sigma^2 Lambda Lambda' and V = Z G Z' + sigma^2 I.
-- `kronecker_figure`: the seed note's by-hand recipe next to lme4 (see `vcheck.report.recipe`): G from
+- `kronecker_figure`: the manual kronecker recipe next to lme4 (see `vcheck.report.recipe`): G from
   `kronecker(diag(k), bdiag(VarCorr))`, and for a one-term model V built by hand on rows sorted by group
   versus rows in another order.
 
@@ -277,7 +277,7 @@ def structure_figure(fit: LmerFit, path: Path, title: str = "") -> Path:
     return _grid(structure_panels(fit), title or fit.formula, path, cell=(4.6, 3.8))
 
 
-# --- the seed's kronecker recipe ----------------------------------------------------------------------------
+# --- the manual kronecker recipe --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -326,7 +326,7 @@ def _verdict(diff: float, scale: float) -> str:
 def kronecker_check(
     fit: LmerFit, v_rows: int = V_ROWS
 ) -> tuple[KroneckerCheck, list[list[Panel | str | None]]]:
-    """Compare lme4's G and V with the seed's by-hand recipe; returns the facts and the panels to draw."""
+    """Compare lme4's G and V with the manual kronecker recipe; returns the facts and the panels to draw."""
     G = recipe.G_lme4(fit).toarray()
     Gm = recipe.kronecker_G(fit)
     ts = recipe.terms(fit)
@@ -428,7 +428,7 @@ def kronecker_check(
 
 
 def kronecker_figure(fit: LmerFit, path: Path, title: str = "") -> KroneckerCheck:
-    """PNG of the seed's kronecker recipe against lme4 (G, and V sorted vs unsorted); returns the facts."""
+    """PNG of the manual kronecker recipe against lme4 (G, and V sorted vs unsorted); returns the facts."""
     check, panels = kronecker_check(fit)
-    _grid(panels, title or "the seed's kronecker recipe", path, cell=(4.1, 3.5))
+    _grid(panels, title or "the manual kronecker recipe", path, cell=(4.1, 3.5))
     return check

@@ -1,4 +1,4 @@
-"""The seed note's hand-made G and V next to lme4's, as matrices to draw.
+"""The manual kronecker recipe's G and V (built by hand) next to lme4's, as matrices to draw.
 
 The note builds G by hand as `Gm = kronecker(diag(k), G)` with `G = bdiag(VarCorr(m))`, and V as
 `Z Gm Z' + sigma^2 I`.  Two separate things can go wrong, and the pictures show each:
@@ -91,7 +91,8 @@ def kronecker_G(fit: LmerFit) -> np.ndarray | None:
 
 def per_term_kronecker_G(fit: LmerFit) -> np.ndarray:
     """The right by-hand G: `bdiag(kronecker(diag(k_1), G_1), kronecker(diag(k_2), G_2), ...)`, one
-    kronecker per term with k_t its number of levels, in lme4's term order (what the seed builds for m2)."""
+    kronecker per term with k_t its number of levels, in lme4's term order (the manual recipe done right
+    for several terms)."""
     blocks = [np.kron(np.eye(t.nlevels), term_covariance(fit, t)) for t in terms(fit)]
     return np.asarray(sp.block_diag(blocks).toarray()) if blocks else np.zeros((0, 0))
 

@@ -9,6 +9,7 @@ it twice gives identical files (the R and lme4 versions are part of the content,
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,12 @@ class ExamplePage:
         return self.n_disagree == 0
 
 
+def shown_description(text: str) -> str:
+    """An example's description as pages show it: the frozen descriptions begin "seed 1: ", numbering the
+    original note's models, which readers take for a random seed; pages leave that out."""
+    return re.sub(r"^seed \d+:\s*", "", text)
+
+
 def _column_kinds(ex: Example) -> list[tuple[str, str]]:
     """(column, R type) of the columns the formula uses, in data order."""
     kinds = {c["name"]: c["kind"] for c in ex.columns}
@@ -72,7 +79,7 @@ def _model_facts(ex: Example, ref: LmerFit) -> dict[str, Any]:
     flist = ref.flist or {}
     return {
         "name": ex.name,
-        "description": ex.description,
+        "description": shown_description(ex.description),
         "formula": ex.formula,
         "REML": ex.REML,
         "n": ref.n,
@@ -117,7 +124,7 @@ def kronecker_sentences(check: KroneckerCheck, html: bool) -> tuple[list[str], s
         lines.append(
             f"Done right, one kronecker per term, "
             f"{c('bdiag(kronecker(diag(k1), G1), kronecker(diag(k2), G2), ...)')} in lme4's term order "
-            f"(as the seed builds it by hand for its second model): {verdict}."
+            f"(the manual recipe done per term, as for a model with several terms): {verdict}."
         )
     if check.v_sorted_matches is not None:
         lines.append(
@@ -185,7 +192,7 @@ def build_example(ex: Example, out_dir: Path, prev: str | None, next_: str | Non
     check = images.kronecker_figure(
         ref,
         img_dir / f"{ex.name}-kronecker.png",
-        title=f"{ex.name}: the seed's kronecker recipe against lme4",
+        title=f"{ex.name}: the manual kronecker recipe against lme4",
     )
     kron_html, short = kronecker_sentences(check, html=True)
     kron_md, _ = kronecker_sentences(check, html=False)
@@ -231,7 +238,7 @@ def build_example(ex: Example, out_dir: Path, prev: str | None, next_: str | Non
     return ExamplePage(
         name=ex.name,
         formula=ex.formula,
-        description=ex.description,
+        description=shown_description(ex.description),
         REML=ex.REML,
         n=int(ref.n or 0),
         rows=rows,
@@ -303,21 +310,27 @@ def write_reference_reports(out_dir: Path, names: list[str] | None = None, progr
     unknown = [n for n in chosen if n not in all_names]
     if unknown:
         raise DataError(f"unknown example(s) {', '.join(unknown)}; built-in examples: {', '.join(all_names)}")
+    from vcheck.report import index
+
     out_dir.mkdir(parents=True, exist_ok=True)
+    # the index keeps the folder's other pages (`vcheck report --examples NAMES` merges, see report.index)
+    existing = index.read_rows(out_dir)
+    linked = [n for n in all_names if n in existing or n in chosen]
     pages: list[ExamplePage] = []
     with progress_callback("report", enabled=progress, unit="example", total=len(chosen)) as tick:
         for i, name in enumerate(chosen):
             ex = examples.load(name)
-            prev = chosen[i - 1] if i > 0 else None
-            next_ = chosen[i + 1] if i + 1 < len(chosen) else None
+            prev, next_ = index.neighbours(linked, name)
             pages.append(build_example(ex, out_dir, prev, next_))
             tick(i + 1, len(chosen), name)
-    failing = [p for p in pages if not p.all_agree]
+    rows = index.merge_rows(existing, [index.IndexRow.of(p) for p in pages], all_names)
+    index.write_rows(out_dir, rows)
+    failing = [r for r in rows if not r.all_agree]
     html, _ = write_page(
         out_dir,
         "index",
         "index",
-        pages=pages,
+        pages=rows,
         all_agree=not failing,
         n_failing=len(failing),
         versions=versions,
