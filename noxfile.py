@@ -23,11 +23,11 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
-EXTRAS = ".[r,audit,dev]"
+EXTRAS = ".[r,audit,dev,bobyqa]"
 
 
 def _install(session: nox.Session) -> None:
-    session.install("-e", EXTRAS)
+    session.install("--no-binary", "pdfo", "-e", EXTRAS)  # pdfo's wheels need numpy 1: build it
 
 
 @nox.session(python=PYTHON)
