@@ -228,6 +228,15 @@ vcheck_frame_rows <- function(fr) {
   sort(c(as.integer(rownames(fr)), as.integer(names(attr(fr, "na.action")))))
 }
 
+# With subset=, the frame's rows before NA removal are the data rows where the subset is TRUE or NA (R's
+# `[` makes an all-NA row of an NA, named "NA", which na.action then drops): their data row numbers.
+vcheck_subset_rows <- function(out, args, data, formula) {
+  if (is.null(args$subset) || !isTRUE(out$ok)) return(out)
+  s <- eval(args$subset, data, environment(vcheck_formula(formula)))
+  out$value$frame_rows <- which(s | is.na(s))
+  out
+}
+
 vcheck_collect_design <- function(lf) {
   rt <- lf$reTrms
   dropped <- attr(lf$X, "col.dropped")
@@ -346,24 +355,29 @@ vcheck_fit_at_theta_model <- function(formula, data, theta, REML = TRUE, args = 
 }
 
 vcheck_lmer <- function(formula, data, REML = TRUE, extras = TRUE, versions = TRUE, args_json = "") {
-  vcheck_try({
+  args <- list()
+  out <- vcheck_try({
     args <- vcheck_call_args(args_json)
     vcheck_collect(vcheck_lmer_fit(formula, data, REML, args), nrow(data), extras, versions)
   })
+  vcheck_subset_rows(out, args, data, formula)
 }
 
 vcheck_fit_at_theta <- function(formula, data, theta, REML = TRUE, extras = TRUE, versions = TRUE,
                                 args_json = "") {
-  vcheck_try({
+  args <- list()
+  out <- vcheck_try({
     args <- vcheck_call_args(args_json)
     vcheck_collect(vcheck_fit_at_theta_model(formula, data, theta, REML, args), nrow(data), extras, versions)
   })
+  vcheck_subset_rows(out, args, data, formula)
 }
 
 # lFormula's design; theta_start is where lmer's optimizer starts: mkLmerDevfun replaces lFormula's theta
 # (1 on diagonals) by sqrt(var(ave(y, f)) / v_e) when every term is a scalar intercept on its own factor.
 vcheck_lformula <- function(formula, data, REML = TRUE, args_json = "") {
-  vcheck_try({
+  args <- list()
+  out <- vcheck_try({
     args <- vcheck_call_args(args_json)
     lf <- vcheck_lformula_call(formula, data, REML, args)
     out <- vcheck_collect_design(lf)
@@ -372,6 +386,7 @@ vcheck_lformula <- function(formula, data, REML = TRUE, args_json = "") {
     out$theta_start <- as.numeric(environment(vcheck_devfun_call(lf, args))$pp$theta) + 0
     out
   })
+  vcheck_subset_rows(out, args, data, formula)
 }
 
 vcheck_devfun <- function(formula, data, REML = TRUE, args_json = "") {

@@ -33,7 +33,7 @@ from vcheck.core.model_matrix import drop_rank_deficient, model_matrix, scale_pr
 from vcheck.core.parse import Bar, ParsedFormula, parse_formula
 from vcheck.core.record import Design, RandomTerm
 from vcheck.core.rexpr import Call, Node, Sym, deparse
-from vcheck.core.subset import subset_mask
+from vcheck.core.subset import subset_rows
 from vcheck.core.terms import Terms, terms
 
 #: the model frame's columns for lmer's weights= and offset= arguments (R's names)
@@ -237,7 +237,7 @@ def lFormula(
     fixed_terms = terms(parsed.fixed, parsed.response, text=formula)
     lhs_terms = [terms(bar.lhs, text=formula) for bar in parsed.bars]
     variables = _frame_variables(parsed, fixed_terms, lhs_terms)
-    mask = subset_mask(subset, data)
+    mask, mask_na = subset_rows(subset, data)
     extras = {
         key: v
         for key, v in (
@@ -246,6 +246,9 @@ def lFormula(
         )
         if v is not None
     }
+    if mask is not None and mask_na is not None and mask_na.any():  # R: NA in subset -> an all-NA row
+        mask = mask | mask_na
+        extras["(subset)"] = np.where(mask_na, np.nan, 0.0)
     frame = model_frame(data, variables, formula, subset=mask, extras=extras)
     frame_rows = np.arange(len(data)) if mask is None else np.flatnonzero(mask)
     n = len(frame.rows)

@@ -1,7 +1,8 @@
 """`subset=`: which data rows a model uses, from a boolean array or an R expression over the columns.
 
-R's `model.frame(subset = expr)` evaluates `expr` in the data and keeps the rows where it is TRUE (rows
-where it is NA are not used either).  vcheck evaluates this part of R, on whole columns:
+R's `model.frame(subset = expr)` evaluates `expr` in the data and keeps the rows where it is TRUE; rows
+where it is NA become all-NA rows, which na.omit drops and counts (`subset_rows`).  vcheck evaluates
+this part of R, on whole columns:
 
 - columns by name (backticks for odd names), numbers, strings, `TRUE`/`FALSE`/`T`/`F`, `NA`, `pi`;
 - arithmetic `+ - * / ^ %% %/%` and unary minus on numbers;
@@ -69,6 +70,18 @@ _COMPARE: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 _CONSTANTS = {"TRUE": True, "T": True, "FALSE": False, "F": False}
 
 
+def subset_rows(subset: object, data: pd.DataFrame) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(keep, na): the rows an R expression keeps and the rows where it is NA (None, None: all rows).
+
+    R's model.frame subsets with `[`, which turns an NA in the subset into an all-NA row of the frame:
+    na.omit then drops it and counts it among the NA rows (na.exclude pads fitted values there).
+    A boolean array has no NA (pandas' NA counts as FALSE)."""
+    if isinstance(subset, str):
+        v = _Evaluator(data, subset).logical_value(parse(subset))
+        return v.value & ~v.na, v.na
+    return subset_mask(subset, data), None
+
+
 def subset_mask(subset: object, data: pd.DataFrame) -> np.ndarray | None:
     """The rows `subset` keeps, as a boolean array of len(data) (None: all rows).
 
@@ -99,10 +112,14 @@ class _Evaluator:
         return SubsetError(f"subset {self.text!r}: {deparse(node)!r} {why}")
 
     def mask(self, node: Node) -> np.ndarray:
+        v = self.logical_value(node)
+        return v.value & ~v.na
+
+    def logical_value(self, node: Node) -> _Lgl:
         v = self.value(node)
         if not isinstance(v, _Lgl):
             raise SubsetError(f"subset {self.text!r} is not a logical (TRUE/FALSE) expression")
-        return v.value & ~v.na
+        return v
 
     # --- values -------------------------------------------------------------------------------------
     def column(self, name: str) -> _Val:
