@@ -190,7 +190,7 @@ def lFormula(formula: str, data: pd.DataFrame) -> Design:
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
-    parsed = parse_formula(formula)
+    parsed = parse_formula(formula, columns=[str(c) for c in data.columns])
     fixed_terms = terms(parsed.fixed, parsed.response, text=formula)
     lhs_terms = [terms(bar.lhs, text=formula) for bar in parsed.bars]
     variables = _frame_variables(parsed, fixed_terms, lhs_terms)
@@ -250,6 +250,7 @@ def lFormula(formula: str, data: pd.DataFrame) -> Design:
         n_na_dropped=frame.n_dropped,
         dropped_columns=dropped,
         messages=messages,
+        offset=None if frame.offset is None else np.asarray(frame.offset, dtype=float),
     )
 
 
