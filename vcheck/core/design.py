@@ -233,7 +233,7 @@ def lFormula(
     na_action = arguments.check_na_action(na_action)
     ctrl = parse_control(control)
     contr = check_contrasts(contrasts)
-    parsed = parse_formula(formula)
+    parsed = parse_formula(formula, columns=[str(c) for c in data.columns])
     fixed_terms = terms(parsed.fixed, parsed.response, text=formula)
     lhs_terms = [terms(bar.lhs, text=formula) for bar in parsed.bars]
     variables = _frame_variables(parsed, fixed_terms, lhs_terms)

@@ -137,6 +137,8 @@ class _Evaluator:
 
     def value(self, node: Node) -> _Val:
         if isinstance(node, Num):
+            if getattr(node, "logical", False):  # TRUE / FALSE
+                return _Lgl(np.full(self.n, bool(node.value)), np.zeros(self.n, dtype=bool))
             return np.full(self.n, node.value)
         if isinstance(node, Str):
             return _Str(np.full(self.n, node.value, dtype=object))
@@ -250,6 +252,8 @@ class _Evaluator:
         """The right side of %in%: c(...) of constants, one constant, or a column (its distinct values)."""
         if isinstance(node, Call) and node.fn == "c":
             return [x for a in node.args for x in self.table(a)]
+        if isinstance(node, Num) and getattr(node, "logical", False):
+            return ["TRUE" if node.value else "FALSE"]
         if isinstance(node, Num):
             return [node.value]
         if isinstance(node, Str):
