@@ -232,7 +232,7 @@ vcheck_frame_rows <- function(fr) {
 # `[` makes an all-NA row of an NA, named "NA", which na.action then drops): their data row numbers.
 vcheck_subset_rows <- function(out, args, data, formula) {
   if (is.null(args$subset) || !isTRUE(out$ok)) return(out)
-  s <- eval(args$subset, data, environment(vcheck_formula(formula)))
+  s <- rep_len(eval(args$subset, data, environment(vcheck_formula(formula))), nrow(data))
   out$value$frame_rows <- which(s | is.na(s))
   out
 }

@@ -224,7 +224,9 @@ def lFormula(
     any variable of the model, the weights or the offset are dropped (na.omit / na.exclude) or refused
     (na.fail).  Zt's columns are the remaining rows in data order and `row_index` their labels;
     `frame_index` the labels of the subset's rows.  `weights`/`offset` are a column name or an array
-    (`vcheck.core.arguments`); `contrasts` maps factor names to contr.* names for X (`core.contrasts`).
+    (`vcheck.core.arguments`); unit weights and a zero offset are recorded as None.  `contrasts` maps
+    factor names to contr.* names for X (`core.contrasts`); `control` is read like lmerControl
+    (`core.control`: its check.nlev.gtr.1, check.nobs.vs.nlev and check.nobs.vs.nRE act here).
     REML is accepted for lme4's signature; the design does not depend on it.  Raises FormulaError /
     DataError naming the problem.
     """
@@ -319,7 +321,7 @@ def lFormula(
         n_na_dropped=frame.n_dropped,
         dropped_columns=dropped,
         messages=messages,
-        weights=None if w is None else np.asarray(w, dtype=float),
+        weights=None if w is None or np.all(np.asarray(w) == 1.0) else np.asarray(w, dtype=float),
         offset=_offset(frame),
         na_action=na_action,
         frame_index=data.index[frame_rows],
@@ -327,14 +329,12 @@ def lFormula(
 
 
 def _offset(frame: ModelFrame) -> np.ndarray | None:
-    """R's model.offset(): the "(offset)" column (offset= argument) plus any offset() terms of the
-    formula (the model frame's `offset` entries, parsed by the formula layer), over the rows used."""
-    parts = [
-        np.asarray(v, dtype=float) for k, v in frame.values.items() if k == OFFSET or k.startswith("offset(")
-    ]
-    if not parts:
-        return None
-    return np.sum(parts, axis=0)
+    """R's model.offset(): the "(offset)" column (offset= argument) plus the formula's offset() terms
+    (`frame.offset`, summed by the formula layer), over the rows used; None when there is neither or
+    their sum is 0 (the records' convention for no offset)."""
+    parts = [np.asarray(v, dtype=float) for v in (frame.values.get(OFFSET), frame.offset) if v is not None]
+    total = np.sum(parts, axis=0) if parts else None
+    return None if total is None or np.all(total == 0.0) else total
 
 
 def _frame_variables(parsed: ParsedFormula, fixed: Terms, lhs: list[Terms]) -> list[Node]:

@@ -89,7 +89,9 @@ def lmer(
         control=control,
         extras=extras,
     )
-    return fit_from_dict(value, source="lme4", formula=formula, index=data.index)
+    fit = fit_from_dict(value, source="lme4", formula=formula, index=data.index)
+    fit.na_action = na_action  # R records it only when it dropped rows; lme4 was called with it
+    return fit
 
 
 def lmer_value(
@@ -183,6 +185,7 @@ def fit_at_theta(
     )
     value["versions"] = _session_versions()
     fit = fit_from_dict(value, source="lme4", formula=formula, index=data.index)
+    fit.na_action = na_action
     fit.extra["at_fixed_theta"] = True
     return fit
 
@@ -216,7 +219,9 @@ def lFormula(
     )
     frame = _r_frame(formula, ca.data, ca.columns)
     value = rbridge.session().call("vcheck_lformula", _r_str(formula), frame, _r_bool(REML), _r_str(ca.json))
-    return design_from_dict(value, formula=formula, index=data.index)
+    design = design_from_dict(value, formula=formula, index=data.index)
+    design.na_action = na_action
+    return design
 
 
 def start_theta(
