@@ -22,8 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
 
 import vcheck
+from vcheck.auditing.cases import Case
+from vcheck.auditing.strategies import argument_cases
 from vcheck.core import tolerances
 from vcheck.core.deviance import Devfun
 from vcheck.core.fit import fit_at
@@ -315,3 +318,35 @@ def test_optimizers_with_weights_follow_lme4(control: dict[str, Any]) -> None:
         assert abs(fit.optinfo["feval"] - lme.optinfo["feval"]) <= 2
     else:
         assert fit.optinfo["feval"] == lme.optinfo["feval"]
+
+
+# ---- drawn cases with arguments -----------------------------------------------------------------------
+
+
+@settings(max_examples=15, deadline=None)
+@given(case=argument_cases())
+def test_drawn_cases_with_arguments_agree_with_lme4(case: Case) -> None:
+    """Drawn weights, offsets, NA rows, subsets and na.exclude: lme4's devfun at random thetas, and lme4's
+    fit at its theta, equal vcheck's (or both refuse the case)."""
+    try:
+        lme = quiet(vcheck.reference.lmer, case.formula, case.data, case.REML, **case.args)
+    except vcheck.RError:
+        with pytest.raises(vcheck.VcheckError):
+            quiet(vcheck.lFormula, case.formula, case.data, case.REML, **case.args)
+        return
+    design = quiet(vcheck.lFormula, case.formula, case.data, case.REML, **case.args)
+    theirs = vcheck.reference.devfun(case.formula, case.data, case.REML, **case.args)
+    mine = Devfun(design, REML=case.REML)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        theta = np.where(
+            design.lower == 0, rng.uniform(0.1, 2.0, len(design.theta)), rng.normal(0, 0.5, len(design.theta))
+        )
+        assert rel(mine(theta), theirs(theta)) < tolerances.AT_THETA
+    at = fit_at(mine, lme.theta, condVar=False)
+    assert list(at.row_index) == list(lme.row_index) and at.n_na_dropped == lme.n_na_dropped
+    for field in ("criterion", "beta", "sigma", "mu"):
+        assert rel(getattr(at, field), getattr(lme, field)) < tolerances.AT_THETA, field
+    np.testing.assert_allclose(
+        at.fitted().to_numpy(), lme.fitted().to_numpy(), rtol=1e-8, atol=1e-10, equal_nan=True
+    )
