@@ -167,6 +167,8 @@ def test_subset_expression_equals_mask_equals_fitting_the_rows() -> None:
         ("n == 2", [False, True, False, False]),
         ("xor(x > 0, g == 'a')", [False, True, False, True]),
         ("TRUE", [True, True, True, True]),
+        ("n %in% 2:3", [False, True, True, False]),
+        ("n %in% c(4, 1)", [True, False, False, True]),
         ("-x < -1.5", [False, True, False, False]),
     ],
 )

@@ -32,10 +32,11 @@ def column_or_array(spec: object, data: pd.DataFrame, what: str) -> np.ndarray |
         series = data[spec]
         source = f"column {spec!r}"
     else:
-        series = pd.Series(spec.to_numpy() if isinstance(spec, pd.Series) else np.asarray(spec))
+        values = spec.to_numpy() if isinstance(spec, pd.Series) else np.asarray(spec)
         source = "the array"
-        if series.ndim != 1 or len(series) != len(data):
-            raise DataError(f"{what}: {source} has length {np.size(spec)}, the data has {len(data)} rows")
+        if values.ndim != 1 or len(values) != len(data):
+            raise DataError(f"{what}: {source} has length {values.size}, the data has {len(data)} rows")
+        series = pd.Series(values)
     if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
         raise DataError(f"{what}: {source} must be numeric, it has dtype {series.dtype}")
     return series.astype("float64").to_numpy(dtype=float, na_value=np.nan)
