@@ -90,7 +90,10 @@ def fit_design(
     fn = Devfun(design, REML=REML)
     theta0 = start_theta(design) if start is None else start_vector(start, design.lower)
     if np.any(theta0 < design.lower):
-        raise DataError(f"start theta {list(theta0)} is below the lower bounds {list(design.lower)}")
+        raise DataError(
+            f"start theta {list(theta0)} is below the lower bounds {list(design.lower)} "
+            "(lme4 refuses it too: at least one element in x0 < lb)"
+        )
     opt = optimize.optimize_lmer(fn, theta0, design.lower, ctrl)
     fit = fit_at(fn, opt.fit_theta if opt.fit_theta is not None else opt.theta, condVar=condVar)
     fit.optinfo.update(optimize.optinfo(opt, ctrl, design.lower, failures=len(fn.failures)))
