@@ -94,13 +94,15 @@ def _read_data(hash_: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
             values = pd.to_numeric(text.where(~missing, "nan"), errors="raise")
             out[name] = values.astype("Int64") if kind == "integer" else values.astype(float)
         elif kind == "logical":
-            out[name] = pd.array([None if m else v == "TRUE" for v, m in zip(text, missing)], dtype="boolean")
+            flags = [None if m else v == "TRUE" for v, m in zip(text, missing, strict=True)]
+            out[name] = pd.array(flags, dtype="boolean")
         elif kind in ("factor", "ordered"):
             levels = list(col.get("levels") or [])
-            values = [None if m and "NA" not in levels else v for v, m in zip(text, missing)]
+            values = [None if m and "NA" not in levels else v for v, m in zip(text, missing, strict=True)]
             out[name] = pd.Categorical(values, categories=levels, ordered=kind == "ordered")
         elif kind == "character":
-            out[name] = pd.Series([None if m else v for v, m in zip(text, missing)], dtype=object)
+            strings = [None if m else v for v, m in zip(text, missing, strict=True)]
+            out[name] = pd.Series(strings, dtype=object)
         else:
             raise ValueError(f"corpus data {hash_}: column {name!r} has unknown type {kind!r}")
     return pd.DataFrame(out, columns=[c["name"] for c in columns]), columns
