@@ -68,7 +68,10 @@ def _summands(node: Node, text: str) -> list[Node]:
             raise FormulaError(f"malformed formula {text!r}: nested bars in {deparse(node)!r}")
         return [node]
     if isinstance(node, Call) and node.fn in _COVARIANCE_SYNTAX and _has_bar(node):
-        raise FormulaError(f"formula {text!r}: {deparse(node)!r} is " + _COVARIANCE_SYNTAX[node.fn])
+        what = _COVARIANCE_SYNTAX[node.fn]
+        if node.fn == "diag" and len(node.args) > 1:
+            what = _LME4_2 + "lme4 1.1-31 rejects it too (base R's diag() gets an unused argument)"
+        raise FormulaError(f"formula {text!r}: {deparse(node)!r} is " + what)
     if _has_bar(node):
         raise FormulaError(
             f"formula {text!r}: the random-effects term inside {deparse(node)!r} is not a summand of the "

@@ -91,8 +91,13 @@ def _read_data(hash_: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
         text = raw[name]
         missing = (text == "NA").to_numpy()
         if kind in ("numeric", "integer"):
-            values = pd.to_numeric(text.where(~missing, "nan"), errors="raise")
-            out[name] = values.astype("Int64") if kind == "integer" else values.astype(float)
+            numbers = [math.nan if m else float(v) for v, m in zip(text, missing, strict=True)]
+            if kind == "integer":
+                out[name] = pd.array(
+                    [None if m else int(v) for v, m in zip(numbers, missing, strict=True)], dtype="Int64"
+                )
+            else:
+                out[name] = np.asarray(numbers, dtype=float)
         elif kind == "logical":
             flags = [None if m else v == "TRUE" for v, m in zip(text, missing, strict=True)]
             out[name] = pd.array(flags, dtype="boolean")
@@ -149,6 +154,30 @@ def _start(value: Any) -> Any:
     return value
 
 
+#: lme4 outputs that are vectors (R's JSON writes a length-1 vector as a scalar)
+_VECTORS = (
+    "theta",
+    "theta_names",
+    "beta",
+    "beta_names",
+    "X_colnames",
+    "col_dropped",
+    "warnings",
+    "messages",
+    "lme4_messages",
+    "optinfo_warnings",
+)
+
+
+def _lme4_outputs(rec: dict[str, Any]) -> dict[str, Any]:
+    out = dict(rec)
+    for key in _VECTORS:
+        if key in out:
+            value = out[key]
+            out[key] = [] if value is None else value if isinstance(value, list) else [value]
+    return out
+
+
 def load(name: str) -> CorpusEntry:
     """One corpus entry, with its data rebuilt as R had it."""
     path = corpus_dir() / name / "entry.json"
@@ -167,7 +196,7 @@ def load(name: str) -> CorpusEntry:
         REML=bool(rec["REML"]),
         data=data,
         args=_python_args(rec["args"]),
-        lme4=rec["lme4"],
+        lme4=_lme4_outputs(rec["lme4"]),
         source=rec["source"],
         call=rec.get("call", ""),
         also_in=rec.get("also_in", []),
