@@ -38,9 +38,10 @@ class CorpusEntry:
 
     `args` holds the extra arguments in Python form: `weights`/`offset` float arrays (one per data row, as
     R evaluated them), `subset` the R expression text, `na_action` a name in na.omit/na.exclude/na.fail,
-    `contrasts` a mapping factor -> contrast name, `start` a theta array or mapping, `control` a mapping
-    of lmerControl's components; any other argument by its R name as recorded.  `r_args` keeps R's record
-    (expression text and evaluated value) of each.  `lme4` is lme4's output record: `status` is "fitted"
+    `contrasts` a mapping factor -> contrast name, `start` a theta array or mapping, `control` the
+    mapping of what differs from lmerControl()'s defaults (R's key names); any other argument by its R
+    name as recorded.  An argument R could not evaluate is `{"expr": ..., "eval_error": ...}`.
+    `r_args` keeps R's record (expression text and evaluated value) of each.  `lme4` is lme4's output record: `status` is "fitted"
     or "error" (then `error` is lme4's message).  `data` is None when the data set was not kept
     (`data_skipped` says why).
     """
@@ -113,11 +114,17 @@ def _read_data(hash_: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     return pd.DataFrame(out, columns=[c["name"] for c in columns]), columns
 
 
+_PY_NAMES = {"na.action": "na_action"}
+
+
 def _python_args(r_args: dict[str, Any]) -> dict[str, Any]:
     """R's recorded arguments -> vcheck's keyword values (weights, offset, subset, na_action, ...)."""
     out: dict[str, Any] = {}
     for key, rec in r_args.items():
         value = rec.get("value")
+        if "eval_error" in rec:  # R could not evaluate the argument (lme4 then errors too)
+            out[_PY_NAMES.get(key, key)] = {"expr": rec["expr"], "eval_error": rec["eval_error"]}
+            continue
         if key in ("weights", "offset"):
             out[key] = None if value is None else np.asarray(_floats(value), dtype=float)
         elif key == "subset":
@@ -128,8 +135,50 @@ def _python_args(r_args: dict[str, Any]) -> dict[str, Any]:
             out["contrasts"] = _contrasts(value, rec["expr"])
         elif key == "start":
             out["start"] = _start(value)
+        elif key == "control":
+            out["control"] = _control(value)
         else:
             out[key] = value
+    return out
+
+
+#: lmerControl()'s defaults in lme4 1.1-31 (R's names), as the recorder dumped `lmerControl()`
+_CONTROL_DEFAULTS: dict[str, Any] = {
+    "optimizer": "nloptwrap",
+    "restart_edge": True,
+    "boundary.tol": 1e-5,
+    "calc.derivs": True,
+    "use.last.params": False,
+    "check.nobs.vs.rankZ": "ignore",
+    "check.nobs.vs.nlev": "stop",
+    "check.nlev.gtreq.5": "ignore",
+    "check.nlev.gtr.1": "stop",
+    "check.nobs.vs.nRE": "stop",
+    "check.rankX": "message+drop.cols",
+    "check.scaleX": "warning",
+    "check.formula.LHS": "stop",
+    "check.conv.grad": "warning",
+    "check.conv.singular": "message",
+    "check.conv.hess": "warning",
+}
+
+
+def _control(value: Any) -> Any:
+    """A recorded lmerControl object -> the mapping of what differs from lmerControl()'s defaults, with
+    R's key names (`optimizer`, `optCtrl`, `restart_edge`, `check.nobs.vs.nlev`, ...); a check.conv.*
+    entry gives its action.  Anything else (a list(), a function) is returned as recorded."""
+    if not isinstance(value, dict) or "checkControl" not in value:
+        return value
+    flat: dict[str, Any] = {
+        k: value.get(k)
+        for k in ("optimizer", "restart_edge", "boundary.tol", "calc.derivs", "use.last.params")
+    }
+    flat.update(value.get("checkControl") or {})
+    for key, cc in (value.get("checkConv") or {}).items():
+        flat[key] = cc.get("action") if isinstance(cc, dict) else cc
+    out = {k: v for k, v in flat.items() if k not in _CONTROL_DEFAULTS or v != _CONTROL_DEFAULTS[k]}
+    if value.get("optCtrl"):
+        out["optCtrl"] = value["optCtrl"]
     return out
 
 
