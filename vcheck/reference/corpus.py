@@ -41,9 +41,9 @@ class CorpusEntry:
     `contrasts` a mapping factor -> contrast name, `start` a theta array or mapping, `control` the
     mapping of what differs from lmerControl()'s defaults (R's key names); any other argument by its R
     name as recorded.  An argument R could not evaluate is `{"expr": ..., "eval_error": ...}`.
-    `r_args` keeps R's record (expression text and evaluated value) of each.  `lme4` is lme4's output record: `status` is "fitted"
-    or "error" (then `error` is lme4's message).  `data` is None when the data set was not kept
-    (`data_skipped` says why).
+    `r_args` keeps R's record (expression text and evaluated value) of each.  `lme4` is lme4's output
+    record: `status` is "fitted" or "error" (then `error` is lme4's message).  `data` is None when the
+    data set was not kept (`data_skipped` says why).
     """
 
     name: str
