@@ -21,7 +21,7 @@ import pandas as pd
 from vcheck.core.basis import Basis
 from vcheck.core.errors import DataError, FormulaError
 from vcheck.core.factors import Factor, as_factor
-from vcheck.core.frame_calls import evaluate_call
+from vcheck.core.frame_calls import evaluate_call, strip_package
 from vcheck.core.rexpr import Call, Node, Num, Str, Sym, deparse, symbols
 
 Value = np.ndarray | Factor | Basis
@@ -161,7 +161,7 @@ class Evaluator:
         special = evaluate_call(self, node)
         if special is not None:
             return special
-        fn, args = node.fn, node.args
+        fn, args = strip_package(node.fn, self.formula), node.args
         if fn in ("(", "I") and len(args) == 1:
             return self.value(args[0])
         if fn in ("factor", "as.factor", "ordered", "as.ordered") and len(args) == 1:
