@@ -293,7 +293,10 @@ def model_frame(
                 )
             values[key] = kept_num
     offsets = [values[deparse(v)] for v in variables if isinstance(v, Call) and _is_offset(v)]
-    offset = np.sum(offsets, axis=0) if offsets else None
+    offset: np.ndarray | None = None
+    for value in offsets:  # R's model.offset: the sum of the offset() variables, in order
+        assert isinstance(value, np.ndarray)
+        offset = value.copy() if offset is None else offset + value
     return ModelFrame(values, rows, int(na.sum()), data, offset=offset)
 
 

@@ -150,10 +150,10 @@ def _expand_dot(fixed: Node, response: Node, columns: list[str] | None, text: st
     if columns is None:
         raise FormulaError(f"formula {text!r}: '.' (all other columns) needs the data's columns")
     lhs = set(symbols(response)) | {deparse(response, backtick=False)}
-    others = [Sym(c) for c in columns if c not in lhs]
+    others: list[Node] = [Sym(c) for c in columns if c not in lhs]
     if not others:
         raise FormulaError(f"formula {text!r}: '.' stands for no columns (the data has only the response)")
-    dot: Node = Call("(", (reduce(lambda a, b: Call("+", (a, b)), others),))
+    dot: Node = Call("(", (reduce(lambda a, b: Call("+", (a, b)), others),))  # R's "(a + b + c)"
     return _replace_dot(fixed, dot)
 
 
