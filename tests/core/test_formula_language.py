@@ -8,6 +8,7 @@ intercept = TRUE), sprintf("%.17g").  The live tests at the end compare X's name
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -170,6 +171,10 @@ def test_constants_and_reserved_words(frame: pd.DataFrame) -> None:
     for name in ("T", "F", "pi"):
         with pytest.raises(FormulaError, match=rf"variable lengths differ \(found for '{name}'\)"):
             quiet(f"y ~ x + {name} + (1|g)", frame)
+    # any variable that uses no column is one value in R: "variable lengths differ" (R 4.2.2, lme4 1.1-31)
+    for term in ("I(T)", "log(2)", "offset(2)"):
+        with pytest.raises(FormulaError, match=re.escape(f"variable lengths differ (found for '{term}')")):
+            quiet(f"y ~ x + {term} + (1|g)", frame)
     # ... but inside an expression they are base R's values, and a data column of that name wins
     np.testing.assert_allclose(quiet("y ~ I(pi * x) + (1|g)", frame).X[:, 1], np.pi * frame["x"])
     assert quiet("y ~ pi + (1|g)", frame.assign(pi=frame["x"])).X_names == ["(Intercept)", "pi"]

@@ -258,10 +258,11 @@ def model_frame(
             f"(in formula {formula!r}) not in the data; it has {', '.join(map(str, data.columns))}"
         )
     for v in variables:
-        if isinstance(v, Sym) and v.name in BASE_CONSTANTS and v.name not in data.columns:
+        if len(data) > 1 and not any(name in data.columns for name in symbols(v)):
             raise FormulaError(
-                f"formula {formula!r}: {v.name!r} is R's constant, one value, not a column: R's model.frame "
-                f"refuses it as a term (variable lengths differ (found for '{v.name}'))"
+                f"formula {formula!r}: {deparse(v)!r} uses no column of the data, so R evaluates it to one "
+                f"value, not one per row: R's model.frame refuses it (variable lengths differ (found for "
+                f"'{deparse(v)}'))"
             )
     ev = Evaluator(data, formula)
     with np.errstate(all="ignore"):  # R gives NaN / Inf here (and na.omit drops the NaN rows)
