@@ -137,7 +137,26 @@ def build(raw: Path, out: Path, files: list[dict[str, Any]]) -> dict[str, Any]:
     counts["entries"] = len(entries)
     summary = {"versions": versions, "counts": counts, "files": files, "entries": sorted(index)}
     (out / "index.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "README.md").write_text(_readme(counts, versions))
     return summary
+
+
+def _readme(counts: dict[str, int], versions: dict[str, str]) -> str:
+    from vcheck.reference import corpus
+
+    doc = corpus.__doc__ or ""
+    return (
+        "# lme4's own test models, with lme4's answers\n\n"
+        "Written by `python -m vcheck.reference.corpus --regenerate SRC_DIR`; do not edit by hand.\n\n"
+        + doc.strip()
+        + "\n\n"
+        + f"Built with {versions.get('R')}, lme4 {versions.get('lme4')}: "
+        f"{counts['calls']} lmer() calls recorded, {counts['entries']} distinct entries, {counts['duplicates']} duplicates, {counts['devfun']} "
+        f"devFunOnly calls, {counts['undescribed']} calls whose arguments could not be evaluated where the "
+        "call was made (update() tries the formula's environment first; lme4 fails there too), "
+        f"{counts['not_gaussian']} non-Gaussian.  `index.json` lists the source files, their run status and "
+        "the entries.\n"
+    )
 
 
 def regenerate(
