@@ -151,8 +151,8 @@ def _readme(counts: dict[str, int], versions: dict[str, str]) -> str:
         + doc.strip()
         + "\n\n"
         + f"Built with {versions.get('R')}, lme4 {versions.get('lme4')}: "
-        f"{counts['calls']} lmer() calls recorded, {counts['entries']} distinct entries, {counts['duplicates']} duplicates, {counts['devfun']} "
-        f"devFunOnly calls, {counts['undescribed']} calls whose arguments could not be evaluated where the "
+        f"{counts['calls']} lmer() calls recorded, {counts['entries']} distinct entries, "
+        f"{counts['duplicates']} duplicates, {counts['devfun']} devFunOnly calls, {counts['undescribed']} calls whose arguments could not be evaluated where the "
         "call was made (update() tries the formula's environment first; lme4 fails there too), "
         f"{counts['not_gaussian']} non-Gaussian.  `index.json` lists the source files, their run status and "
         "the entries.\n"
