@@ -144,18 +144,27 @@ def build(raw: Path, out: Path, files: list[dict[str, Any]]) -> dict[str, Any]:
 def _readme(counts: dict[str, int], versions: dict[str, str]) -> str:
     from vcheck.reference import corpus
 
-    doc = corpus.__doc__ or ""
+    built = [
+        f"Built with {versions.get('R')}, lme4 {versions.get('lme4')}:",
+        f"{counts['calls']} lmer() calls recorded,",
+        f"{counts['entries']} distinct entries,",
+        f"{counts['duplicates']} duplicates,",
+        f"{counts['devfun']} devFunOnly calls,",
+        f"{counts['undescribed']} calls whose arguments could not be evaluated where the call was made",
+        "(update() tries the formula's environment first; lme4 fails there too),",
+        f"{counts['not_gaussian']} non-Gaussian.",
+        "`index.json` lists the source files, their run status and the entries.",
+    ]
     return (
-        "# lme4's own test models, with lme4's answers\n\n"
-        "Written by `python -m vcheck.reference.corpus --regenerate SRC_DIR`; do not edit by hand.\n\n"
-        + doc.strip()
-        + "\n\n"
-        + f"Built with {versions.get('R')}, lme4 {versions.get('lme4')}: "
-        f"{counts['calls']} lmer() calls recorded, {counts['entries']} distinct entries, "
-        f"{counts['duplicates']} duplicates, {counts['devfun']} devFunOnly calls, {counts['undescribed']} calls whose arguments could not be evaluated where the "
-        "call was made (update() tries the formula's environment first; lme4 fails there too), "
-        f"{counts['not_gaussian']} non-Gaussian.  `index.json` lists the source files, their run status and "
-        "the entries.\n"
+        "\n\n".join(
+            [
+                "# lme4's own test models, with lme4's answers",
+                "Written by `python -m vcheck.reference.corpus --regenerate SRC_DIR`; do not edit by hand.",
+                (corpus.__doc__ or "").strip(),
+                " ".join(built),
+            ]
+        )
+        + "\n"
     )
 
 
