@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -179,3 +180,55 @@ def test_refused_sets_are_the_documented_ones() -> None:
             refused[name] = str(exc)
     assert set(refused) == set(LME4_REFUSES) | set(VCHECK_REFUSES)
     assert set(LME4_REFUSES) == {n for n in PLAIN if ENTRIES[n].lme4["status"] == "error"}
+
+
+# --- live: the recorder itself, on a small file of lmer() calls -----------------------------------------
+
+RECORDED = """\
+library(lme4)
+fm <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
+fm2 <- update(fm, REML = FALSE)
+w <- rep(c(1, 2), 90)
+fm3 <- lmer(Reaction ~ Days + (1 | Subject), sleepstudy, weights = w, subset = Days > 0,
+            control = lmerControl(optimizer = "bobyqa"))
+test_that("a block", {
+  d <- sleepstudy
+  d$Sex <- factor(rep(c("M", "F"), 90))
+  expect_error(lmer(Reaction ~ Days + us(1 | Subject), d))
+  lmer(Reaction ~ Days + (1 | Subject), d)
+})
+lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
+"""
+
+
+@pytest.mark.r
+def test_recorder_round_trip(tmp_path: Path) -> None:
+    from vcheck.reference import corpus_build
+
+    src = tmp_path / "src"
+    (src / "tests").mkdir(parents=True)
+    (src / "tests" / "calls.R").write_text(RECORDED)
+    summary = corpus_build.regenerate(src, tmp_path / "corpus", timeout=300, jobs=1)
+    assert summary["files"] == [{"file": "tests/calls.R", "status": "ok"}]
+    # 6 calls: the last repeats the first (one entry; its also_in names the repeat)
+    assert summary["counts"]["calls"] == 6
+    assert summary["counts"]["duplicates"] == 1
+    entries = {(e.source["line"], e.formula): e for e in corpus.load_all(tmp_path / "corpus")}
+    assert len(entries) == 5
+    first = entries[(2, "Reaction ~ Days + (Days | Subject)")]
+    assert first.fitted and first.REML and first.also_in[0]["line"] == 13
+    assert first.lme4["beta_names"] == ["(Intercept)", "Days"]
+    np.testing.assert_allclose(first.lme4["sigma"], 25.591799, rtol=1e-6)
+    assert list(first.data.columns) == ["Reaction", "Days", "Subject"]
+    assert first.data["Subject"].cat.categories[0] == "308"
+    ml = entries[(3, "Reaction ~ Days + (Days | Subject)")]
+    assert ml.REML is False and ml.lme4["isREML"] is False
+    weighted = entries[(5, "Reaction ~ Days + (1 | Subject)")]
+    np.testing.assert_array_equal(weighted.args["weights"], np.tile([1.0, 2.0], 90))
+    assert weighted.args["subset"] == "Days > 0"
+    assert weighted.args["control"] == {"optimizer": "bobyqa"}
+    refused = entries[(10, "Reaction ~ Days + us(1 | Subject)")]
+    assert refused.lme4["status"] == "error" and 'could not find function "us"' in refused.lme4["error"]
+    assert "Sex" not in refused.data.columns  # only the columns the call uses
+    fit = vcheck.lmer(first.formula, first.data)
+    np.testing.assert_allclose(fit.criterion, first.lme4["criterion"], rtol=1e-9)

@@ -78,14 +78,15 @@ def corpus_dir() -> Path:
     raise FileNotFoundError(f"no lme4 test corpus in {here.parent / 'r_reference' / 'corpus'}")
 
 
-def names() -> list[str]:
-    """The corpus entries, sorted."""
-    return sorted(p.name for p in corpus_dir().iterdir() if (p / "entry.json").is_file())
+def names(root: Path | None = None) -> list[str]:
+    """The corpus entries, sorted (`root`: another corpus directory, e.g. a fresh --regenerate --out)."""
+    base = root or corpus_dir()
+    return sorted(p.name for p in base.iterdir() if (p / "entry.json").is_file())
 
 
 @functools.lru_cache(maxsize=64)
-def _read_data(hash_: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    base = corpus_dir() / "data" / hash_
+def _read_data(root: Path, hash_: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    base = root / "data" / hash_
     spec = json.loads(base.with_suffix(".json").read_text())
     columns = spec["columns"]
     raw = pd.read_csv(base.with_suffix(".csv"), dtype=str, keep_default_na=False, na_values=[])
@@ -230,9 +231,10 @@ def _lme4_outputs(rec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load(name: str) -> CorpusEntry:
+def load(name: str, root: Path | None = None) -> CorpusEntry:
     """One corpus entry, with its data rebuilt as R had it."""
-    path = corpus_dir() / name / "entry.json"
+    base = root or corpus_dir()
+    path = base / name / "entry.json"
     if not path.is_file():
         raise KeyError(f"no corpus entry {name!r}")
     rec = json.loads(path.read_text())
@@ -240,7 +242,7 @@ def load(name: str) -> CorpusEntry:
     columns: list[dict[str, Any]] = []
     hash_ = rec["data"].get("hash")
     if hash_:
-        frame, columns = _read_data(hash_)
+        frame, columns = _read_data(base, hash_)
         data = frame.copy()
     return CorpusEntry(
         name=rec["name"],
@@ -259,9 +261,9 @@ def load(name: str) -> CorpusEntry:
     )
 
 
-def load_all() -> list[CorpusEntry]:
+def load_all(root: Path | None = None) -> list[CorpusEntry]:
     """Every corpus entry, by name."""
-    return [load(n) for n in names()]
+    return [load(n, root) for n in names(root)]
 
 
 def main(argv: list[str] | None = None) -> int:
