@@ -103,6 +103,12 @@ def column_value(data: pd.DataFrame, name: str) -> Value:
     raise DataError(f"column {name!r} has dtype {dtype}, which has no R model-frame type")
 
 
+_EVALUATED = (
+    "vcheck evaluates arithmetic, I(), log/exp/sqrt-like functions, scale(), factor(), poly(), ns(), bs(), "
+    "dummy(), offset() and as.numeric() only"
+)
+
+
 class Evaluator:
     """Evaluate R expressions over the columns of one DataFrame (all rows)."""
 
@@ -118,7 +124,7 @@ class Evaluator:
 
     def unsupported(self, node: Node, why: str = "") -> FormulaError:
         return FormulaError(
-            f"formula {self.formula!r}: {deparse(node)!r} is accepted by R but not supported by vcheck"
+            f"formula {self.formula!r}: vcheck does not evaluate {deparse(node)!r}"
             + (f" ({why})" if why else "")
         )
 
@@ -207,7 +213,8 @@ class Evaluator:
             if isinstance(v, Logical):
                 return Logical(np.where(v.codes < 0, -1, 1 - v.codes), v.levels)
         raise self.unsupported(
-            node, "vcheck evaluates arithmetic, I(), log/exp/sqrt-like functions, scale() and factor() only"
+            node,
+            _EVALUATED,
         )
 
 
