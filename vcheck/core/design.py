@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from vcheck.core import arguments
 from vcheck.core.contrasts import check_contrasts
-from vcheck.core.control import Control, parse_control
+from vcheck.core.control import Control, apply_check, parse_control
 from vcheck.core.errors import DataError, FormulaError
 from vcheck.core.factors import Factor, interaction
 from vcheck.core.model_frame import Logical, ModelFrame, Value, model_frame
@@ -156,16 +156,9 @@ def _build_Lambdat(blocks: list[_Block]) -> tuple[sp.csc_matrix, np.ndarray, np.
     return Lambdat, Lind, theta, lower
 
 
-class CheckWarning(UserWarning):
-    """One of lme4's design checks (check.* = "warning") failed."""
-
-
-def _act(action: str, msg: str) -> None:
-    """lme4's check action: "stop" raises, "warning"/"message" warn, "ignore" does nothing."""
-    if action == "stop":
-        raise DataError(msg)
-    if action in ("warning", "message"):
-        warnings.warn(msg, CheckWarning, stacklevel=3)
+def _act_check(action: str, msg: str) -> None:
+    """lme4's check actions (`vcheck.core.control.apply_check`); "stop" raises DataError."""
+    apply_check(action, msg, DataError)
 
 
 def _check_levels(flist: dict[str, Factor], n: int, ctrl: Control) -> None:
@@ -173,11 +166,11 @@ def _check_levels(flist: dict[str, Factor], n: int, ctrl: Control) -> None:
     few = {name: f.nlevels for name, f in flist.items() if f.nlevels < 2}
     if few:
         detail = ", ".join(f"{name!r} has {k} level{'s' if k != 1 else ''}" for name, k in few.items())
-        _act(ctrl.check("check.nlev.gtr.1"), f"grouping factors must have > 1 sampled level: {detail}")
+        _act_check(ctrl.check("check.nlev.gtr.1"), f"grouping factors must have > 1 sampled level: {detail}")
     many = {name: f.nlevels for name, f in flist.items() if f.nlevels >= n}
     if many:
         detail = ", ".join(f"{name!r} has {k} levels" for name, k in many.items())
-        _act(
+        _act_check(
             ctrl.check("check.nobs.vs.nlev"),
             "number of levels of each grouping factor must be < number of observations "
             f"(problems: {detail}; {n} observations)",
@@ -189,7 +182,7 @@ def _check_Zdims(blocks: list[_Block], n: int, ctrl: Control) -> None:
     for b in blocks:
         q_i = b.factor.nlevels * len(b.cnms)
         if q_i >= n:
-            _act(
+            _act_check(
                 ctrl.check("check.nobs.vs.nRE"),
                 f"number of observations (={n}) <= number of random effects (={q_i}) for term "
                 f"({b.bar.label}); the random-effects parameters and the residual variance are probably "
