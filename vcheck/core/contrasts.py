@@ -49,7 +49,7 @@ def contr_helmert(levels: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
 
 
 def contr_poly(levels: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
-    from vcheck.core.model_matrix import contr_poly as _poly  # R's arithmetic, bit for bit
+    from vcheck.core.contr_poly import contr_poly as _poly  # R's arithmetic, bit for bit
 
     return _poly(len(levels))
 

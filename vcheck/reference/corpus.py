@@ -285,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     from vcheck.reference.corpus_build import regenerate
 
-    summary = regenerate(ns.regenerate, ns.out, timeout=ns.timeout, jobs=ns.jobs, raw=ns.raw)
+    summary = regenerate(
+        ns.regenerate, ns.out, timeout=ns.timeout, jobs=ns.jobs, raw=ns.raw, doc=__doc__ or ""
+    )
     print(json.dumps(summary["counts"]))
     return 0
 
