@@ -216,6 +216,9 @@ LIVE = [
     "y ~ . + (1|g)",
     "y ~ as.numeric(sex) + as.integer(g2) + (1|g)",
     "y ~ TRUE + x + (1|g)",
+    'y ~ dummy(g, c("b", "c")) + (1|sex)',
+    "y ~ stats::poly(x, 2, raw = TRUE) + (splines::ns(x, 2)|g)",
+    "y ~ x + splines::ns(x) + (1|g)",
     "y ~ x + offset(x) + offset(2 * x) + (1|g)",
 ]
 
