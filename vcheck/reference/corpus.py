@@ -9,8 +9,9 @@ optimizer, warnings; or the error lme4 raised).  Data sets live once per content
 with `data/<hash>.json` giving each column's R type and factor levels in R's order.  An entry's `source`
 is the file and line of the call (for man/ pages, the line within the extracted examples; for a call
 made inside a function, e.g. by update(), the line of the statement that made it; `source["via"]` names
-the lme4 function that made the call when lme4 itself refits, e.g. influence.merMod's leave-one-out fits).  Data sets over 5 MB
-and matrix columns are not kept (the entry says why); lme4's test level is 1 (LME4_TEST_LEVEL unset).
+the lme4 function that made the call when lme4 itself refits, e.g. influence.merMod's leave-one-out
+fits).  Data sets over 5 MB and matrix columns are not kept (the entry says why); lme4's test level is 1
+(LME4_TEST_LEVEL unset).
 
     python -m vcheck.reference.corpus --regenerate SRC_DIR [--out DIR] [--timeout S]
 
