@@ -198,6 +198,18 @@ def test_refusals_say_what(frame: pd.DataFrame) -> None:
         quiet("y ~ mgcv::s(x) + (1|g)", frame)
     with pytest.raises(FormulaError, match=r"'\.' only in the fixed part"):
         parse_formula("y ~ x + (.|g)", ["y", "x", "g"])
+    # bad arguments are named, never a traceback (R fails on each of these too)
+    bad = [
+        ("y ~ splines::ns(x, knots = 100) + (1|g)", DataError, r"knots \[100.0\] outside Boundary.knots"),
+        ("y ~ splines::ns(x, Boundary.knots = 3) + (1|g)", DataError, "Boundary.knots must be two numbers"),
+        ('y ~ poly(x, 2, raw = "yes") + (1|g)', FormulaError, "argument is not interpretable as logical"),
+        ("y ~ poly(x, 2.5) + (1|g)", FormulaError, "poly\\(\\)'s degree must be a whole number"),
+        ("y ~ poly(sex, 2) + (1|g)", FormulaError, "'sex' is a factor, not a number"),
+        ('y ~ dummy(sex, "Other") + (1|g)', DataError, "at least some of the levels in f"),
+    ]
+    for formula, error, message in bad:
+        with pytest.raises(error, match=message):
+            quiet(formula, frame)
     with pytest.raises(FormulaError, match="unused argument foo in poly"):
         quiet("y ~ poly(x, foo = 2) + (1|g)", frame)
 
@@ -219,6 +231,7 @@ LIVE = [
     'y ~ dummy(g, c("b", "c")) + (1|sex)',
     "y ~ stats::poly(x, 2, raw = TRUE) + (splines::ns(x, 2)|g)",
     "y ~ x + splines::ns(x) + (1|g)",
+    "y ~ splines::bs(x, knots = c(2, 2)) + (1|g)",
     "y ~ x + offset(x) + offset(2 * x) + (1|g)",
 ]
 
