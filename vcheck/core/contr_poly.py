@@ -24,7 +24,9 @@ def contr_poly(k: int) -> tuple[np.ndarray, list[str]]:
     y = scores - scores.mean()
     vander = np.ones((k, k))
     for j in range(1, k):
-        vander[:, j] = y * y if j == 2 else y**j
+        # R's outer(y, 0:(k-1), "^"): y * y for the square, the C library's pow() otherwise (numpy's
+        # vectorised power can differ from it in the last bit)
+        vander[:, j] = y * y if j == 2 else [math.pow(v, j) for v in y.tolist()]
     qr, qraux, rank, _ = dqrdc2(vander, 1e-7, sequential=True)
     raw = qr_qy(qr, qraux, rank, np.diag(np.diag(qr)), sequential=True)
     # R's sum(): squares in double, accumulated in long double
