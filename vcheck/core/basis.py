@@ -65,12 +65,12 @@ def poly(x: np.ndarray, degree: int, raw: bool = False, coefs: dict[str, Any] | 
     """stats::poly(x, degree, raw = raw, coefs = coefs) for one numeric variable (see the module doc)."""
     if degree < 1:
         raise DataError("'degree' must be at least 1")
-    if np.isnan(x).any():
-        raise DataError("missing values are not allowed in 'poly'")
     names = tuple(str(j) for j in range(1, degree + 1))
-    if raw:
+    if raw:  # R allows NA here (the rows are NA)
         return Basis(x[:, None] ** np.arange(1, degree + 1)[None, :], names, {"raw": True})
     if coefs is None:
+        if np.isnan(x).any():
+            raise DataError("missing values are not allowed in 'poly'")
         if degree >= len(np.unique(x)):
             raise DataError("'degree' must be less than number of unique points")
         xbar = float(np.mean(x))

@@ -14,13 +14,12 @@ lmer passes `contrasts` to model.matrix for X only; random-effects terms keep R'
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
 
+from vcheck.core.contr_poly import contr_poly  # R's arithmetic, bit for bit
 from vcheck.core.errors import DataError
-from vcheck.core.linpack import dqrdc2, qr_qy
 
 CONTRASTS = ("contr.treatment", "contr.sum", "contr.helmert", "contr.poly", "contr.SAS")
 
@@ -29,27 +28,6 @@ def contr_treatment(levels: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
     """`contr.treatment(levels)`: (nlevels, nlevels-1), the first level is the baseline."""
     k = len(levels)
     return np.eye(k)[:, 1:], list(levels[1:])
-
-
-def contr_poly(k: int) -> tuple[np.ndarray, list[str]]:
-    """`contr.poly(k)`: orthonormal polynomials in scores 1..k, columns `.L .Q .C ^4 ...`.
-
-    R takes the QR of the centred Vandermonde matrix V = QR (LINPACK) and uses Q diag(R) with unit
-    columns.  We repeat R's arithmetic step by step (sequential sums as reference BLAS does them), so
-    the values are R's to the last bit.
-    """
-    scores = np.arange(1, k + 1, dtype=float)
-    y = scores - scores.mean()
-    vander = np.ones((k, k))
-    for j in range(1, k):
-        vander[:, j] = y * y if j == 2 else y**j
-    qr, qraux, rank, _ = dqrdc2(vander, 1e-7, sequential=True)
-    raw = qr_qy(qr, qraux, rank, np.diag(np.diag(qr)), sequential=True)
-    # R's sum(): squares in double, accumulated in long double
-    norms = np.array([math.sqrt(float(sum(np.longdouble(v * v) for v in col))) for col in raw.T.tolist()])
-    contr = raw / norms[None, :]
-    names = [".L", ".Q", ".C"] + [f"^{i}" for i in range(4, k)]
-    return contr[:, 1:], names[: k - 1]
 
 
 def contr_SAS(levels: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:

@@ -12,6 +12,7 @@ column (the data come first, as in R); as a term of their own R refuses them (on
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ import pandas as pd
 from vcheck.core.basis import Basis
 from vcheck.core.errors import DataError, FormulaError
 from vcheck.core.factors import Factor, as_factor
-from vcheck.core.frame_calls import evaluate_call
+from vcheck.core.frame_calls import evaluate_call, strip_package
 from vcheck.core.rexpr import Call, Node, Num, Str, Sym, deparse, symbols
 
 Value = np.ndarray | Factor | Basis
@@ -31,17 +32,39 @@ BASE_CONSTANTS = {"T": True, "F": False, "pi": float(np.pi)}
 
 _LOGICAL_LEVELS = ("FALSE", "TRUE")
 
+
+def _libm(
+    scalar: Callable[[float], float], vector: Callable[[np.ndarray], np.ndarray]
+) -> Callable[..., np.ndarray]:
+    """R calls the C library's exp/log/sin...; numpy's vectorised versions can differ in the last bit.
+    Finite values go through Python's math (the same C library), the rest (NaN, Inf, out of the domain)
+    through numpy, which gives R's NaN / Inf there."""
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            out = np.array(vector(x), dtype=float)
+        ok = np.isfinite(x) & np.isfinite(out)
+        out[ok] = [scalar(v) for v in np.asarray(x)[ok].tolist()]
+        return out
+
+    return apply
+
+
+_log = _libm(math.log, np.log)
+_log2 = _libm(math.log2, np.log2)
+_log10 = _libm(math.log10, np.log10)
+
 _UNARY_FUNCS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "log2": np.log2,
-    "log10": np.log10,
-    "log1p": np.log1p,
-    "exp": np.exp,
-    "expm1": np.expm1,
-    "sqrt": np.sqrt,
+    "log2": _log2,
+    "log10": _log10,
+    "log1p": _libm(math.log1p, np.log1p),
+    "exp": _libm(math.exp, np.exp),
+    "expm1": _libm(math.expm1, np.expm1),
+    "sqrt": np.sqrt,  # correctly rounded in both
     "abs": np.abs,
-    "sin": np.sin,
-    "cos": np.cos,
-    "tan": np.tan,
+    "sin": _libm(math.sin, np.sin),
+    "cos": _libm(math.cos, np.cos),
+    "tan": _libm(math.tan, np.tan),
     "floor": np.floor,
     "ceiling": np.ceil,
     "as.numeric": lambda x: x,
@@ -52,10 +75,24 @@ _ARITH: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "-": np.subtract,
     "*": np.multiply,
     "/": np.divide,
-    "^": np.power,
+    "^": lambda a, b: _r_pow(a, b),
     "%%": np.mod,
     "%/%": np.floor_divide,
 }
+
+
+def _r_pow(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """R's `x ^ y` (arithmetic.c R_POW / R_pow): x * x when y == 2, 1 when x == 1 or y == 0, else pow()."""
+    x, y = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+    with np.errstate(all="ignore"):
+        out = np.array(np.power(x, y), dtype=float)  # NaN / Inf cases as R gives them
+    ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(out)
+    out[ok] = [math.pow(a, b) for a, b in zip(x[ok].tolist(), y[ok].tolist(), strict=True)]
+    square = y == 2.0
+    out[square] = x[square] * x[square]
+    return np.where((x == 1.0) | (y == 0.0), 1.0, out)
+
+
 _COMPARE: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "==": np.equal,
     "!=": np.not_equal,
@@ -103,6 +140,12 @@ def column_value(data: pd.DataFrame, name: str) -> Value:
     raise DataError(f"column {name!r} has dtype {dtype}, which has no R model-frame type")
 
 
+_EVALUATED = (
+    "vcheck evaluates arithmetic, I(), log/exp/sqrt-like functions, scale(), factor(), poly(), ns(), bs(), "
+    "dummy(), offset() and as.numeric() only"
+)
+
+
 class Evaluator:
     """Evaluate R expressions over the columns of one DataFrame (all rows)."""
 
@@ -118,7 +161,7 @@ class Evaluator:
 
     def unsupported(self, node: Node, why: str = "") -> FormulaError:
         return FormulaError(
-            f"formula {self.formula!r}: {deparse(node)!r} is accepted by R but not supported by vcheck"
+            f"formula {self.formula!r}: vcheck does not evaluate {deparse(node)!r}"
             + (f" ({why})" if why else "")
         )
 
@@ -161,7 +204,7 @@ class Evaluator:
         special = evaluate_call(self, node)
         if special is not None:
             return special
-        fn, args = node.fn, node.args
+        fn, args = strip_package(node.fn, self.formula), node.args
         if fn in ("(", "I") and len(args) == 1:
             return self.value(args[0])
         if fn in ("factor", "as.factor", "ordered", "as.ordered") and len(args) == 1:
@@ -178,12 +221,12 @@ class Evaluator:
                 # R's logbase: log2/log10 for those bases, else log(x)/log(base)
                 x, base = self.numeric(args[0]), self.numeric(args[1])
                 if np.all(base == 2):
-                    return np.log2(x)
+                    return _log2(x)
                 if np.all(base == 10):
-                    return np.log10(x)
-                return np.log(x) / np.log(base)
+                    return _log10(x)
+                return _log(x) / _log(base)
             if len(args) == 1:
-                return np.log(self.numeric(args[0]))
+                return _log(self.numeric(args[0]))
         if fn in _UNARY_FUNCS and len(args) == 1:
             return _UNARY_FUNCS[fn](self.numeric(args[0]))
         if fn == "scale" and len(args) == 1:
@@ -207,7 +250,8 @@ class Evaluator:
             if isinstance(v, Logical):
                 return Logical(np.where(v.codes < 0, -1, 1 - v.codes), v.levels)
         raise self.unsupported(
-            node, "vcheck evaluates arithmetic, I(), log/exp/sqrt-like functions, scale() and factor() only"
+            node,
+            _EVALUATED,
         )
 
 
@@ -258,10 +302,11 @@ def model_frame(
             f"(in formula {formula!r}) not in the data; it has {', '.join(map(str, data.columns))}"
         )
     for v in variables:
-        if isinstance(v, Sym) and v.name in BASE_CONSTANTS and v.name not in data.columns:
+        if len(data) > 1 and not any(name in data.columns for name in symbols(v)):
             raise FormulaError(
-                f"formula {formula!r}: {v.name!r} is R's constant, one value, not a column: R's model.frame "
-                f"refuses it as a term (variable lengths differ (found for '{v.name}'))"
+                f"formula {formula!r}: {deparse(v)!r} uses no column of the data, so R evaluates it to one "
+                f"value, not one per row: R's model.frame refuses it (variable lengths differ (found for "
+                f"'{deparse(v)}'))"
             )
     ev = Evaluator(data, formula)
     with np.errstate(all="ignore"):  # R gives NaN / Inf here (and na.omit drops the NaN rows)
@@ -293,7 +338,10 @@ def model_frame(
                 )
             values[key] = kept_num
     offsets = [values[deparse(v)] for v in variables if isinstance(v, Call) and _is_offset(v)]
-    offset = np.sum(offsets, axis=0) if offsets else None
+    offset: np.ndarray | None = None
+    for value in offsets:  # R's model.offset: the sum of the offset() variables, in order
+        assert isinstance(value, np.ndarray)
+        offset = value.copy() if offset is None else offset + value
     return ModelFrame(values, rows, int(na.sum()), data, offset=offset)
 
 

@@ -20,12 +20,19 @@ from collections.abc import Mapping
 import numpy as np
 
 from vcheck.core.basis import Basis
-from vcheck.core.contrasts import contr_poly, contr_treatment, contrast_matrix  # R's contrasts live there
+from vcheck.core.contr_poly import contr_poly
+from vcheck.core.contrasts import contrast_matrix
 from vcheck.core.errors import DataError
 from vcheck.core.factors import Factor
 from vcheck.core.linpack import dqrdc2
 from vcheck.core.model_frame import Logical, Value
 from vcheck.core.terms import Terms
+
+
+def contr_treatment(levels: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
+    """`contr.treatment(levels)`: (nlevels, nlevels-1), the first level is the baseline."""
+    k = len(levels)
+    return np.eye(k)[:, 1:], list(levels[1:])
 
 
 def _coding(

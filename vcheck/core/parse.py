@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import reduce
 
 from vcheck.core.errors import FormulaError
-from vcheck.core.rexpr import Call, Node, Num, Sym, deparse, parse, symbols
+from vcheck.core.rexpr import Call, Node, Num, Str, Sym, deparse, parse, symbols
 from vcheck.core.terms import terms
 
 # lme4's slashTerms/makeInteraction work on nested lists of grouping expressions
@@ -68,7 +68,10 @@ def _summands(node: Node, text: str) -> list[Node]:
             raise FormulaError(f"malformed formula {text!r}: nested bars in {deparse(node)!r}")
         return [node]
     if isinstance(node, Call) and node.fn in _COVARIANCE_SYNTAX and _has_bar(node):
-        raise FormulaError(f"formula {text!r}: {deparse(node)!r} is " + _COVARIANCE_SYNTAX[node.fn])
+        what = _COVARIANCE_SYNTAX[node.fn]
+        if node.fn == "diag" and len(node.args) > 1:
+            what = _LME4_2 + "lme4 1.1-31 rejects it too (base R's diag() gets an unused argument)"
+        raise FormulaError(f"formula {text!r}: {deparse(node)!r} is " + what)
     if _has_bar(node):
         raise FormulaError(
             f"formula {text!r}: the random-effects term inside {deparse(node)!r} is not a summand of the "
@@ -134,9 +137,15 @@ def _check_group(group: Node, text: str) -> None:
         for a in group.args:
             _check_group(a, text)
         return
+    if isinstance(group, Num | Str):
+        # checked in R 4.2.2: (1|TRUE) and (1|2) fail in lme4 1.1-31's lFormula too
+        raise FormulaError(
+            f"formula {text!r}: grouping factor {deparse(group)!r} is a constant, not a column"
+        )
     raise FormulaError(
-        f"formula {text!r}: grouping factor {deparse(group)!r} is accepted by lme4 but not supported by "
-        "vcheck; make it a column of the data (grouping factors may be columns joined by ':' or '/')"
+        f"formula {text!r}: vcheck takes grouping factors that are columns of the data joined by ':' or '/', "
+        f"not {deparse(group)!r}; make it a column (lme4 1.1-31 evaluates such an expression within its "
+        'model frame, where (1|factor(Subject)) fails with "couldn\'t evaluate grouping factor")'
     )
 
 
@@ -147,10 +156,10 @@ def _expand_dot(fixed: Node, response: Node, columns: list[str] | None, text: st
     if columns is None:
         raise FormulaError(f"formula {text!r}: '.' (all other columns) needs the data's columns")
     lhs = set(symbols(response)) | {deparse(response, backtick=False)}
-    others = [Sym(c) for c in columns if c not in lhs]
+    others: list[Node] = [Sym(c) for c in columns if c not in lhs]
     if not others:
         raise FormulaError(f"formula {text!r}: '.' stands for no columns (the data has only the response)")
-    dot: Node = Call("(", (reduce(lambda a, b: Call("+", (a, b)), others),))
+    dot: Node = Call("(", (reduce(lambda a, b: Call("+", (a, b)), others),))  # R's "(a + b + c)"
     return _replace_dot(fixed, dot)
 
 

@@ -6,7 +6,12 @@ records each call), deduplicated on (formula, REML, data, extra arguments).  One
 `entry.json`: the formula, REML, the extra arguments (as R's expression and their evaluated value), the
 source file and line, and lme4's outputs (theta, beta, sigma, REML criterion / deviance, logLik, feval,
 optimizer, warnings; or the error lme4 raised).  Data sets live once per content hash in `data/<hash>.csv`
-with `data/<hash>.json` giving each column's R type and factor levels in R's order.
+with `data/<hash>.json` giving each column's R type and factor levels in R's order.  An entry's `source`
+is the file and line of the call (for man/ pages, the line within the extracted examples; for a call
+made inside a function, e.g. by update(), the line of the statement that made it; `source["via"]` names
+the lme4 function that made the call when lme4 itself refits, e.g. influence.merMod's leave-one-out
+fits).  Data sets over 5 MB and matrix columns are not kept (the entry says why); lme4's test level is 1
+(LME4_TEST_LEVEL unset).
 
     python -m vcheck.reference.corpus --regenerate SRC_DIR [--out DIR] [--timeout S]
 
@@ -38,11 +43,12 @@ class CorpusEntry:
 
     `args` holds the extra arguments in Python form: `weights`/`offset` float arrays (one per data row, as
     R evaluated them), `subset` the R expression text, `na_action` a name in na.omit/na.exclude/na.fail,
-    `contrasts` a mapping factor -> contrast name, `start` a theta array or mapping, `control` a mapping
-    of lmerControl's components; any other argument by its R name as recorded.  `r_args` keeps R's record
-    (expression text and evaluated value) of each.  `lme4` is lme4's output record: `status` is "fitted"
-    or "error" (then `error` is lme4's message).  `data` is None when the data set was not kept
-    (`data_skipped` says why).
+    `contrasts` a mapping factor -> contrast name, `start` a theta array or mapping, `control` the
+    mapping of what differs from lmerControl()'s defaults (R's key names); any other argument by its R
+    name as recorded.  An argument R could not evaluate is `{"expr": ..., "eval_error": ...}`.
+    `r_args` keeps R's record (expression text and evaluated value) of each.  `lme4` is lme4's output
+    record: `status` is "fitted" or "error" (then `error` is lme4's message).  `data` is None when the
+    data set was not kept (`data_skipped` says why).
     """
 
     name: str
@@ -74,14 +80,15 @@ def corpus_dir() -> Path:
     raise FileNotFoundError(f"no lme4 test corpus in {here.parent / 'r_reference' / 'corpus'}")
 
 
-def names() -> list[str]:
-    """The corpus entries, sorted."""
-    return sorted(p.name for p in corpus_dir().iterdir() if (p / "entry.json").is_file())
+def names(root: Path | None = None) -> list[str]:
+    """The corpus entries, sorted (`root`: another corpus directory, e.g. a fresh --regenerate --out)."""
+    base = root or corpus_dir()
+    return sorted(p.name for p in base.iterdir() if (p / "entry.json").is_file())
 
 
 @functools.lru_cache(maxsize=64)
-def _read_data(hash_: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    base = corpus_dir() / "data" / hash_
+def _read_data(root: Path, hash_: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    base = root / "data" / hash_
     spec = json.loads(base.with_suffix(".json").read_text())
     columns = spec["columns"]
     raw = pd.read_csv(base.with_suffix(".csv"), dtype=str, keep_default_na=False, na_values=[])
@@ -91,19 +98,29 @@ def _read_data(hash_: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
         text = raw[name]
         missing = (text == "NA").to_numpy()
         if kind in ("numeric", "integer"):
-            values = pd.to_numeric(text.where(~missing, "nan"), errors="raise")
-            out[name] = values.astype("Int64") if kind == "integer" else values.astype(float)
+            numbers = [math.nan if m else float(v) for v, m in zip(text, missing, strict=True)]
+            if kind == "integer":
+                out[name] = pd.array(
+                    [None if m else int(v) for v, m in zip(numbers, missing, strict=True)], dtype="Int64"
+                )
+            else:
+                out[name] = np.asarray(numbers, dtype=float)
         elif kind == "logical":
-            out[name] = pd.array([None if m else v == "TRUE" for v, m in zip(text, missing)], dtype="boolean")
+            flags = [None if m else v == "TRUE" for v, m in zip(text, missing, strict=True)]
+            out[name] = pd.array(flags, dtype="boolean")
         elif kind in ("factor", "ordered"):
             levels = list(col.get("levels") or [])
-            values = [None if m and "NA" not in levels else v for v, m in zip(text, missing)]
+            values = [None if m and "NA" not in levels else v for v, m in zip(text, missing, strict=True)]
             out[name] = pd.Categorical(values, categories=levels, ordered=kind == "ordered")
         elif kind == "character":
-            out[name] = pd.Series([None if m else v for v, m in zip(text, missing)], dtype=object)
+            strings = [None if m else v for v, m in zip(text, missing, strict=True)]
+            out[name] = pd.Series(strings, dtype=object)
         else:
             raise ValueError(f"corpus data {hash_}: column {name!r} has unknown type {kind!r}")
     return pd.DataFrame(out, columns=[c["name"] for c in columns]), columns
+
+
+_PY_NAMES = {"na.action": "na_action"}
 
 
 def _python_args(r_args: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +128,9 @@ def _python_args(r_args: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, rec in r_args.items():
         value = rec.get("value")
+        if "eval_error" in rec:  # R could not evaluate the argument (lme4 then errors too)
+            out[_PY_NAMES.get(key, key)] = {"expr": rec["expr"], "eval_error": rec["eval_error"]}
+            continue
         if key in ("weights", "offset"):
             out[key] = None if value is None else np.asarray(_floats(value), dtype=float)
         elif key == "subset":
@@ -121,8 +141,50 @@ def _python_args(r_args: dict[str, Any]) -> dict[str, Any]:
             out["contrasts"] = _contrasts(value, rec["expr"])
         elif key == "start":
             out["start"] = _start(value)
+        elif key == "control":
+            out["control"] = _control(value)
         else:
             out[key] = value
+    return out
+
+
+#: lmerControl()'s defaults in lme4 1.1-31 (R's names), as the recorder dumped `lmerControl()`
+_CONTROL_DEFAULTS: dict[str, Any] = {
+    "optimizer": "nloptwrap",
+    "restart_edge": True,
+    "boundary.tol": 1e-5,
+    "calc.derivs": True,
+    "use.last.params": False,
+    "check.nobs.vs.rankZ": "ignore",
+    "check.nobs.vs.nlev": "stop",
+    "check.nlev.gtreq.5": "ignore",
+    "check.nlev.gtr.1": "stop",
+    "check.nobs.vs.nRE": "stop",
+    "check.rankX": "message+drop.cols",
+    "check.scaleX": "warning",
+    "check.formula.LHS": "stop",
+    "check.conv.grad": "warning",
+    "check.conv.singular": "message",
+    "check.conv.hess": "warning",
+}
+
+
+def _control(value: Any) -> Any:
+    """A recorded lmerControl object -> the mapping of what differs from lmerControl()'s defaults, with
+    R's key names (`optimizer`, `optCtrl`, `restart_edge`, `check.nobs.vs.nlev`, ...); a check.conv.*
+    entry gives its action.  Anything else (a list(), a function) is returned as recorded."""
+    if not isinstance(value, dict) or "checkControl" not in value:
+        return value
+    flat: dict[str, Any] = {
+        k: value.get(k)
+        for k in ("optimizer", "restart_edge", "boundary.tol", "calc.derivs", "use.last.params")
+    }
+    flat.update(value.get("checkControl") or {})
+    for key, cc in (value.get("checkConv") or {}).items():
+        flat[key] = cc.get("action") if isinstance(cc, dict) else cc
+    out = {k: v for k, v in flat.items() if k not in _CONTROL_DEFAULTS or v != _CONTROL_DEFAULTS[k]}
+    if value.get("optCtrl"):
+        out["optCtrl"] = value["optCtrl"]
     return out
 
 
@@ -147,9 +209,34 @@ def _start(value: Any) -> Any:
     return value
 
 
-def load(name: str) -> CorpusEntry:
+#: lme4 outputs that are vectors (R's JSON writes a length-1 vector as a scalar)
+_VECTORS = (
+    "theta",
+    "theta_names",
+    "beta",
+    "beta_names",
+    "X_colnames",
+    "col_dropped",
+    "warnings",
+    "messages",
+    "lme4_messages",
+    "optinfo_warnings",
+)
+
+
+def _lme4_outputs(rec: dict[str, Any]) -> dict[str, Any]:
+    out = dict(rec)
+    for key in _VECTORS:
+        if key in out:
+            value = out[key]
+            out[key] = [] if value is None else value if isinstance(value, list) else [value]
+    return out
+
+
+def load(name: str, root: Path | None = None) -> CorpusEntry:
     """One corpus entry, with its data rebuilt as R had it."""
-    path = corpus_dir() / name / "entry.json"
+    base = root or corpus_dir()
+    path = base / name / "entry.json"
     if not path.is_file():
         raise KeyError(f"no corpus entry {name!r}")
     rec = json.loads(path.read_text())
@@ -157,7 +244,7 @@ def load(name: str) -> CorpusEntry:
     columns: list[dict[str, Any]] = []
     hash_ = rec["data"].get("hash")
     if hash_:
-        frame, columns = _read_data(hash_)
+        frame, columns = _read_data(base, hash_)
         data = frame.copy()
     return CorpusEntry(
         name=rec["name"],
@@ -165,7 +252,7 @@ def load(name: str) -> CorpusEntry:
         REML=bool(rec["REML"]),
         data=data,
         args=_python_args(rec["args"]),
-        lme4=rec["lme4"],
+        lme4=_lme4_outputs(rec["lme4"]),
         source=rec["source"],
         call=rec.get("call", ""),
         also_in=rec.get("also_in", []),
@@ -176,9 +263,9 @@ def load(name: str) -> CorpusEntry:
     )
 
 
-def load_all() -> list[CorpusEntry]:
+def load_all(root: Path | None = None) -> list[CorpusEntry]:
     """Every corpus entry, by name."""
-    return [load(n) for n in names()]
+    return [load(n, root) for n in names(root)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     from vcheck.reference.corpus_build import regenerate
 
-    summary = regenerate(ns.regenerate, ns.out, timeout=ns.timeout, jobs=ns.jobs, raw=ns.raw)
+    summary = regenerate(
+        ns.regenerate, ns.out, timeout=ns.timeout, jobs=ns.jobs, raw=ns.raw, doc=__doc__ or ""
+    )
     print(json.dumps(summary["counts"]))
     return 0
 

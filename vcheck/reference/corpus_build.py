@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -43,7 +44,8 @@ def run_file(src: Path, raw: Path, rel: str, timeout: float) -> dict[str, Any]:
         return dict(json.loads(done.read_text()))
     cmd = ["Rscript", str(R_SCRIPT), str(src), str(raw), rel]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        env = {**os.environ, "NOT_CRAN": "true"}  # testthat::skip_on_cran() runs the tests, as lme4's CI does
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env)
         status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}"
     except subprocess.TimeoutExpired:
         status = f"timeout after {timeout:g} s (calls recorded before it are kept)"
@@ -66,7 +68,7 @@ def _entry_name(rec: dict[str, Any], key: str) -> str:
     return f"{stem}_L{line if line is not None else 0}_{key[:6]}"
 
 
-def build(raw: Path, out: Path, files: list[dict[str, Any]]) -> dict[str, Any]:
+def build(raw: Path, out: Path, files: list[dict[str, Any]], doc: str = "") -> dict[str, Any]:
     """Deduplicate the raw records of `raw/calls/*.jsonl` into `out/<entry>/entry.json` + `out/data/`."""
     versions = json.loads((raw / "versions.json").read_text())
     records: list[dict[str, Any]] = []
@@ -135,11 +137,37 @@ def build(raw: Path, out: Path, files: list[dict[str, Any]]) -> dict[str, Any]:
     counts["entries"] = len(entries)
     summary = {"versions": versions, "counts": counts, "files": files, "entries": sorted(index)}
     (out / "index.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "README.md").write_text(_readme(counts, versions, doc))
     return summary
 
 
+def _readme(counts: dict[str, int], versions: dict[str, str], doc: str) -> str:
+    built = [
+        f"Built with {versions.get('R')}, lme4 {versions.get('lme4')}:",
+        f"{counts['calls']} lmer() calls recorded,",
+        f"{counts['entries']} distinct entries,",
+        f"{counts['duplicates']} duplicates,",
+        f"{counts['devfun']} devFunOnly calls,",
+        f"{counts['undescribed']} calls whose arguments could not be evaluated where the call was made",
+        "(update() tries the formula's environment first; lme4 fails there too),",
+        f"{counts['not_gaussian']} non-Gaussian.",
+        "`index.json` lists the source files, their run status and the entries.",
+    ]
+    return (
+        "\n\n".join(
+            [
+                "# lme4's own test models, with lme4's answers",
+                "Written by `python -m vcheck.reference.corpus --regenerate SRC_DIR`; do not edit by hand.",
+                doc.strip(),
+                " ".join(built),
+            ]
+        )
+        + "\n"
+    )
+
+
 def regenerate(
-    src: Path, out: Path, timeout: float = 240.0, jobs: int = 2, raw: Path | None = None
+    src: Path, out: Path, timeout: float = 240.0, jobs: int = 2, raw: Path | None = None, doc: str = ""
 ) -> dict[str, Any]:
     """Run corpus.R over lme4's sources at `src` and rebuild `out` (r_reference/corpus).  `raw` keeps the
     raw records (and lets a rerun resume); by default they go to a temporary directory."""
@@ -155,4 +183,4 @@ def regenerate(
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             files = list(pool.map(one, rels))
-        return build(raw_dir, out, files)
+        return build(raw_dir, out, files, doc)
