@@ -173,6 +173,11 @@ def _validate(attr: str, value: Any, default: Any) -> Any:
             return None
         if value == "none":
             raise ControlError("deprecated use of optimizer=='none'; use NULL instead (optimizer=None)")
+        if value in ("nlminbwrap", "optimx", "optim"):
+            raise ControlError(
+                f"optimizer {value!r}: lme4 1.1-31 can call it (getOptfun), but vcheck reproduces only "
+                f"lme4's {', '.join(OPTIMIZERS)} (or None for no optimization)"
+            )
         if value not in OPTIMIZERS:
             raise ControlError(
                 f"couldn't find optimizer function {value!r}: vcheck has lme4's {', '.join(OPTIMIZERS)} "
@@ -182,7 +187,7 @@ def _validate(attr: str, value: Any, default: Any) -> Any:
     if attr == "optCtrl":
         if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
             raise ControlError("optCtrl must be a mapping from option names to values (R: is.list(optCtrl))")
-        return _freeze(value)
+        return _freeze({k: _r_value(v) for k, v in value.items()})
     if attr in ("check_conv_grad", "check_conv_singular", "check_conv_hess"):
         return _conv_check(name, value, default)
     if attr == "check_rankX":
@@ -198,7 +203,7 @@ def _validate(attr: str, value: Any, default: Any) -> Any:
             raise ControlError(_level_message(name, value, CHECK_LEVELS))
         return value
     if attr.startswith("check_"):
-        levels = CHECK_LEVELS
+        levels: tuple[str, ...] = CHECK_LEVELS
         if attr == "check_nobs_vs_rankZ":
             levels = (*CHECK_LEVELS, *(f"{lv}Small" for lv in CHECK_LEVELS))
         if value not in levels:
@@ -220,6 +225,19 @@ def _validate(attr: str, value: Any, default: Any) -> Any:
             raise ControlError(f"boundary.tol must be a finite number, not {value!r}")
         return float(value)
     raise ControlError(f"unhandled control setting {name}")  # pragma: no cover
+
+
+def _r_value(value: Any) -> Any:
+    """An optCtrl value as R would hold it: text from the CLI that reads as a number or TRUE/FALSE
+    becomes one ("1e5" -> 100000.0); anything else is kept for the optimizer to judge."""
+    if isinstance(value, str):
+        if value.upper() in ("TRUE", "FALSE", "T", "F"):
+            return value.upper() in ("TRUE", "T")
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _level_message(name: str, value: Any, levels: tuple[str, ...]) -> str:

@@ -360,14 +360,14 @@ def start_theta(design: Design) -> np.ndarray:
     all_intercepts = all(t.cnms == ("(Intercept)",) for t in design.terms)
     if not all_intercepts or len(design.flist) != len(design.lower):
         return theta
+    from vcheck.core.rstats import r_ave, r_var  # R's mean/var to the last bit: lme4's exact start
+
     y = design.y
     v = []
     for t in design.terms:
         codes = np.asarray(design.flist[t.group].codes)
-        sums = np.bincount(codes, weights=y, minlength=t.nlevels)
-        counts = np.bincount(codes, minlength=t.nlevels)
-        v.append(float(np.var((sums / counts)[codes], ddof=1)))
-    v_e = float(np.var(y, ddof=1)) - sum(v)
+        v.append(r_var(r_ave(y, codes, t.nlevels)))
+    v_e = r_var(y) - sum(v)
     if not np.isfinite(v_e) or v_e <= 0:
         return theta
     rel = np.array(v) / v_e

@@ -97,6 +97,8 @@ def fit_design(
     opt = optimize.optimize_lmer(fn, theta0, design.lower, ctrl)
     fit = fit_at(fn, opt.fit_theta if opt.fit_theta is not None else opt.theta, condVar=condVar)
     fit.optinfo.update(optimize.optinfo(opt, ctrl, design.lower, failures=len(fn.failures)))
+    if ctrl.use_last_params:  # lme4's devcomp takes the criterion from opt$fval, the rest from pp's state
+        fit.criterion, fit.logLik = opt.fval, -opt.fval / 2.0
     return fit
 
 

@@ -13,6 +13,15 @@
   moved onto it, in order and cumulatively, when that trial is below the unsnapped answer's criterion.
 - optimizer None (R's NULL): the start is the answer, fval = fn(start), conv = 1000, "no optimization".
 - Singular (`isSingular`): any theta whose lower bound is 0 is below `tolerances.SINGULAR_TOL` (1e-4).
+
+Fed lme4's own criterion values, each optimizer here evaluates lme4's points bit for bit and as many
+(tests/reference/test_optimizers_live.py).  vcheck's criterion differs from lme4's in the last bits
+(about 1e-12 on 2e3), which Nelder-Mead only sees when a comparison is a near tie, and which BOBYQA's
+quadratic models carry into every later point (theta ~1e-9 apart).  On a flat or nearly symmetric
+criterion those differences can send the path elsewhere: on lme4's test-isSingular.R model both
+grouping factors are the same factor, the two intercept variances nearly exchangeable, and at
+evaluation 19 BOBYQA swaps them; lme4 stops after 416 evaluations, vcheck after 755 with a REML
+criterion 6.1e-4 lower (with the data rounded to 15 digits, 698 against 450, vcheck 3.7e-4 higher).
 """
 
 from __future__ import annotations
@@ -61,6 +70,7 @@ class OptResult:
     start: np.ndarray | None = None
     optimizer: str | None = "nloptwrap"
     warnings: list[str] = field(default_factory=list)
+    conv_warning: str | None = None
     derivs: dict[str, np.ndarray] | None = None
     control: dict[str, Any] = field(default_factory=dict)
     par: np.ndarray | None = None
@@ -85,11 +95,11 @@ def optimize_lmer(
         boundary_tol = ctl.boundary_tol
     lower = np.asarray(lower, dtype=float)
     theta0 = np.array(theta0, dtype=float)
-    state = {"calls": 0, "last": theta0.copy()}
+    state = _State(0, theta0.copy())
 
     def counted(theta: np.ndarray) -> float:
-        state["calls"] += 1
-        state["last"] = np.array(theta, dtype=float)
+        state.calls += 1
+        state.last = np.array(theta, dtype=float)
         return float(fn(theta))
 
     if ctl.optimizer is None:
@@ -101,14 +111,14 @@ def optimize_lmer(
             status=0,
             message="no optimization",
             conv=1000,
-            evaluations=state["calls"],
+            evaluations=state.calls,
             start=theta0,
             optimizer=None,
             par=theta0,
         )
     opt = _optwrap(ctl, counted, theta0, lower, state)
     if restart_edge:
-        current = np.array(state["last"])
+        current = np.array(state.last)
         on_bound = np.flatnonzero(current == lower)
         if len(on_bound):
             d0 = counted(current)
@@ -124,23 +134,32 @@ def optimize_lmer(
                 opt.restarted = True
     opt.start = theta0
     if boundary_tol > 0:
-        _snap_to_boundary(opt, counted, lower, boundary_tol, current=np.array(state["last"]))
-    opt.fit_theta = np.array(state["last"]) if ctl.use_last_params else np.asarray(opt.theta)
-    opt.evaluations = state["calls"]
+        _snap_to_boundary(opt, counted, lower, boundary_tol, current=np.array(state.last))
+    opt.fit_theta = np.array(state.last) if ctl.use_last_params else np.asarray(opt.theta)
+    opt.evaluations = state.calls
     return opt
 
 
+@dataclass
+class _State:
+    """The devfun's call count and its last theta (lme4's rho$pp$theta)."""
+
+    calls: int
+    last: np.ndarray
+
+
 def _optwrap(
-    ctl: LmerControl, fn: Callable[[np.ndarray], float], par: np.ndarray, lower: np.ndarray, state: dict
+    ctl: LmerControl, fn: Callable[[np.ndarray], float], par: np.ndarray, lower: np.ndarray, state: _State
 ) -> OptResult:
     """lme4's `optwrap` (adj = FALSE): the optimizer, its convergence warning, derivatives, fn(par)."""
     assert ctl.optimizer is not None
     upper = np.full(len(par), np.inf)
     run = optimizers.OPTIMIZERS[ctl.optimizer](fn, par, lower, upper, ctl.optCtrl)
+    # lme4's optwrap appends its own "convergence code" warning to a variable in R's global environment
+    # (`curWarnings <<-` inside optwrap's body), so optinfo$warnings holds the optimizer's warnings only
     warns = list(run.warnings)
-    if run.conv != 0:
-        warns.append(f"convergence code {run.conv} from {ctl.optimizer}: {run.message}")
-    last_opt = np.array(state["last"])
+    conv_warning = f"convergence code {run.conv} from {ctl.optimizer}: {run.message}" if run.conv else None
+    last_opt = np.array(state.last)
     derivs = deriv12(fn, run.par) if ctl.calc_derivs else None
     if ctl.use_last_params:
         if ctl.calc_derivs:
@@ -156,6 +175,7 @@ def _optwrap(
         conv=run.conv,
         optimizer=ctl.optimizer,
         warnings=warns,
+        conv_warning=conv_warning,
         derivs=derivs,
         control=dict(run.control),
         par=np.array(run.par, dtype=float),
@@ -214,6 +234,7 @@ def optinfo(opt: OptResult, control: LmerControl, lower: np.ndarray, failures: i
         "start": [float(t) for t in np.asarray(opt.start)],
         "val": [float(t) for t in np.asarray(opt.theta)],
         "warnings": warns,
+        "conv_warning": opt.conv_warning,
         "derivs": opt.derivs,
         "lme4_messages": [] if conv is None else list(conv.messages),
         "lme4_code": [] if conv is None else list(conv.code),

@@ -75,6 +75,18 @@ class OptimizerError(VcheckError, RuntimeError):
     """An optimizer refused its input or stopped with an error, as lme4's would (message says which)."""
 
 
+def _num(ctrl: Mapping[str, Any], key: str, default: Any = None, kind: type = float) -> Any:
+    """optCtrl[key] as a number (kind), or default; a value that is no number is a clear error."""
+    value = ctrl.get(key, default)
+    if value is None:
+        return None
+    try:
+        out = kind(float(value)) if kind is int else float(value)
+    except (TypeError, ValueError):
+        raise OptimizerError(f"optCtrl {key} = {value!r} is not a number") from None
+    return out
+
+
 @dataclass
 class OptimizerRun:
     """One optimizer call as optwrap sees it: getConv(opt) is `conv`, getMsg(opt) is `message`."""
@@ -108,38 +120,42 @@ def nloptwrap(
             f"nloptwrap algorithm {name!r}: vcheck runs nlopt's derivative-free NLOPT_LN_* algorithms "
             "(lme4's deviance has no gradient function)"
         )
-    best = [math.inf, x0.copy()]
+    best_f, best_x = [math.inf], [x0.copy()]
 
     def objective(x: np.ndarray, grad: np.ndarray) -> float:
         f = float(fn(np.array(x, dtype=float)))
-        if f < best[0]:
-            best[0], best[1] = f, np.array(x, dtype=float)
+        if f < best_f[0]:
+            best_f[0], best_x[0] = f, np.array(x, dtype=float)
         return f
 
     opt = nlopt.opt(alg, n)
     opt.set_lower_bounds(np.asarray(lower, dtype=float))
     opt.set_upper_bounds(np.asarray(upper, dtype=float))
-    opt.set_xtol_abs(np.broadcast_to(np.asarray(opts["xtol_abs"], dtype=float), (n,)).copy())
-    opt.set_ftol_abs(float(opts["ftol_abs"]))
-    opt.set_xtol_rel(float(opts["xtol_rel"]))
-    opt.set_ftol_rel(float(opts["ftol_rel"]))
-    opt.set_stopval(float(opts["stopval"]))
-    opt.set_maxeval(int(opts["maxeval"]))
-    if float(opts["maxtime"]) > 0:
-        opt.set_maxtime(float(opts["maxtime"]))
+    try:
+        xtol_abs = np.broadcast_to(np.asarray(opts["xtol_abs"], dtype=float), (n,)).copy()
+    except (TypeError, ValueError):
+        raise OptimizerError(f"optCtrl xtol_abs = {opts['xtol_abs']!r}: a number or one per theta") from None
+    opt.set_xtol_abs(xtol_abs)
+    opt.set_ftol_abs(_num(opts, "ftol_abs"))
+    opt.set_xtol_rel(_num(opts, "xtol_rel"))
+    opt.set_ftol_rel(_num(opts, "ftol_rel"))
+    opt.set_stopval(_num(opts, "stopval"))
+    opt.set_maxeval(_num(opts, "maxeval", kind=int))
+    if _num(opts, "maxtime") > 0:
+        opt.set_maxtime(_num(opts, "maxtime"))
     opt.set_min_objective(objective)
     try:
         x = np.array(opt.optimize(x0), dtype=float)
         fval = float(opt.last_optimum_value())
         status = int(opt.last_optimize_result())
     except nlopt.RoundoffLimited:  # nloptr keeps the best point and reports -4
-        x, fval, status = best[1], float(best[0]), -4
+        x, fval, status = best_x[0], best_f[0], -4
     except nlopt.ForcedStop:
-        x, fval, status = best[1], float(best[0]), -5
+        x, fval, status = best_x[0], best_f[0], -5
     except RuntimeError as exc:
         if type(exc) is not RuntimeError:  # raised by the criterion itself: not nlopt's failure
             raise
-        x, fval, status = best[1], float(best[0]), -1
+        x, fval, status = best_x[0], best_f[0], -1
     conv = status if (status < 0 or status == 5) else 0
     return OptimizerRun(
         optimizer="nloptwrap",
@@ -169,17 +185,17 @@ def minqa_bobyqa(
         warns.append("unused control arguments ignored")
     if not np.all(np.isfinite(x0)):
         raise OptimizerError("bobyqa: all(is.finite(par)) is not TRUE")
-    npt = int(ctrl.get("npt", min(n + 2, 2 * n)))
+    npt = _num(ctrl, "npt", min(n + 2, 2 * n), kind=int)
     npt = max(n + 2, min(npt, (n + 1) * (n + 2) // 2))
     if npt > 2 * n + 1:
         warns.append("Setting npt > 2 * length(par) + 1 is not recommended.")
-    rhobeg = ctrl.get("rhobeg")
-    rhobeg = min(0.95, 0.2 * float(np.max(np.abs(x0)))) if rhobeg is None else float(rhobeg)
-    rhoend = ctrl.get("rhoend")
-    rhoend = 1e-6 * rhobeg if rhoend is None else float(rhoend)
+    rhobeg = _num(ctrl, "rhobeg")
+    rhobeg = min(0.95, 0.2 * float(np.max(np.abs(x0)))) if rhobeg is None else rhobeg
+    rhoend = _num(ctrl, "rhoend")
+    rhoend = 1e-6 * rhobeg if rhoend is None else rhoend
     if not (0 < rhoend <= rhobeg):
         raise OptimizerError("bobyqa: 0 < ctrl$rhoend && ctrl$rhoend <= ctrl$rhobeg is not TRUE")
-    maxfun = int(ctrl.get("maxfun", 10000))
+    maxfun = _num(ctrl, "maxfun", 10000, kind=int)
     if maxfun < 10 * n**2:
         warns.append("maxfun < 10 * length(par)^2 is not recommended.")
     checkobj = fn(x0.copy())  # minqa's check of the objective, before BOBYQA
@@ -248,7 +264,12 @@ def nelder_mead_run(
     """lme4's `Nelder_Mead` through optwrap (verbose = 0); NM.result 4 (out of evaluations) is conv 4."""
     if np.any(np.asarray(par) < np.asarray(lower)):
         raise OptimizerError("all(x0 >= lower) is not TRUE")
-    res = nelder_mead(fn, par, lower, upper, {**dict(ctrl), "verbose": 0})
+    numeric = {
+        k: _num(ctrl, k, kind=int if k == "maxfun" else float)
+        for k in ("maxfun", "FtolAbs", "FtolRel", "XtolRel", "MinfMax")
+        if k in ctrl
+    }
+    res = nelder_mead(fn, par, lower, upper, {**dict(ctrl), **numeric, "verbose": 0})
     return OptimizerRun(
         optimizer="Nelder_Mead",
         par=res.par,
