@@ -4,7 +4,8 @@
   imports under `if TYPE_CHECKING:` are left out (they never run).  `import a.b.c` and `from a.b import
   c` (c a module) are an edge to `a.b.c`; the packages above it are not counted (Python initialises
   them first, so a package cannot be in a cycle with its own modules that way).
-- No module of `vcheck/core` imports a vcheck module outside `vcheck.core`.
+- No module of `vcheck/core` imports a vcheck module outside `vcheck.core`; the reference imports only
+  the core, the audit only the core and the reference, but for the few outward imports in `OUTWARD`.
 - No module over 500 lines.
 - Every dependency pyproject.toml declares (run time, the `r` and `audit` extras) is imported by vcheck.
 
@@ -175,6 +176,38 @@ def test_the_core_imports_only_the_core() -> None:
         if not t.startswith("vcheck.core")
     }
     assert outside == set()
+
+
+#: the layers, inside out: a module may import its own layer and the ones before it
+LAYERS = ("vcheck.core", "vcheck.reference", "vcheck.auditing")
+#: the imports that go outward, each for a reason: the result types' summary() texts live in report/
+#: (so every text renderer is there), and the audit's own entry points load a target by its name as the
+#: command line does (a sweep's target travels between processes as that name)
+OUTWARD = {
+    ("vcheck.auditing.plan", "vcheck.report.text"),
+    ("vcheck.auditing.results", "vcheck.report.text"),
+    ("vcheck.auditing.worker", "vcheck.adapters"),
+    ("vcheck.auditing.__main__", "vcheck.adapters"),
+}
+
+
+def _layer(module: str) -> int:
+    for rank, prefix in enumerate(LAYERS):
+        if module == prefix or module.startswith(prefix + "."):
+            return rank
+    return len(LAYERS)  # report, adapters, cli, bench: the outside
+
+
+def test_imports_run_from_the_outside_in() -> None:
+    graph = import_graph(PACKAGE)
+    outward = {
+        (m, t)
+        for m, targets in graph.items()
+        if m != "vcheck"  # the package's lazy names reach every layer by design
+        for t in targets
+        if _layer(t) > _layer(m)
+    }
+    assert outward == OUTWARD
 
 
 def test_no_module_over_500_lines() -> None:

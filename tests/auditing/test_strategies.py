@@ -1,6 +1,5 @@
-"""vcheck.auditing.strategies and vcheck.auditing.cases: what the drawn cases cover, that lme4 would accept
-them, that they
-are reproducible one by one, and that hypothesis shrinks them toward small, simple cases."""
+"""vcheck.auditing.strategies, specs and cases: what the drawn cases cover, that lme4 would accept them,
+that they are reproducible one by one, and that hypothesis shrinks them toward small, simple cases."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""Audit sweeps at scale (`vcheck.auditing.sweep`): the same findings whatever runs them, a case that kills
-its
-worker or makes R fail costs only that case, and a sweep stopped part-way and resumed writes the same
-report as one that ran through.
+"""Audit sweeps at scale (`vcheck.auditing.sweep`): the same findings whatever runs them, a case that
+kills its worker or makes R fail costs only that case, and a sweep stopped part-way and resumed writes
+the same report as one that ran through.
 
 The plug-ins below are imported by name in the worker processes (this module is `test_sweep` on the
 path pytest gives the tests directory); environment variables name the cases on which they misbehave.

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vcheck.auditing.cases import Case
+from vcheck.auditing.kinds import Check, Kind
 
 
 @dataclass
@@ -23,10 +24,10 @@ class Finding:
 
     case: Case
     quantity: str
-    kind: str  # "construction", "optimization", "model" or "not available"
+    kind: Kind | str  # a Kind: "construction", "optimization", "model" or "not available"
     rel_diff: float | None
     explanation: str
-    check: str = ""  # "layout", "at its parameters", "at optimum", "model", "-"
+    check: Check | str = ""  # "layout", "at its parameters", "at optimum", "model", "-"
 
     def to_dict(self) -> dict[str, Any]:
         rel = self.rel_diff

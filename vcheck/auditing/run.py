@@ -42,11 +42,13 @@ import pandas as pd
 
 from vcheck.auditing.cases import Case
 from vcheck.auditing.comparison import Comparison, compare
+from vcheck.auditing.kinds import Kind
 from vcheck.auditing.large import V_rows, root_kind
 from vcheck.auditing.oracle import LmeOracle
 from vcheck.auditing.plugin import Impl, PluginError, bind_arguments, submission
 from vcheck.auditing.results import AuditResult, CaseResult, Finding, one_line
 from vcheck.core import tolerances
+from vcheck.core.errors import ArgumentError
 from vcheck.core.record import LmerFit
 from vcheck.core.threads import blas_threads
 
@@ -89,7 +91,7 @@ def call_impl(impl: Impl, case: Case, data: pd.DataFrame, name: str, result: Cas
         text = str(exc)
         if not text.startswith("model not expressible"):  # adapters already say it in their own words
             text = f"model not expressible in {name}" + (f": {text}" if text else "")
-        result.findings.append(Finding(case, "model", "model", None, text, check="model"))
+        result.findings.append(Finding(case, "model", Kind.MODEL, None, text, check="model"))
         result.seconds = time.perf_counter() - start
         return None
     except Exception as exc:
@@ -230,7 +232,7 @@ def audit(
     in this process's R, one case after the other.  The findings are the same.
     """
     if reference not in ("process", "inline"):
-        raise ValueError(f"reference must be 'process' or 'inline', not {reference!r}")
+        raise ArgumentError(f"reference must be 'process' or 'inline', not {reference!r}")
     label = name or _impl_name(impl)
     start, cpu = time.perf_counter(), time.process_time()
     servers: list[ReferenceServer] = []

@@ -22,6 +22,8 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import pandas as pd
 
+from vcheck.core.errors import ArgumentError
+
 T = TypeVar("T")
 
 #: model families, simplest first (hypothesis shrinks toward the first)
@@ -328,6 +330,6 @@ def _terms_for_simulation(
 def draw_spec(seed: int, index: int, families: Sequence[str] = FAMILIES) -> CaseSpec:
     """The spec of case `index` of `seed`: its own stream, independent of every other case."""
     if seed < 0 or index < 0:
-        raise ValueError("seed and index must be non-negative integers")
+        raise ArgumentError(f"seed and index must be non-negative integers, not seed={seed}, index={index}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
     return draw_spec_with(_NumpyDrawer(rng), families)

@@ -51,7 +51,9 @@ from vcheck.auditing.dask_executor import dask_results
 from vcheck.auditing.plan import INLINE_LME4_PROCESSES, SweepPlan, SweepResult
 from vcheck.auditing.processes import process_results
 from vcheck.auditing.results import AuditResult, CaseResult
+from vcheck.auditing.run import run_cases
 from vcheck.auditing.worker import canonical, prepare_process, resolve, run_case
+from vcheck.reference import server as reference_server
 
 Progress = Callable[[CaseResult], None]
 
@@ -139,9 +141,6 @@ def _inline_results(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """The cases one after the other in this process, lme4 in INLINE_LME4_PROCESSES processes of its own
     (`vcheck.reference.server`) working ahead of them; large models with lme4 in this process's R."""
-    from vcheck.auditing.run import run_cases
-    from vcheck.reference import server as reference_server
-
     t = time.perf_counter()
     prepare_process(target)
     opts = dict(options or {})

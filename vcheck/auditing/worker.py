@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from vcheck.auditing.cases import Case
 from vcheck.auditing.results import CaseResult, one_line
+from vcheck.auditing.run import audit_case
 
 if TYPE_CHECKING:
     from vcheck.auditing.plugin import Impl
@@ -37,8 +38,6 @@ def resolve(target: str) -> Impl:
 
 def run_case(target: str, case: Case, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Audit one case against lme4 in this process; its `CaseResult.to_dict()` (never raises)."""
-    from vcheck.auditing.run import audit_case
-
     opts = dict(options or {})
     try:
         impl = resolve(target)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vcheck.core.errors import DataError, RNotAvailableError
+from vcheck.core.errors import ArgumentError, DataError, RNotAvailableError
 from vcheck.core.record import Design, LmerFit
 from vcheck.reference.call_args import call_args
 from vcheck.reference.records import _floats, _one_str, design_from_dict, fit_from_dict
@@ -352,7 +352,7 @@ def _r_extras(extras: bool | str) -> Any:
         return _r_str("modes")
     if isinstance(extras, bool):
         return _r_bool(extras)
-    raise ValueError(f"extras must be True, False or 'modes', not {extras!r}")
+    raise ArgumentError(f"extras must be True, False or 'modes', not {extras!r}")
 
 
 def _r_bool(x: bool) -> Any:
