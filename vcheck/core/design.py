@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from vcheck.core import arguments
+from vcheck.core import arguments, xchecks
 from vcheck.core.contrasts import check_contrasts
 from vcheck.core.control import Control, apply_check, parse_control
-from vcheck.core.errors import DataError, FormulaError
+from vcheck.core.errors import DataError, FormulaError, Unsupported
 from vcheck.core.factors import Factor, interaction
 from vcheck.core.model_frame import Logical, ModelFrame, Value, model_frame
 from vcheck.core.model_matrix import drop_rank_deficient, model_matrix, scale_problem
@@ -275,19 +275,14 @@ def lFormula(
 
     X, X_names = model_matrix(fixed_terms, frame.values, n, contr)
     messages: list[str] = []
-    X, X_names, dropped = drop_rank_deficient(X, X_names, tol=1e-7)
-    if dropped:
-        k = len(dropped)
-        msg = (
-            f"fixed-effect model matrix is rank deficient so dropping {k} column{'s' if k > 1 else ''} / "
-            f"coefficient{'s' if k > 1 else ''}: {', '.join(dropped)}"
-        )
-        messages.append(msg)
-        warnings.warn(msg, RankDeficiencyWarning, stacklevel=2)
-    scale_msg = scale_problem(X, X_names)
-    if scale_msg:
-        messages.append(scale_msg)
-        warnings.warn(scale_msg, ScaleWarning, stacklevel=2)
+    X, X_names, dropped = _rank_check(X, X_names, ctrl.check_rankX, messages)
+    _scale_check(X, X_names, ctrl.check_scaleX, messages)
+    for msg in (
+        xchecks.check_rankZ(Zt, n, ctrl.check_nobs_vs_rankZ),
+        xchecks.check_nlev_gtreq_5({k: f.nlevels for k, f in flist.items()}, ctrl.check_nlev_gtreq_5),
+    ):
+        if msg:
+            messages.append(msg)
 
     terms_out = []
     theta_start = 0
@@ -328,6 +323,47 @@ def _offset(frame: ModelFrame) -> np.ndarray | None:
     parts = [np.asarray(v, dtype=float) for v in (frame.values.get(OFFSET), frame.offset) if v is not None]
     total = np.sum(parts, axis=0) if parts else None
     return None if total is None or np.all(total == 0.0) else total
+
+
+def _rank_check(
+    X: np.ndarray, names: list[str], kind: str, messages: list[str]
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """lme4's check.rankX: the default drops rank-deficient columns with a message naming them; other
+    kinds (silent/warn drop, stop.deficient, ignore) as `vcheck.core.xchecks.check_rankX`."""
+    if kind == "ignore" and X.shape[1] and xchecks.qr_rank(X, xchecks.RANK_TOL)[0] < X.shape[1]:
+        raise DataError(
+            "check.rankX = 'ignore' keeps a rank-deficient X, on which lme4's PLS stops ('Downdated VtV "
+            "is not positive definite'): no fit exists to compare"
+        )
+    if kind != "message+drop.cols":
+        X, names, dropped, msg = xchecks.check_rankX(X, names, kind)
+        if msg:
+            messages.append(msg)
+        return X, names, dropped
+    X, names, dropped = drop_rank_deficient(X, names, tol=1e-7)
+    if dropped:
+        k = len(dropped)
+        msg = (
+            f"fixed-effect model matrix is rank deficient so dropping {k} column{'s' if k > 1 else ''} / "
+            f"coefficient{'s' if k > 1 else ''}: {', '.join(dropped)}"
+        )
+        messages.append(msg)
+        warnings.warn(msg, RankDeficiencyWarning, stacklevel=3)
+    return X, names, dropped
+
+
+def _scale_check(X: np.ndarray, names: list[str], kind: str, messages: list[str]) -> None:
+    """lme4's check.scaleX: "warning" (default), "stop", "ignore"; the rescaling kinds change X and
+    beta's scale, which vcheck does not reproduce (Unsupported)."""
+    if kind in ("warning", "stop", "ignore"):
+        msg = scale_problem(X, names) if kind != "ignore" else None
+        if msg and kind == "stop":
+            raise DataError(msg)
+        if msg:
+            messages.append(msg)
+            warnings.warn(msg, ScaleWarning, stacklevel=3)
+        return
+    raise Unsupported(f"control check.scaleX = {kind!r}: vcheck does not reproduce lme4's rescaling of X")
 
 
 def _frame_variables(parsed: ParsedFormula, fixed: Terms, lhs: list[Terms]) -> list[Node]:
