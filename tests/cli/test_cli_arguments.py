@@ -72,3 +72,12 @@ def test_bad_argument_is_one_error_line(csv: Path) -> None:
     assert_clean_error(vcheck("fit", FORMULA, "--data", str(csv), "--weights", "nope"), "weights", "nope")
     assert_clean_error(vcheck("fit", FORMULA, "--data", str(csv), "--subset", "Days > 0 && TRUE"), "&&")
     assert_clean_error(vcheck("fit", FORMULA, "--data", str(csv), "--control", "nope=1"), "nope")
+
+
+@pytest.mark.r
+def test_compare_with_arguments_agrees(csv: Path) -> None:
+    flags = ["--weights", "w", "--offset", "o", "--subset", "Days > 0", "--na-action", "na.exclude"]
+    proc = vcheck("compare", FORMULA, "--data", str(csv), *flags, "--control", "optimizer=bobyqa")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "arguments: weights='w', offset='o', subset='Days > 0', na_action='na.exclude'" in proc.stdout
+    assert "all " in proc.stdout and "checks agree" in proc.stdout

@@ -48,6 +48,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     result = compare(mine, ref)
     out = sys.stdout
     out.write(f"vcheck vs lme4: {args.formula}  ({'REML' if REML else 'ML'}, n = {ref.n})\n")
+    if kwargs:
+        out.write(f"arguments: {', '.join(f'{k}={v!r}' for k, v in kwargs.items())}\n")
     out.write(f"{versions_line(ref)}\n\n")
     estimates = [
         [e.name, value_text(e.mine), value_text(e.ref), diff_text(e)] for e in estimate_rows(mine, ref)
