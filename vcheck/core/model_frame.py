@@ -204,9 +204,12 @@ class Evaluator:
         if fn == "scale" and len(args) == 1:
             x = self.numeric(args[0])
             ok = ~np.isnan(x)
-            centred = x - x[ok].mean()
-            sd = np.sqrt(np.sum(centred[ok] ** 2) / max(1, ok.sum() - 1))
-            return centred / sd
+            # R's scale(): colMeans and sum() accumulate left to right in long double
+            m = int(ok.sum())
+            centred = x - float(np.cumsum(x[ok], dtype=np.longdouble)[-1] / m) if m else x
+            squares = centred[ok] * centred[ok]
+            ss = float(np.cumsum(squares, dtype=np.longdouble)[-1]) if m else np.nan
+            return centred / math.sqrt(ss / max(1, m - 1))
         if fn in _ARITH and len(args) == 2:
             with np.errstate(all="ignore"):
                 return _ARITH[fn](self.numeric(args[0]), self.numeric(args[1]))
