@@ -276,3 +276,16 @@ def test_r_arithmetic_to_the_last_bit() -> None:
     assert np.isnan(roots[2])
     np.testing.assert_array_equal(r_pow(x, np.full(5, 2.0)), x * x)
     np.testing.assert_array_equal(r_pow(np.array([1.0, np.nan]), np.array([np.nan, 0.0])), [1.0, 1.0])
+
+
+@pytest.mark.r
+def test_arithmetic_in_x_is_lme4s_to_the_last_bit(frame: pd.DataFrame) -> None:
+    from vcheck import reference
+
+    formula = "y ~ scale(x) + exp(x/3) + log(x) + I(x^3) + I(x^2) + sin(x) + poly(x, 3) + (1|g)"
+    ours = quiet(formula, frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = reference.lFormula(formula, frame)
+    assert ours.X_names == list(theirs.X_names)
+    np.testing.assert_array_equal(ours.X, theirs.X)
