@@ -260,3 +260,32 @@ def test_x_matches_lme4(frame: pd.DataFrame, formula: str) -> None:
     assert ours.X_names == list(theirs.X_names)
     np.testing.assert_allclose(ours.X, theirs.X, rtol=0, atol=1e-12)
     assert [t.cnms for t in ours.terms] == [t.cnms for t in theirs.terms]
+
+
+def test_r_arithmetic_to_the_last_bit() -> None:
+    from vcheck.core.rmath import r_pow
+
+    # R 4.2.2: sprintf("%.17g", c(0.3, 1.7, -2.2, 5, 3.1)^3), and ^0.5
+    x = np.array([0.3, 1.7, -2.2, 5, 3.1])
+    cubes = [0.026999999999999996, 4.9129999999999994, -10.648000000000003, 125, 29.791000000000004]
+    np.testing.assert_array_equal(r_pow(x, np.full(5, 3.0)), cubes)
+    roots = r_pow(x, np.full(5, 0.5))
+    np.testing.assert_array_equal(
+        roots[[0, 1, 3, 4]], [0.54772255750516607, 1.3038404810405297, 2.2360679774997898, 1.7606816861659009]
+    )
+    assert np.isnan(roots[2])
+    np.testing.assert_array_equal(r_pow(x, np.full(5, 2.0)), x * x)
+    np.testing.assert_array_equal(r_pow(np.array([1.0, np.nan]), np.array([np.nan, 0.0])), [1.0, 1.0])
+
+
+@pytest.mark.r
+def test_arithmetic_in_x_is_lme4s_to_the_last_bit(frame: pd.DataFrame) -> None:
+    from vcheck import reference
+
+    formula = "y ~ scale(x) + exp(x/3) + log(x) + I(x^3) + I(x^2) + sin(x) + poly(x, 3) + (1|g)"
+    ours = quiet(formula, frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = reference.lFormula(formula, frame)
+    assert ours.X_names == list(theirs.X_names)
+    np.testing.assert_array_equal(ours.X, theirs.X)

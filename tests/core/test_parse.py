@@ -263,3 +263,11 @@ def test_unsupported_constants_and_prefixes_say_so() -> None:
         parse_formula("y ~ x + NA + (1|g)")
     with pytest.raises(FormulaError, match="'splines::ns' is not called"):
         parse("y ~ splines::ns")
+
+
+def test_string_escapes_as_r_reads_and_deparses_them() -> None:
+    # R 4.2.2: deparse(quote(dummy(Sex, "Fe\"male"))), deparse(quote(f('it\'s'))), deparse(quote(f("a\\b")))
+    assert deparse(parse('dummy(Sex, "Fe\\"male")')) == 'dummy(Sex, "Fe\\"male")'
+    assert deparse(parse("f('it\\'s')")) == 'f("it\'s")'
+    assert deparse(parse('f("a\\\\b")')) == 'f("a\\\\b")'
+    assert deparse(parse('f("a\\nb")')) == 'f("a\\nb")'

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from vcheck.core.linpack import dqrdc2, qr_qy
+from vcheck.core.rmath import r_pow
 
 
 def contr_poly(k: int) -> tuple[np.ndarray, list[str]]:
@@ -26,7 +27,7 @@ def contr_poly(k: int) -> tuple[np.ndarray, list[str]]:
     for j in range(1, k):
         # R's outer(y, 0:(k-1), "^"): y * y for the square, the C library's pow() otherwise (numpy's
         # vectorised power can differ from it in the last bit)
-        vander[:, j] = y * y if j == 2 else [math.pow(v, j) for v in y.tolist()]
+        vander[:, j] = r_pow(y, np.full(k, float(j)))
     qr, qraux, rank, _ = dqrdc2(vander, 1e-7, sequential=True)
     raw = qr_qy(qr, qraux, rank, np.diag(np.diag(qr)), sequential=True)
     # R's sum(): squares in double, accumulated in long double

@@ -24,6 +24,7 @@ from vcheck.core.errors import DataError, FormulaError
 from vcheck.core.factors import Factor, as_factor
 from vcheck.core.frame_calls import evaluate_call, strip_package
 from vcheck.core.rexpr import Call, Node, Num, Str, Sym, deparse, symbols
+from vcheck.core.rmath import libm, r_pow
 
 Value = np.ndarray | Factor | Basis
 
@@ -33,38 +34,21 @@ BASE_CONSTANTS = {"T": True, "F": False, "pi": float(np.pi)}
 _LOGICAL_LEVELS = ("FALSE", "TRUE")
 
 
-def _libm(
-    scalar: Callable[[float], float], vector: Callable[[np.ndarray], np.ndarray]
-) -> Callable[..., np.ndarray]:
-    """R calls the C library's exp/log/sin...; numpy's vectorised versions can differ in the last bit.
-    Finite values go through Python's math (the same C library), the rest (NaN, Inf, out of the domain)
-    through numpy, which gives R's NaN / Inf there."""
-
-    def apply(x: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            out = np.array(vector(x), dtype=float)
-        ok = np.isfinite(x) & np.isfinite(out)
-        out[ok] = [scalar(v) for v in np.asarray(x)[ok].tolist()]
-        return out
-
-    return apply
-
-
-_log = _libm(math.log, np.log)
-_log2 = _libm(math.log2, np.log2)
-_log10 = _libm(math.log10, np.log10)
+_log = libm(math.log, np.log)
+_log2 = libm(math.log2, np.log2)
+_log10 = libm(math.log10, np.log10)
 
 _UNARY_FUNCS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "log2": _log2,
     "log10": _log10,
-    "log1p": _libm(math.log1p, np.log1p),
-    "exp": _libm(math.exp, np.exp),
-    "expm1": _libm(math.expm1, np.expm1),
+    "log1p": libm(math.log1p, np.log1p),
+    "exp": libm(math.exp, np.exp),
+    "expm1": libm(math.expm1, np.expm1),
     "sqrt": np.sqrt,  # correctly rounded in both
     "abs": np.abs,
-    "sin": _libm(math.sin, np.sin),
-    "cos": _libm(math.cos, np.cos),
-    "tan": _libm(math.tan, np.tan),
+    "sin": libm(math.sin, np.sin),
+    "cos": libm(math.cos, np.cos),
+    "tan": libm(math.tan, np.tan),
     "floor": np.floor,
     "ceiling": np.ceil,
     "as.numeric": lambda x: x,
@@ -75,22 +59,10 @@ _ARITH: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "-": np.subtract,
     "*": np.multiply,
     "/": np.divide,
-    "^": lambda a, b: _r_pow(a, b),
+    "^": r_pow,
     "%%": np.mod,
     "%/%": np.floor_divide,
 }
-
-
-def _r_pow(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """R's `x ^ y` (arithmetic.c R_POW / R_pow): x * x when y == 2, 1 when x == 1 or y == 0, else pow()."""
-    x, y = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
-    with np.errstate(all="ignore"):
-        out = np.array(np.power(x, y), dtype=float)  # NaN / Inf cases as R gives them
-    ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(out)
-    out[ok] = [math.pow(a, b) for a, b in zip(x[ok].tolist(), y[ok].tolist(), strict=True)]
-    square = y == 2.0
-    out[square] = x[square] * x[square]
-    return np.where((x == 1.0) | (y == 0.0), 1.0, out)
 
 
 _COMPARE: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
@@ -232,9 +204,12 @@ class Evaluator:
         if fn == "scale" and len(args) == 1:
             x = self.numeric(args[0])
             ok = ~np.isnan(x)
-            centred = x - x[ok].mean()
-            sd = np.sqrt(np.sum(centred[ok] ** 2) / max(1, ok.sum() - 1))
-            return centred / sd
+            # R's scale(): colMeans and sum() accumulate left to right in long double
+            m = int(ok.sum())
+            centred = x - float(np.cumsum(x[ok], dtype=np.longdouble)[-1] / m) if m else x
+            squares = centred[ok] * centred[ok]
+            ss = float(np.cumsum(squares, dtype=np.longdouble)[-1]) if m else np.nan
+            return centred / math.sqrt(ss / max(1, m - 1))
         if fn in _ARITH and len(args) == 2:
             with np.errstate(all="ignore"):
                 return _ARITH[fn](self.numeric(args[0]), self.numeric(args[1]))

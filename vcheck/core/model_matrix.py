@@ -3,7 +3,9 @@
 Columns, for each term in R's order: a numeric variable is one column named by its expression
 (`Days`, `I(age^2)`, `log(x)`); a factor coded by contrasts gives `contr.treatment` columns named
 variable + level (`cltypesmall class`) or, when ordered, `contr.poly` columns `.L .Q .C ^4 ...`; a factor
-coded by dummies gives one column per level.  In an interaction the first variable varies fastest and names
+coded by dummies gives one column per level; a matrix variable (poly, ns, bs, dummy: `core.basis`) gives
+its columns, named expression + column name (`poly(x, 2)1`), or the expression alone when it has one
+column (`dummy(Sex, "Female")`).  In an interaction the first variable varies fastest and names
 join with ":".  Without an intercept, the first factor of the first term that has one is coded by dummies
 (R's model.c).  (formulaic names and codes differently, e.g. `g[T.b]`, so this follows R directly.)
 

@@ -173,6 +173,8 @@ def _control(value: Any) -> Any:
     """A recorded lmerControl object -> the mapping of what differs from lmerControl()'s defaults, with
     R's key names (`optimizer`, `optCtrl`, `restart_edge`, `check.nobs.vs.nlev`, ...); a check.conv.*
     entry gives its action.  Anything else (a list(), a function) is returned as recorded."""
+    if value == [] or value is None:  # control = list(): lmerControl()'s defaults
+        return {}
     if not isinstance(value, dict) or "checkControl" not in value:
         return value
     flat: dict[str, Any] = {
@@ -194,6 +196,8 @@ def _floats(value: Any) -> list[float]:
 
 
 def _contrasts(value: Any, expr: str) -> Any:
+    if value is None or value == []:  # contrasts = NULL (lmer's default)
+        return None
     if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
         return dict(value)
     return {"expr": expr, "value": value}
