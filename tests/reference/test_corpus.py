@@ -86,22 +86,16 @@ ARGS_NOT_KEYWORDS = {
 #: lme4 fits these, vcheck refuses them: name -> what vcheck's message says
 ARGS_VCHECK_REFUSES = {
     "lmerControl_L42_e7d06f": "couldn't find optimizer function 'optimwrap'",
-    "nloptwrap_L26_4145ec": "couldn't find optimizer function 'nlminbwrap'",
+    "nloptwrap_L26_4145ec": "optimizer 'nlminbwrap'",
     "test-lmer_L271_9b0d8b": "couldn't find optimizer function {'deparsed'",  # a user's optimizer function
     "testOptControl_L6_0497f9": "couldn't find optimizer function 'NMcopy'",
 }
 
-#: lme4 refuses these, vcheck fits them (lmerControl's check.rankX = "stop" / "ignore" are not acted on)
-ARGS_LME4_REFUSES_VCHECK_FITS = {
-    "test-rank_L20_9bc525": "the fixed-effects model matrix is column rank deficient",
-    "test-rank_L23_fbf9f2": "Downdated VtV is not positive definite",
-    "test-rank_L34_0e8cd8": "the fixed-effects model matrix is column rank deficient",
-}
+#: lme4 refuses these, vcheck fits them (none since lFormula acts on check.rankX = "stop" / "ignore")
+ARGS_LME4_REFUSES_VCHECK_FITS: dict[str, str] = {}
 
 #: both fit, to different optima: name -> what happens
 ARGS_OPTIMA_DIFFER = {
-    # Nelder_Mead with use.last.params = TRUE and restart_edge = FALSE: vcheck's criterion is 1.64 higher
-    "boundary_L5_a8bf71": "vcheck's optimum is worse (Nelder_Mead, use.last.params)",
     # one observation per level of obs: the obs variance and the residual variance are not identified
     # (a flat ridge): the criteria agree to 3e-12, theta does not
     "test-lmer_L149_f83fe9": "not identified",
