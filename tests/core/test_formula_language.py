@@ -342,3 +342,16 @@ def test_poly_recurrence_drifts_as_rs_does() -> None:
     basis = poly(x, 4)
     drift = np.abs(poly(x, 4, coefs=basis.coefs).values - basis.values).max()
     assert drift == pytest.approx(1.209395, abs=5e-7)
+
+
+def test_true_as_a_term_is_the_intercept_in_the_fit() -> None:
+    # R 4.2.2 / lme4 1.1-31: REMLcrit(lmer(Reaction ~ Days + TRUE + (1|Subject), sleepstudy)) is 1786.465,
+    # the same model as without TRUE (vcheck once read TRUE as a column: a 6% criterion difference)
+    from vcheck.reference import examples
+
+    data = examples.load("sleepstudy").data
+    with_true = vcheck.lmer("Reaction ~ Days + TRUE + (1|Subject)", data)
+    without = vcheck.lmer("Reaction ~ Days + (1|Subject)", data)
+    assert with_true.criterion == pytest.approx(1786.465, abs=5e-4)
+    assert with_true.criterion == without.criterion
+    assert list(with_true.X_names) == ["(Intercept)", "Days"]
