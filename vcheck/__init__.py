@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from vcheck.core.errors import DataError, FormulaError, RError, RNotAvailableError, VcheckError
+from vcheck.core.errors import DataError, FormulaError, RError, RNotAvailableError, Unsupported, VcheckError
 from vcheck.core.record import Design, LmerFit, RandomTerm
 
 #: pyproject.toml's version, read from the package metadata once installed (vcheck._version)
@@ -35,6 +35,7 @@ __all__ = [
     "RError",
     "RNotAvailableError",
     "RandomTerm",
+    "Unsupported",
     "VcheckError",
     "__version__",
     *sorted(_LAZY),

@@ -45,7 +45,7 @@ from vcheck.auditing.comparison import Comparison, compare
 from vcheck.auditing.kinds import Kind
 from vcheck.auditing.large import V_rows, root_kind
 from vcheck.auditing.oracle import LmeOracle
-from vcheck.auditing.plugin import Impl, PluginError, submission
+from vcheck.auditing.plugin import Impl, PluginError, bind_arguments, submission
 from vcheck.auditing.results import AuditResult, CaseResult, Finding, one_line
 from vcheck.core import tolerances
 from vcheck.core.errors import ArgumentError
@@ -85,7 +85,7 @@ def call_impl(impl: Impl, case: Case, data: pd.DataFrame, name: str, result: Cas
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # rank drops, convergence notes: the comparison judges the fit
-            output = impl(case.formula, data.copy(), case.REML)
+            output = bind_arguments(impl, case.args, name)(case.formula, data.copy(), case.REML)
     except NotImplementedError as exc:
         result.impl_seconds = time.perf_counter() - t
         text = str(exc)

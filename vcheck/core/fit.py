@@ -24,6 +24,7 @@ from vcheck.core import optimize
 from vcheck.core.blocks import Factor
 from vcheck.core.control import LmerControl, parse_control, start_vector
 from vcheck.core.deviance import Devfun, criterion, sigma
+from vcheck.core.errors import DataError
 from vcheck.core.record import Design, LmerFit
 from vcheck.core.theta import relative_factor
 from vcheck.core.threads import single_threaded
@@ -32,16 +33,44 @@ from vcheck.core.threads import single_threaded
 SINGULAR_MESSAGE = "boundary (singular) fit: see help('isSingular')"
 
 
-def lmer(formula: str, data: pd.DataFrame, REML: bool = True, *, condVar: bool = True) -> LmerFit:
-    """Fit a linear mixed model as `lme4::lmer(formula, data, REML)` (lme4 1.1-31 defaults).
+def lmer(
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    start: object = None,
+    control: Mapping[str, Any] | LmerControl | None = None,
+    condVar: bool = True,
+) -> LmerFit:
+    """Fit a linear mixed model as `lme4::lmer(formula, data, REML, weights=, offset=, subset=,
+    na.action=, contrasts=, start=, control=)` (lme4 1.1-31).
 
-    Returns an `LmerFit` with source "vcheck".  `condVar=False` skips the conditional variances, which
-    for crossed designs cost more than the fit itself (lme4's `lmer` does not compute them either).
+    weights/offset: a column name or an array of len(data); subset: a boolean array or an R expression
+    (`vcheck.core.subset`); na_action: "na.omit", "na.exclude" or "na.fail"; contrasts: {factor:
+    "contr.sum", ...}; start: theta or {"theta": theta}; control: an lmerControl-like mapping
+    (`vcheck.core.control`).  Returns an `LmerFit` with source "vcheck".  `condVar=False` skips the
+    conditional variances, which for crossed designs cost more than the fit itself.
     """
     from vcheck.core.design import lFormula
 
-    design = lFormula(formula, data)
-    return fit_design(design, REML=REML, condVar=condVar)
+    ctrl = parse_control(control)
+    design = lFormula(
+        formula,
+        data,
+        REML,
+        weights=weights,
+        offset=offset,
+        subset=subset,
+        na_action=na_action,
+        contrasts=contrasts,
+        control=ctrl,
+    )
+    return fit_design(design, REML=REML, condVar=condVar, start=start, control=ctrl)
 
 
 @single_threaded
@@ -60,6 +89,11 @@ def fit_design(
     ctrl = parse_control(control)
     fn = Devfun(design, REML=REML)
     theta0 = start_theta(design) if start is None else start_vector(start, design.lower)
+    if np.any(theta0 < design.lower):
+        raise DataError(
+            f"start theta {list(theta0)} is below the lower bounds {list(design.lower)} "
+            "(lme4 refuses it too: at least one element in x0 < lb)"
+        )
     opt = optimize.optimize_lmer(fn, theta0, design.lower, ctrl)
     fit = fit_at(fn, opt.fit_theta if opt.fit_theta is not None else opt.theta, condVar=condVar)
     fit.optinfo.update(optimize.optinfo(opt, ctrl, design.lower, failures=len(fn.failures)))
@@ -75,12 +109,15 @@ def fit_at(fn: Devfun, theta: np.ndarray, *, condVar: bool = True) -> LmerFit:
     theta = np.asarray(theta, dtype=float)
     f = fn.pls.factor(theta)
     n, p = design.n, design.p
-    crit = criterion(f, n, p, REML)
+    crit = criterion(f, n, p, REML, fn.ldW)
     s = sigma(f, n, p, REML)
     assert f.beta is not None and f.RX is not None
     Lambdat = design.Lambdat_at(theta)
     u = fn.pls.modes(f)
     b = Lambdat.T @ u
+    mu = design.X @ f.beta + design.Zt.T @ b
+    if design.offset is not None:
+        mu = mu + design.offset
     RXinv = np.linalg.inv(f.RX)
     vcov = s**2 * (RXinv @ RXinv.T)
     names = list(design.X_names)
@@ -113,6 +150,11 @@ def fit_at(fn: Devfun, theta: np.ndarray, *, condVar: bool = True) -> LmerFit:
         versions={"vcheck": vcheck.__version__},
         n_na_dropped=design.n_na_dropped,
         row_index=design.row_index,
+        weights=design.weights,
+        offset=design.offset,
+        mu=np.asarray(mu, dtype=float),
+        na_action=design.na_action,
+        frame_index=design.frame_index,
         extra={
             "pwrss": f.pwrss,
             "ldL2": f.ldL2,

@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from vcheck.core.errors import ArgumentError, DataError, RNotAvailableError
-from vcheck.core.record import Design, LmerFit, RandomTerm
+from vcheck.core.record import Design, LmerFit
+from vcheck.reference.call_args import call_args
+from vcheck.reference.records import _floats, _one_str, design_from_dict, fit_from_dict
 
 __all__ = [
     "design_from_dict",
@@ -51,30 +52,86 @@ __all__ = [
 # ---- live lme4 ---------------------------------------------------------------------------------------
 
 
-def lmer(formula: str, data: pd.DataFrame, REML: bool = True, *, extras: bool | str = True) -> LmerFit:
-    """Fit `lme4::lmer(formula, data, REML)` in the embedded R and return every quantity of the fit.
+def lmer(
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    start: object = None,
+    control: Mapping[str, Any] | None = None,
+    extras: bool | str = True,
+) -> LmerFit:
+    """Fit `lme4::lmer(formula, data, REML, ...)` in the embedded R and return every quantity of the fit.
+
+    weights, offset, subset, na_action, contrasts, start and control are passed to lme4 as R code
+    passes them (`vcheck.reference.call_args`); they take what `vcheck.lmer` takes.
 
     Rows with NA in a variable of the formula are dropped by lme4 (na.omit); `n_na_dropped` counts them
     and `row_index` holds the labels of the rows kept.  `extras=False` skips vcov(beta), the conditional
     modes and their variances (ranef/condVar), which cost more than the rest of the record;
     `extras="modes"` gives the conditional modes alone (ranef, no condVar or vcov).
     """
-    return fit_from_dict(
-        lmer_value(formula, data, REML, extras=extras), source="lme4", formula=formula, index=data.index
+    value = lmer_value(
+        formula,
+        data,
+        REML,
+        weights=weights,
+        offset=offset,
+        subset=subset,
+        na_action=na_action,
+        contrasts=contrasts,
+        start=start,
+        control=control,
+        extras=extras,
     )
+    fit = fit_from_dict(value, source="lme4", formula=formula, index=data.index)
+    fit.na_action = na_action  # R records it only when it dropped rows; lme4 was called with it
+    return fit
 
 
 def lmer_value(
-    formula: str, data: pd.DataFrame, REML: bool = True, *, extras: bool | str = True
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    start: object = None,
+    control: Mapping[str, Any] | None = None,
+    extras: bool | str = True,
 ) -> dict[str, Any]:
     """`lmer`'s answer before it becomes a record: bridge.R's list of plain values (numpy arrays, lists,
     strings), which `fit_from_dict(value, source="lme4", formula=formula, index=data.index)` turns into
     the `LmerFit`.  lme4's process (`vcheck.reference.server`) sends this, the cheaper half, across."""
     from vcheck.reference import rbridge
 
-    frame = _r_frame(formula, data)
+    ca = call_args(
+        data,
+        weights=weights,
+        offset=offset,
+        subset=subset,
+        na_action=na_action,
+        contrasts=contrasts,
+        start=start,
+        control=control,
+    )
+    frame = _r_frame(formula, ca.data, ca.columns)
     value: dict[str, Any] = rbridge.session().call(
-        "vcheck_lmer", _r_str(formula), frame, _r_bool(REML), _r_extras(extras), _r_bool(False)
+        "vcheck_lmer",
+        _r_str(formula),
+        frame,
+        _r_bool(REML),
+        _r_extras(extras),
+        _r_bool(False),
+        _r_str(ca.json),
     )
     value["versions"] = _session_versions()
     return value
@@ -86,6 +143,13 @@ def fit_at_theta(
     theta: np.ndarray | Sequence[float],
     REML: bool = True,
     *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    start: object = None,
+    control: Mapping[str, Any] | None = None,
     extras: bool | str = True,
 ) -> LmerFit:
     """lme4's fit record at a FIXED theta, without optimizing.
@@ -97,7 +161,17 @@ def fit_at_theta(
     from vcheck.reference import rbridge
 
     s = rbridge.session()
-    frame = _r_frame(formula, data)
+    ca = call_args(
+        data,
+        weights=weights,
+        offset=offset,
+        subset=subset,
+        na_action=na_action,
+        contrasts=contrasts,
+        start=start,
+        control=control,
+    )
+    frame = _r_frame(formula, ca.data, ca.columns)
     theta_r = s.ri.FloatSexpVector(np.ascontiguousarray(np.asarray(theta, dtype=np.float64).ravel()))
     value = s.call(
         "vcheck_fit_at_theta",
@@ -107,24 +181,62 @@ def fit_at_theta(
         _r_bool(REML),
         _r_extras(extras),
         _r_bool(False),
+        _r_str(ca.json),
     )
     value["versions"] = _session_versions()
     fit = fit_from_dict(value, source="lme4", formula=formula, index=data.index)
+    fit.na_action = na_action
     fit.extra["at_fixed_theta"] = True
     return fit
 
 
-def lFormula(formula: str, data: pd.DataFrame, REML: bool = True) -> Design:
+def lFormula(
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    start: object = None,
+    control: Mapping[str, Any] | None = None,
+) -> Design:
     """lme4's `lFormula(formula, data)`: X, y, Zt, Lambdat at the starting theta, Lind, theta0, lower,
     the terms (cnms and levels) and flist, in lme4's layout."""
     from vcheck.reference import rbridge
 
-    frame = _r_frame(formula, data)
-    value = rbridge.session().call("vcheck_lformula", _r_str(formula), frame, _r_bool(REML))
-    return design_from_dict(value, formula=formula, index=data.index)
+    ca = call_args(
+        data,
+        weights=weights,
+        offset=offset,
+        subset=subset,
+        na_action=na_action,
+        contrasts=contrasts,
+        start=start,
+        control=control,
+    )
+    frame = _r_frame(formula, ca.data, ca.columns)
+    value = rbridge.session().call("vcheck_lformula", _r_str(formula), frame, _r_bool(REML), _r_str(ca.json))
+    design = design_from_dict(value, formula=formula, index=data.index)
+    design.na_action = na_action
+    return design
 
 
-def start_theta(formula: str, data: pd.DataFrame, REML: bool = True) -> np.ndarray:
+def start_theta(
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    start: object = None,
+    control: Mapping[str, Any] | None = None,
+) -> np.ndarray:
     """Where lmer's optimizer starts: mkLmerDevfun's theta.
 
     lFormula's theta (1 on diagonals, 0 off them) unless every term is a scalar intercept on its own
@@ -132,12 +244,34 @@ def start_theta(formula: str, data: pd.DataFrame, REML: bool = True) -> np.ndarr
     """
     from vcheck.reference import rbridge
 
-    frame = _r_frame(formula, data)
-    value = rbridge.session().call("vcheck_lformula", _r_str(formula), frame, _r_bool(REML))
+    ca = call_args(
+        data,
+        weights=weights,
+        offset=offset,
+        subset=subset,
+        na_action=na_action,
+        contrasts=contrasts,
+        start=start,
+        control=control,
+    )
+    frame = _r_frame(formula, ca.data, ca.columns)
+    value = rbridge.session().call("vcheck_lformula", _r_str(formula), frame, _r_bool(REML), _r_str(ca.json))
     return _floats(value["theta_start"])
 
 
-def devfun(formula: str, data: pd.DataFrame, REML: bool = True) -> Callable[[np.ndarray], float]:
+def devfun(
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    start: object = None,
+    control: Mapping[str, Any] | None = None,
+) -> Callable[[np.ndarray], float]:
     """lme4's profiled criterion as a function of theta: `mkLmerDevfun(lFormula(formula, data))`.
 
     d(theta) = ldL2 + ldRX2 + (n - p)(1 + log(2 pi pwrss / (n - p)))   (REML)
@@ -147,8 +281,18 @@ def devfun(formula: str, data: pd.DataFrame, REML: bool = True) -> Callable[[np.
     from vcheck.reference import rbridge
 
     s = rbridge.session()
-    frame = _r_frame(formula, data)
-    closure = s.call("vcheck_devfun", _r_str(formula), frame, _r_bool(REML), packed=False)
+    ca = call_args(
+        data,
+        weights=weights,
+        offset=offset,
+        subset=subset,
+        na_action=na_action,
+        contrasts=contrasts,
+        start=start,
+        control=control,
+    )
+    frame = _r_frame(formula, ca.data, ca.columns)
+    closure = s.call("vcheck_devfun", _r_str(formula), frame, _r_bool(REML), _r_str(ca.json), packed=False)
 
     def d(theta: np.ndarray) -> float:
         theta_r = s.ri.FloatSexpVector(np.ascontiguousarray(np.asarray(theta, dtype=np.float64).ravel()))
@@ -184,7 +328,7 @@ def _session_versions() -> dict[str, str]:
     return dict(_VERSIONS)
 
 
-def _r_frame(formula: str, data: pd.DataFrame) -> Any:
+def _r_frame(formula: str, data: pd.DataFrame, extra_columns: Sequence[str] = ()) -> Any:
     from vcheck.reference import rbridge
 
     if not isinstance(formula, str):
@@ -192,6 +336,7 @@ def _r_frame(formula: str, data: pd.DataFrame) -> Any:
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     columns = rbridge.referenced_columns(formula, [str(c) for c in data.columns])
+    columns += [c for c in extra_columns if c not in columns]
     return rbridge.frame_to_r(data, columns)
 
 
@@ -214,227 +359,6 @@ def _r_bool(x: bool) -> Any:
     from vcheck.reference import rbridge
 
     return rbridge.session().ri.BoolSexpVector([bool(x)])
-
-
-# ---- records from bridge.R's lists (live values or frozen JSON) ----------------------------------------
-
-
-def fit_from_dict(
-    d: Mapping[str, Any], *, source: str, formula: str, index: pd.Index | None = None
-) -> LmerFit:
-    """An `LmerFit` from bridge.R's `vcheck_collect` list, converted by rpy2 or read from JSON.
-
-    `index` is the index of the data handed to R; `row_index` maps R's 1-based row numbers onto it.
-    """
-    X_names = _str_list(d["X_names"])
-    X = _dense(d["X"])
-    if X.shape[1] != len(X_names):
-        raise ValueError(f"X has {X.shape[1]} columns but {len(X_names)} names")
-    cnms = _cnms(d["cnms"])
-    varcorr = _varcorr(d["varcorr"]) if d.get("varcorr") is not None else None
-    vcov = None
-    if d.get("vcov") is not None:
-        vcov = pd.DataFrame(_dense(d["vcov"]), index=list(X_names), columns=list(X_names))
-    ranef = condvar = None
-    if d.get("ranef") is not None:
-        ranef = {
-            g: pd.DataFrame(
-                _dense(r["values"]),
-                index=pd.Index(_str_list(r["levels"]), name=g),
-                columns=_str_list(r["names"]),
-            )
-            for g, r in d["ranef"].items()
-        }
-    if d.get("condVar") is not None:
-        condvar = {g: _array(c) for g, c in d["condVar"].items()}
-    optinfo = _optinfo(d)
-    extra: dict[str, Any] = {"dropped_columns": _str_list(d.get("dropped_columns"))}
-    return LmerFit(
-        source=source,
-        formula=formula,
-        REML=bool(_one(d["REML"])),
-        n=int(_one(d["n"])),
-        X=X,
-        X_names=X_names,
-        y=_floats(d["y"]),
-        Zt=_sparse(d["Zt"]),
-        Lambdat=_sparse(d["Lambdat"]),
-        Lind=_ints(d["Lind"]),
-        theta=_floats(d["theta"]),
-        lower=_floats(d["lower"]),
-        cnms=cnms,
-        flist=_flist(d["flist"]),
-        Gp=_ints(d["Gp"]),
-        beta=pd.Series(_floats(d["beta"]), index=list(X_names), name="beta"),
-        sigma=float(_one(d["sigma"])),
-        criterion=float(_one(d["criterion"])),
-        logLik=float(_one(d["logLik"])),
-        vcov=vcov,
-        varcorr=varcorr,
-        ranef=ranef,
-        condVar=condvar,
-        singular=bool(_one(d["singular"])),
-        optinfo=optinfo,
-        versions={k: _one_str(v) for k, v in (d.get("versions") or {}).items()},
-        n_na_dropped=int(_one(d["n_na_dropped"])),
-        row_index=_row_index(d["row_index"], index),
-        extra=extra,
-    )
-
-
-def design_from_dict(d: Mapping[str, Any], *, formula: str, index: pd.Index | None = None) -> Design:
-    """A `Design` from bridge.R's `vcheck_collect_design` list (lFormula), live or frozen."""
-    cnms = _cnms(d["cnms"])
-    flist = _flist(d["flist"])
-    terms = []
-    start = 0
-    for group, names in cnms:
-        k = len(names) * (len(names) + 1) // 2
-        levels = tuple(str(c) for c in flist[group].categories)
-        terms.append(
-            RandomTerm(group=group, cnms=tuple(names), levels=levels, theta_slice=(start, start + k))
-        )
-        start += k
-    messages = _str_list(d.get("r_messages") or d.get("messages"))
-    messages += _str_list(d.get("r_warnings") or d.get("warnings"))
-    return Design(
-        formula=formula,
-        X=_dense(d["X"]),
-        X_names=_str_list(d["X_names"]),
-        y=_floats(d["y"]),
-        Zt=_sparse(d["Zt"]),
-        Lambdat=_sparse(d["Lambdat"]),
-        Lind=_ints(d["Lind"]),
-        theta=_floats(d["theta"]),
-        lower=_floats(d["lower"]),
-        terms=terms,
-        flist=flist,
-        row_index=_row_index(d["row_index"], index),
-        n_na_dropped=int(_one(d["n_na_dropped"])),
-        dropped_columns=_str_list(d.get("dropped_columns")),
-        messages=messages,
-    )
-
-
-def _optinfo(d: Mapping[str, Any]) -> dict[str, Any]:
-    o = d.get("optinfo") or {}
-    feval = _one(o.get("feval"))
-    conv = _one(o.get("conv_opt"))
-    return {
-        "optimizer": _one_str(o.get("optimizer")),
-        "feval": None if feval is None or np.isnan(float(feval)) else int(feval),
-        "message": _one_str(o.get("message")),
-        "conv": None if conv is None or np.isnan(float(conv)) else int(conv),
-        "warnings": _str_list(o.get("warnings")),
-        "lme4_messages": _str_list(o.get("lme4_messages")),
-        "lme4_code": [int(c) for c in _floats(o.get("lme4_code"))],
-        "theta_opt": _floats(o.get("theta_opt")),
-        # conditions R signalled during the call (lme4's convergence/boundary messages, rank drops, ...)
-        "r_warnings": _str_list(d.get("r_warnings") or d.get("warnings")),
-        "r_messages": _str_list(d.get("r_messages") or d.get("messages")),
-    }
-
-
-def _varcorr(v: Mapping[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "grp": pd.Series(_str_list(v["grp"]), dtype=object),
-            "var1": pd.Series(_opt_str_list(v["var1"]), dtype=object),
-            "var2": pd.Series(_opt_str_list(v["var2"]), dtype=object),
-            "vcov": _floats(v["vcov"]),
-            "sdcor": _floats(v["sdcor"]),
-        }
-    )
-
-
-def _cnms(v: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[str]]]:
-    return [(_one_str(t["group"]), _str_list(t["names"])) for t in v]
-
-
-def _flist(v: Mapping[str, Any]) -> dict[str, pd.Categorical]:
-    return {
-        name: pd.Categorical.from_codes(
-            _ints(f["codes"]) - 1, categories=pd.Index(_str_list(f["levels"]), dtype=object)
-        )
-        for name, f in v.items()
-    }
-
-
-def _row_index(positions: Any, index: pd.Index | None) -> pd.Index:
-    pos = _ints(positions) - 1
-    if index is None:
-        return pd.Index(pos)
-    return index[pos]
-
-
-def _dense(v: Mapping[str, Any]) -> np.ndarray:
-    dim = tuple(int(k) for k in _ints(v["dim"]))
-    return _floats(v["x"]).reshape(dim, order="F")
-
-
-def _array(v: Mapping[str, Any]) -> np.ndarray:
-    return _dense(v)
-
-
-def _sparse(v: Mapping[str, Any]) -> sp.csc_matrix:
-    """A CSC matrix from a dgCMatrix's slots, keeping explicit zeros (Lind indexes the stored entries)."""
-    nrow, ncol = (int(k) for k in _ints(v["Dim"]))
-    m = sp.csc_matrix((_floats(v["x"]), _ints(v["i"]), _ints(v["p"])), shape=(nrow, ncol))
-    m.has_sorted_indices = True
-    return m
-
-
-def _floats(v: Any) -> np.ndarray:
-    """Doubles from an R vector (numpy from the bridge, a list with None for NA from JSON)."""
-    if v is None:
-        return np.zeros(0)
-    if isinstance(v, np.ndarray) and v.dtype != object:
-        return v.astype(np.float64, copy=False)
-    if isinstance(v, int | float):
-        v = [v]
-    return np.array([np.nan if x is None else x for x in v], dtype=np.float64)
-
-
-def _ints(v: Any) -> np.ndarray:
-    if v is None:
-        return np.zeros(0, dtype=np.int64)
-    if isinstance(v, int | float):
-        v = [v]
-    return np.array(v, dtype=np.int64)
-
-
-def _one(v: Any) -> Any:
-    """The single element of a length-1 R vector (None for NULL/NA)."""
-    if isinstance(v, list | tuple | np.ndarray):
-        if len(v) == 0:
-            return None
-        if len(v) != 1:
-            raise ValueError(f"expected one value, got {len(v)}")
-        v = v[0]
-    if isinstance(v, np.generic):
-        v = v.item()
-    return v
-
-
-def _one_str(v: Any) -> str:
-    x = _one(v)
-    return "" if x is None else str(x)
-
-
-def _str_list(v: Any) -> list[str]:
-    if v is None:
-        return []
-    if isinstance(v, str):
-        return [v]
-    return [str(s) for s in v if s is not None]
-
-
-def _opt_str_list(v: Any) -> list[str | None]:
-    if v is None:
-        return []
-    if isinstance(v, str):
-        return [v]
-    return [None if s is None else str(s) for s in v]
 
 
 # ---- freezing -----------------------------------------------------------------------------------------
