@@ -57,6 +57,15 @@ def reference(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def corpus(session: nox.Session) -> None:
+    """Regenerate r_reference/corpus/ (lme4's own test models) from an lme4 source tree: `-- SRC_DIR`."""
+    _install(session)
+    if not session.posargs:
+        session.error("give the lme4 source tree: nox -s corpus -- SRC_DIR")
+    session.run("python", "-m", "vcheck.reference.corpus", "--regenerate", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def report(session: nox.Session) -> None:
     """Regenerate the reference reports under reports/ against live lme4."""
     _install(session)
