@@ -11,7 +11,8 @@ one variance times an identity over its columns.  So an lme4 model is expressibl
 - or, with crossed factors, every term is scalar: all become variance components of one all-data group.
 
 Anything else (a correlated slope on a nested factor, the seed's `(sx|sch/tch)`; a correlated term on a
-crossed factor) raises `NotImplementedError("model not expressible in statsmodels: ...")`, and so does a
+crossed factor) raises `vcheck.Unsupported("model not expressible in statsmodels: ...")` (a
+NotImplementedError), and so does a
 rank-deficient fixed-effects matrix (MixedLM has no pivoted-QR column drop; it would fail with a
 LinAlgError).
 
@@ -31,6 +32,10 @@ dropped and its variance absorbed by the teachers' (seed data: teacher variance 
 
 Fitting: `fit(reml=REML)` with statsmodels' default optimizers (bfgs, then lbfgs, then cg); `lbfgs`
 alone fails with a singular-matrix error on boundary fits (Dyestuff2) that the default sequence handles.
+Configurations (`CONFIGURATIONS`, audited one by one): `default` (that sequence) and each single
+`method` statsmodels offers, `fit(reml=REML, method=...)` with bfgs, lbfgs, cg, nm (Nelder-Mead) and
+powell.  With `method="lbfgs"`, when a variance reaches its bound, statsmodels 0.13-0.15 sets the fixed
+effects to 0 and reports llf = +inf with converged = True (statsmodels#10239).
 
 Criterion: statsmodels' `llf` has lme4's constants (REML includes -(n-p)/2 log(2 pi) and
 -1/2 log|X'V^-1 X|), so `criterion = -2 llf` is on lme4's scale: sleepstudy gives 1743.628272 (REML)
@@ -55,6 +60,7 @@ import scipy.sparse as sp
 
 from vcheck.adapters import MissingDependencyError, _formula
 from vcheck.adapters._formula import Formula, Term
+from vcheck.core.errors import Unsupported
 from vcheck.core.factors import Factor
 from vcheck.core.rexpr import Call, Node, Sym, deparse
 
@@ -95,14 +101,39 @@ class Translation:
         return f"MixedLM.from_formula({', '.join(args)})"
 
 
-def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
-    """Fit `formula` (lme4 syntax) with statsmodels MixedLM, translated correctly."""
-    return _fit(formula, data, REML, naive=False)
+#: statsmodels' optimizers: `MixedLM.fit(method=...)`; "default" is its own sequence bfgs, lbfgs, cg
+METHODS: tuple[str, ...] = ("bfgs", "lbfgs", "cg", "nm", "powell")
+#: the configurations an audit covers, name -> keyword arguments of `fit`
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
+    "default": {},
+    **{f"method={m}": {"method": m} for m in METHODS},
+}
+#: what MixedLM fits (vcheck.auditing.capabilities); no rank-deficient X: it has no column drop, and
+#: some models of each family are not expressible (raised as Unsupported per case)
+CAPABILITIES: tuple[str, ...] = (
+    "intercept",
+    "slopes",
+    "correlated_slopes",
+    "factor_slopes",
+    "nested",
+    "crossed",
+    "REML",
+    "ML",
+)
 
 
-def fit_naive(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
+def fit(formula: str, data: pd.DataFrame, REML: bool = True, *, method: str | None = None) -> dict[str, Any]:
+    """Fit `formula` (lme4 syntax) with statsmodels MixedLM, translated correctly.
+
+    method: None for statsmodels' default sequence (bfgs, lbfgs, cg), or one of METHODS."""
+    return _fit(formula, data, REML, naive=False, method=method)
+
+
+def fit_naive(
+    formula: str, data: pd.DataFrame, REML: bool = True, *, method: str | None = None
+) -> dict[str, Any]:
     """The same, but nested intercepts written the naive way: `vc_formula` without `re_formula="1"`."""
-    return _fit(formula, data, REML, naive=True)
+    return _fit(formula, data, REML, naive=True, method=method)
 
 
 # --- translation ------------------------------------------------------------------------------------
@@ -142,7 +173,7 @@ def translate(
     if on_top:
         wide = [t for t in on_top if not _is_scalar(t, numeric)]
         if len(wide) > 1:
-            raise NotImplementedError(
+            raise Unsupported(
                 f"{NOT_EXPRESSIBLE}: {len(wide)} correlated terms on {top}; re_formula holds only one"
             )
         re_term = wide[0] if wide else next((t for t in on_top if t.scalar_intercept), on_top[0])
@@ -150,7 +181,7 @@ def translate(
     for t in rest:
         if not _is_scalar(t, numeric):
             where = "a crossed factor" if top is None else f"a factor nested in {top}"
-            raise NotImplementedError(
+            raise Unsupported(
                 f"{NOT_EXPRESSIBLE}: ({t.lhs} | {t.group}) has correlated random effects on {where}; "
                 "a variance component (vc_formula) has one variance"
             )
@@ -210,7 +241,11 @@ def _statsmodels_mixedlm() -> Any:
     return MixedLM
 
 
-def _fit(formula: str, data: pd.DataFrame, REML: bool, naive: bool) -> dict[str, Any]:
+def _fit(
+    formula: str, data: pd.DataFrame, REML: bool, naive: bool, method: str | None = None
+) -> dict[str, Any]:
+    if method is not None and method not in METHODS:
+        raise Unsupported(f"statsmodels MixedLM.fit: method {method!r} is not one of {', '.join(METHODS)}")
     parsed = _formula.parse(formula)
     used, frame = _formula.model_rows(data, parsed)
     # statsmodels' formula engines know neither R names such as `tch.cl` nor R functions: every model
@@ -250,7 +285,8 @@ def _fit(formula: str, data: pd.DataFrame, REML: bool, naive: bool) -> dict[str,
         warnings.simplefilter("always")
         model = MixedLM.from_formula(fixed, data=safe, **kwargs)
         _check_rank(model)
-        result = model.fit(reml=REML)  # statsmodels' default optimizers: bfgs, then lbfgs, then cg
+        # method None: statsmodels' default optimizers, bfgs, then lbfgs, then cg
+        result = model.fit(reml=REML) if method is None else model.fit(reml=REML, method=method)
 
     beta = {r_name(k, back): float(v) for k, v in result.fe_params.items()}
     re_names = [_re_column_name(n, back) for n in model.data.exog_re_names] if model.k_re else []
@@ -266,10 +302,19 @@ def _fit(formula: str, data: pd.DataFrame, REML: bool, naive: bool) -> dict[str,
         "REML": REML,
         "formula": formula,
         "translation": plan.call(),
+        "configuration": "default" if method is None else f"method={method}",
+        "fit_call": f"fit(reml={REML})" if method is None else f"fit(reml={REML}, method={method!r})",
+        "versions": {"statsmodels": _statsmodels_version()},
         "converged": bool(result.converged),
         "warnings": list(dict.fromkeys(str(w.message) for w in caught)),
         "n": len(used),
     }
+
+
+def _statsmodels_version() -> str:
+    import statsmodels
+
+    return str(statsmodels.__version__)
 
 
 def _check_rank(model: Any) -> None:
@@ -277,7 +322,7 @@ def _check_rank(model: Any) -> None:
     X = np.asarray(model.exog, dtype=float)
     rank = int(np.linalg.matrix_rank(X))
     if rank < X.shape[1]:
-        raise NotImplementedError(
+        raise Unsupported(
             f"{NOT_EXPRESSIBLE}: the fixed-effects matrix has rank {rank} < {X.shape[1]} columns; "
             "MixedLM does not drop aliased columns as lme4 does"
         )

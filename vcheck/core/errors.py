@@ -29,3 +29,9 @@ class RError(VcheckError, RuntimeError):
 
     def __reduce__(self) -> tuple[type[RError], tuple[str, str]]:
         return (type(self), (self.r_message, self.call))  # pickles (to and from worker processes) intact
+
+
+class Unsupported(VcheckError, NotImplementedError):
+    """An implementation under audit does not support this case (a model family, an argument such as
+    `weights=`, a configuration).  Not a finding: the audit lists it once, outside the implementation's
+    capabilities.  A subclass of NotImplementedError, which the audit treats the same way."""
