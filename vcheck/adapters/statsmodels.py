@@ -408,3 +408,56 @@ def _marginal_V(model: Any, result: Any) -> sp.csc_matrix:
     Z = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, q))
     G = sp.block_diag(g_blocks, format="csc")
     return sp.csc_matrix(Z @ G @ Z.T + float(result.scale) * sp.identity(n, format="csc"))
+
+
+# --- statsmodels code a maintainer can run (reproducers) ---------------------------------------------
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def native_code(formula: str, data: pd.DataFrame, REML: bool, method: str | None = None) -> str | None:
+    """Plain statsmodels code fitting `formula` as this adapter does, for a DataFrame `data` whose
+    factors are categoricals in R's level order; None when a model variable is not a plain column
+    (`log(y)`, `I(x^2)`, an ordered factor): then only the adapter's own call reproduces it.
+
+    The code defines `result` (MixedLMResults) and prints statsmodels' estimates."""
+    parsed = _formula.parse(formula)
+    used, frame = _formula.model_rows(data, parsed)
+    if len(used) != len(data) or any(
+        not _PLAIN.match(key) or (isinstance(v, Factor) and v.ordered) for key, v in frame.values.items()
+    ):
+        return None
+    numeric = {key for key, value in frame.values.items() if not isinstance(value, Factor)}
+    plan = translate(parsed, used, numeric=numeric)
+    lines = []
+    if plan.top is None:
+        lines.append('data["all_rows"] = 1  # crossed factors: one group holding every row')
+        groups = "all_rows"
+    else:
+        groups = _group_column(lines, _top_factors(plan))
+    kwargs = [f"groups={groups!r}"]
+    if plan.re_term is not None:
+        kwargs.append(f"re_formula={_re_formula(plan.re_term)!r}")
+    vc = {}
+    for term in plan.vc_terms.values():
+        column = _group_column(lines, term.factors)
+        key = column if term.scalar_intercept else f"{column}:{term.slopes[0]}"
+        vc[key] = _vc_formula(term, column)
+    if vc:
+        kwargs.append(f"vc_formula={vc!r}")
+    fixed = f"{parsed.response} ~ {parsed.fixed}"
+    fit_args = f"reml={REML}" + ("" if method is None else f", method={method!r}")
+    lines += [
+        f"model = MixedLM.from_formula({fixed!r}, data=data, {', '.join(kwargs)})",
+        f"result = model.fit({fit_args})",
+    ]
+    return "\n".join(lines)
+
+
+def _group_column(lines: list[str], factors: tuple[str, ...]) -> str:
+    """A grouping factor as one column (the interaction of several columns as 'a:b' labels)."""
+    if len(factors) == 1:
+        return factors[0]
+    name = "_".join(factors)
+    joined = ' + ":" + '.join(f'data["{f}"].astype(str)' for f in factors)
+    lines.append(f'data["{name}"] = {joined}')
+    return name
