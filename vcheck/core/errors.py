@@ -32,6 +32,7 @@ class RError(VcheckError, RuntimeError):
 
 
 class Unsupported(VcheckError, NotImplementedError):
-    """An implementation under audit does not support this case (a model family, an argument such as
-    `weights=`, a configuration).  Not a finding: the audit lists it once, outside the implementation's
-    capabilities.  A subclass of NotImplementedError, which the audit treats the same way."""
+    """An implementation (or vcheck itself) does not support an argument or feature a case needs.
+
+    In an audit it is not a finding: the report lists it once, outside the implementation's
+    capabilities (a NotImplementedError from a plug-in is treated the same way)."""

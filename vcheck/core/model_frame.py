@@ -209,8 +209,19 @@ class ModelFrame:
         return as_factor(self.data[name].iloc[self.rows])
 
 
-def model_frame(data: pd.DataFrame, variables: list[Node], formula: str) -> ModelFrame:
-    """Evaluate `variables` on `data`, drop rows with any NA (na.omit), drop unused factor levels."""
+def model_frame(
+    data: pd.DataFrame,
+    variables: list[Node],
+    formula: str,
+    *,
+    subset: np.ndarray | None = None,
+    extras: dict[str, np.ndarray] | None = None,
+) -> ModelFrame:
+    """Evaluate `variables` on `data`, drop rows with any NA (na.omit), drop unused factor levels.
+
+    As R's model.frame: variables are evaluated on all rows, then `subset` (a boolean mask) keeps rows,
+    then NA rows are dropped.  `extras` are further full-length numeric columns of the frame (lmer's
+    "(weights)" and "(offset)"): their NAs drop rows too; `n_dropped` counts NA rows within the subset."""
     columns = list(dict.fromkeys(name for v in variables for name in symbols(v)))
     missing_cols = [c for c in columns if c not in data.columns and c not in ("TRUE", "FALSE", "pi")]
     if missing_cols:
@@ -221,10 +232,13 @@ def model_frame(data: pd.DataFrame, variables: list[Node], formula: str) -> Mode
     ev = Evaluator(data, formula)
     with np.errstate(all="ignore"):  # R gives NaN / Inf here (and na.omit drops the NaN rows)
         full = {deparse(v): ev.value(v) for v in variables}
+    full.update(extras or {})
     na = np.zeros(len(data), dtype=bool)
     for value in full.values():
         na |= is_missing(value)
-    rows = np.flatnonzero(~na)
+    if subset is not None:
+        na &= subset
+    rows = np.flatnonzero(~na if subset is None else ~na & subset)
     values: dict[str, Value] = {}
     for key, value in full.items():
         if isinstance(value, Factor):

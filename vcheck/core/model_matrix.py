@@ -15,9 +15,11 @@ more than a factor 1000.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
+from vcheck.core.contrasts import contrast_matrix
 from vcheck.core.errors import DataError
 from vcheck.core.factors import Factor
 from vcheck.core.model_frame import Logical, Value
@@ -51,7 +53,9 @@ def contr_poly(k: int) -> tuple[np.ndarray, list[str]]:
     return contr[:, 1:], names[: k - 1]
 
 
-def _coding(name: str, value: Factor, code: int) -> tuple[np.ndarray, list[str]]:
+def _coding(
+    name: str, value: Factor, code: int, contrasts: Mapping[str, str] | None = None
+) -> tuple[np.ndarray, list[str]]:
     """The (n, k) columns of one factor in one term: contrasts (code 1) or dummies (code 2)."""
     if code == 2:
         contr, cnames = np.eye(value.nlevels), list(value.levels)
@@ -60,6 +64,8 @@ def _coding(name: str, value: Factor, code: int) -> tuple[np.ndarray, list[str]]
             f"factor {name!r} has {value.nlevels} level{'s' if value.nlevels != 1 else ''} "
             f"({', '.join(value.levels) or 'none'}) in the rows used; contrasts need 2 or more levels"
         )
+    elif contrasts and name in contrasts:  # lmer's contrasts= (vcheck.core.contrasts)
+        contr, cnames = contrast_matrix(contrasts[name], value.levels)
     elif value.ordered and not isinstance(value, Logical):
         contr, cnames = contr_poly(value.nlevels)
     else:
@@ -67,8 +73,10 @@ def _coding(name: str, value: Factor, code: int) -> tuple[np.ndarray, list[str]]
     return contr[value.codes], [name + c for c in cnames]
 
 
-def model_matrix(terms: Terms, values: dict[str, Value], n: int) -> tuple[np.ndarray, list[str]]:
-    """X (n, p) and its column names, as R's `model.matrix(terms, frame)`."""
+def model_matrix(
+    terms: Terms, values: dict[str, Value], n: int, contrasts: Mapping[str, str] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """X (n, p) and its column names, as R's `model.matrix(terms, frame, contrasts.arg = contrasts)`."""
     names_of = terms.variable_names
     codes = [dict(c) for c in terms.codes]
     if not terms.intercept:
@@ -92,7 +100,7 @@ def model_matrix(terms: Terms, values: dict[str, Value], n: int) -> tuple[np.nda
             name = names_of[i]
             value = values[name]
             if isinstance(value, Factor):
-                var_cols, var_names = _coding(name, value, term_codes[i])
+                var_cols, var_names = _coding(name, value, term_codes[i], contrasts)
             else:
                 var_cols, var_names = value.reshape(n, 1), [name]
             # the term's first variable varies fastest
