@@ -8,11 +8,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
 
 import vcheck
 from vcheck.auditing import capabilities as caps
 from vcheck.auditing.configurations import Audited
-from vcheck.auditing.strategies import draw_case, draw_spec
+from vcheck.auditing.strategies import cases_within, draw_case, draw_spec
 from vcheck.reference import examples
 
 
@@ -98,3 +99,22 @@ def test_audited_raises_unsupported_before_calling_an_intercept_only_impl() -> N
     dyes = examples.load("dyestuff2")
     audited(dyes.formula, dyes.data, dyes.REML)
     assert calls == [dyes.formula]
+
+
+def test_drawn_within_keeps_addresses_and_capabilities() -> None:
+    intercept_only = {"intercept", "REML", "ML"}
+    drawn = caps.drawn_within(0, 30, intercept_only)
+    assert len(drawn) == 30
+    assert [c.index for c in drawn] == sorted({c.index for c in drawn})
+    for case in drawn:
+        assert case.origin == "drawn" and case.data.equals(draw_case(0, case.index).data)
+        assert caps.needs_of(case.formula, case.data, case.REML) <= intercept_only
+    assert {c.formula.split("+ (")[-1] for c in drawn} == {"1 | g)"}
+    with pytest.raises(caps.CapabilityError, match="no drawn case"):
+        caps.drawn_within(0, 1, {"rank_deficient", "REML"})
+
+
+@settings(max_examples=15)
+@given(case=cases_within(["intercept", "slopes", "ML"]))
+def test_hypothesis_cases_within(case: Any) -> None:
+    assert caps.needs_of(case.formula, case.data, case.REML) <= {"intercept", "slopes", "ML"}

@@ -245,3 +245,41 @@ def check(need: Iterable[str], capabilities: Iterable[str], name: str = "the imp
     outside = missing(need, capabilities)
     if outside:
         raise Unsupported(f"outside the declared capabilities of {name}: needs {', '.join(outside)}")
+
+
+# --- drawing within capabilities ----------------------------------------------------------------------
+#: how many indices past the requested number of cases the search for fitting draws may look
+_SEARCH = 400
+
+
+def drawn_within(seed: int, n: int, capabilities: Iterable[str]) -> list[Any]:
+    """The first `n` drawn cases of `seed` (`draw_case(seed, i)`, i = 0, 1, ...) whose needs lie within
+    `capabilities`: every case keeps its address, the others are skipped.  Raises CapabilityError when
+    the capabilities admit no drawn model (e.g. only `rank_deficient`)."""
+    from vcheck.auditing.strategies import draw_case, draw_spec
+
+    have = frozenset(capabilities)
+    out: list[Any] = []
+    index = 0
+    while len(out) < n:
+        if index >= _SEARCH * (len(out) + 1) + n:
+            raise CapabilityError(
+                f"no drawn case within the capabilities {sorted(have)} among the first {index} "
+                f"of seed {seed}: "
+                "the drawn models need at least intercept (or slopes), and REML or ML"
+            )
+        if spec_needs(draw_spec(seed, index)) <= have:
+            out.append(draw_case(seed, index))
+        index += 1
+    return out
+
+
+def outside(cases: Iterable[Any], capabilities: Iterable[str]) -> dict[str, list[str]]:
+    """Cases outside `capabilities`, by the first capability each lacks: {capability: [labels]}."""
+    have = frozenset(capabilities)
+    out: dict[str, list[str]] = {}
+    for case in cases:
+        lacking = missing(needs_of(case.formula, case.data, case.REML), have)
+        if lacking:
+            out.setdefault(lacking[0], []).append(case.label)
+    return out

@@ -463,3 +463,21 @@ def relabel_levels(case: Case, seed: int) -> Case:
         values = [mapping[v] for v in col.tolist()]
         data[name] = np.array(values, dtype=np.int64) if code == "int" else pd.Series(values, dtype="str")
     return case.inline(data, name=f"{case.label} relabelled({seed})")
+
+
+def cases_within(capabilities: Sequence[str]) -> st.SearchStrategy[Case]:
+    """Hypothesis strategy for cases that need nothing outside `capabilities`
+    (`vcheck.auditing.capabilities`): the families that can fit them, the rest filtered."""
+    from vcheck.auditing.capabilities import spec_needs
+
+    have = frozenset(capabilities)
+    probe = [
+        CaseSpec(f, v, "x", "str", False, False, REML, (5, 5), (), 0)
+        for f in FAMILIES
+        for v in range(len(_RANDOM[f]))
+        for REML in (True, False)
+    ]
+    families = tuple(dict.fromkeys(s.family for s in probe if spec_needs(s) <= have))
+    if not families:
+        raise ValueError(f"no drawn model fits the capabilities {sorted(have)}")
+    return case_specs(families).filter(lambda spec: spec_needs(spec) <= have).map(case_from_spec)
