@@ -62,7 +62,7 @@ def test_reproducers_run_in_their_own_folders(tmp_path: Path) -> None:
     assert [f.name for f in folders] == ["drawn-0-0017", "drawn-0-0047"]
     for folder in folders:
         files = {p.name for p in folder.iterdir()}
-        assert files == {"data.csv", "case.json", "lme4.R", "reproduce.py", "README.md"}
+        assert files == {"data.csv", "case.json", "lme4.R", "reproduce.py", "README.md", "reproducer.json"}
         moved = tmp_path / "elsewhere" / folder.name  # nothing refers to the audit's directory
         shutil.copytree(folder, moved)
         r_out = _run(["Rscript", "lme4.R"], moved)

@@ -8,6 +8,7 @@
                                      (for statsmodels also statsmodels' own MixedLM call), the same
                                      quantities beside lme4's and their relative differences
     reproducers/<case>/README.md     the finding in two sentences, versions, expected values, sizes
+    reproducers/<case>/reproducer.json  the same facts for programs
 
 The case is first minimized (`vcheck.auditing.minimize`) within a time budget; the README records its
 original and minimized sizes.  With several configurations audited, a folder is
@@ -209,6 +210,19 @@ def write_reproducer(
         "findings": [f for f in findings if f.kind not in SKIP_KINDS],
     }
     (folder / "README.md").write_text(_render("README.md", **readme), encoding="utf-8")
+    meta = {
+        "target": target,
+        "configuration": configuration,
+        "case": original.label,
+        "kind": readme["kind"],
+        "quantity": readme["quantity"],
+        "original": readme["original"],
+        "minimized": readme["minimized"],
+        "minimization": minimized.to_dict() if minimized else None,
+        "expected": expected,
+        "versions": versions,
+    }
+    (folder / "reproducer.json").write_text(json.dumps(meta, indent=1, default=str) + "\n", encoding="utf-8")
     return folder
 
 
