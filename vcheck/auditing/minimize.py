@@ -11,7 +11,8 @@ and lme4 live, `vcheck.auditing.run.audit_case`) still has a finding of the same
 2. groups: drop levels of each grouping column (chunks of levels, halving, as delta debugging does);
 3. rows: drop rows (chunks, halving down to single rows).
 
-A reduction lme4 refuses (too few levels, too few rows) is simply not kept.  Within `seconds`; what it
+A reduction lme4 refuses (too few levels, too few rows), or one that leaves no unique optimum (n <= p + q:
+rows no more than fixed-effects columns plus random effects), is not kept.  Within `seconds`; what it
 reached by then is returned, with the sizes before and after and the number of audits tried.  Columns
 the model does not use are dropped at the end.
 """
@@ -187,6 +188,8 @@ def minimize(
 
     def keeps(candidate: Case) -> bool:
         nonlocal trials
+        if saturated(candidate):  # no unique optimum there (q + p >= n): not a case to hand over
+            return False
         trials += 1
         try:
             result = run(candidate)
@@ -246,6 +249,23 @@ def minimize(
         result=result,
         steps=steps,
     )
+
+
+def saturated(case: Case) -> bool:
+    """n <= p + q (fixed-effects columns plus random effects): the model has no unique optimum; also
+    True for a case whose design cannot be built (lme4 would refuse it)."""
+    import warnings
+
+    from vcheck.core.design import lFormula
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            design = lFormula(case.formula, case.data)
+    except Exception:
+        return True
+    n, p = design.X.shape
+    return bool(n <= p + design.Zt.shape[0])
 
 
 def _with(case: Case, *, formula: str | None = None, data: pd.DataFrame | None = None) -> Case:

@@ -255,6 +255,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     if hasattr(result, "checkpoint"):
         discard_checkpoint(result)
+    audit_configured.discard_checkpoints(out_dir)
     counts = findings_by_kind(result)
     found = [k for k in fail_on if counts.get(k)]
     if found:

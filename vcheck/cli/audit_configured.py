@@ -179,3 +179,10 @@ def _impl(base: str) -> Any:
     from vcheck import adapters
 
     return adapters.resolve(base)
+
+
+def discard_checkpoints(out_dir: Path) -> None:
+    """Remove the per-configuration checkpoints of a complete audit (OUT/checkpoints/)."""
+    import shutil
+
+    shutil.rmtree(Path(out_dir) / "checkpoints", ignore_errors=True)
