@@ -73,6 +73,8 @@ class CapablePlan(SweepPlan):
         return dict(counts)
 
     def header(self) -> dict[str, Any]:
+        if not self.restricted():
+            return super().header()
         return {**super().header(), "capabilities": sorted(self.capabilities)}
 
 
@@ -157,8 +159,9 @@ def audit_configurations(
             break
     assert plan is not None
     merged = _merge(base, results)
-    merged.capabilities = [c for c in caps.ALL if c in have]
-    merged.outside = plan.left_out()
+    if plan.restricted():  # the capabilities limit what is audited: the report says what and how much
+        merged.capabilities = [c for c in caps.ALL if c in have]
+        merged.outside = plan.left_out()
     merged.notes.extend(_notes(merged, several))
     return merged
 
