@@ -154,13 +154,18 @@ def write_reproducers(result: Any, args: argparse.Namespace, out_dir: Path, comm
         )
     if not items:
         return
+    failures: list[str] = []
     folders = reproducers.write_all(
         items,
         out_dir,
         command=command,
         seconds_per_case=args.minimize_seconds,
         total_seconds=args.reproducer_seconds,
+        failures=failures,
     )
+    notes = getattr(result, "notes", None)
+    if failures and notes is not None:
+        notes.append(f"{len(failures)} reproducers could not be written, e.g. {failures[0]}")
     for folder in folders:
         meta = json.loads((folder / "reproducer.json").read_text())
         result.reproducers.append(

@@ -319,10 +319,12 @@ def write_all(
     total_seconds: float = 900.0,
     resolve: Callable[[str], Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    failures: list[str] | None = None,
 ) -> list[Path]:
     """A reproducer under out_dir/reproducers/ for each item: {"case", "case_id", "target" (with its
     configuration bracket), "configuration", "options", "findings"}.  Minimized within
-    `seconds_per_case`, all of them within `total_seconds` (the rest are written unminimized)."""
+    `seconds_per_case`, all of them within `total_seconds` (the rest are written unminimized).  A
+    reproducer that cannot be written is skipped, its reason appended to `failures`."""
     from vcheck import adapters
 
     resolve = resolve or adapters.resolve
@@ -330,34 +332,57 @@ def write_all(
     start = time.monotonic()
     written = []
     for it in items:
-        impl = resolve(it["target"])
-        findings = it["findings"]
-        kind = next((f.kind for f in findings if f.kind not in SKIP_KINDS), None)
-        if kind is None:
+        try:
+            folder = _write_one(
+                it, out_dir, command, resolve, several, seconds_per_case, total_seconds, start
+            )
+        except Exception as exc:  # one reproducer that cannot be made does not stop the others
+            if failures is not None:
+                failures.append(f"{it['case'].label} [{it.get('target')}]: {type(exc).__name__}: {exc}")
             continue
-        left = total_seconds - (time.monotonic() - start)
-        small: Minimized | None = None
-        case: Case = it["case"]
-        if left > 1:
-            small = minimize(impl, case, kind, seconds=min(seconds_per_case, left), name=it["target"])
-            findings = list(small.result.findings) if small.result is not None else findings
-            if not any(f.kind == kind for f in findings):
-                small = None
-                findings = it["findings"]
-        name = folder_name(it["case_id"], it.get("configuration"), several)
-        folder = write_reproducer(
-            out_dir / "reproducers" / name,
-            impl,
-            small.case if small else case,
-            target=it["target"].split("[")[0],
-            configuration=it.get("configuration"),
-            options=it.get("options") or {},
-            minimized=small,
-            original=case,
-            command=command,
-            findings=findings,
-        )
-        written.append(folder)
-        if progress is not None:
-            progress(str(folder))
+        if folder is not None:
+            written.append(folder)
+            if progress is not None:
+                progress(str(folder))
     return written
+
+
+def _write_one(
+    it: dict[str, Any],
+    out_dir: Path,
+    command: str,
+    resolve: Callable[[str], Any],
+    several: bool,
+    seconds_per_case: float,
+    total_seconds: float,
+    start: float,
+) -> Path | None:
+    """One item's reproducer (minimized within what is left of the time budget)."""
+    impl = resolve(it["target"])
+    findings = it["findings"]
+    kind = next((f.kind for f in findings if f.kind not in SKIP_KINDS), None)
+    if kind is None:
+        return None
+    left = total_seconds - (time.monotonic() - start)
+    small: Minimized | None = None
+    case: Case = it["case"]
+    if left > 1:
+        small = minimize(impl, case, kind, seconds=min(seconds_per_case, left), name=it["target"])
+        findings = list(small.result.findings) if small.result is not None else findings
+        if not any(f.kind == kind for f in findings):
+            small = None
+            findings = it["findings"]
+    name = folder_name(it["case_id"], it.get("configuration"), several)
+    folder = write_reproducer(
+        out_dir / "reproducers" / name,
+        impl,
+        small.case if small else case,
+        target=it["target"].split("[")[0],
+        configuration=it.get("configuration"),
+        options=it.get("options") or {},
+        minimized=small,
+        original=case,
+        command=command,
+        findings=findings,
+    )
+    return folder
