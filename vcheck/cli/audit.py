@@ -221,6 +221,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         raise UsageError("give either TARGET or --fits DIR, not both")
     if not args.fits and not args.target:
         raise UsageError("give TARGET (an adapter or MODULE:CALLABLE) or --fits DIR")
+    audit_configured.validate(args)
     impl = None if args.fits else resolve_target(args.target)
     if args.fits:
         args.target = f"fits-{Path(args.fits).name}"

@@ -97,6 +97,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-reproducers", action="store_true", help="write no reproducers/ folders")
 
 
+def validate(args: argparse.Namespace) -> None:
+    """Refuse bad option values before anything runs (one line, exit 2)."""
+    families(args)
+    options(args)
+    if args.minimize_seconds < 0 or args.reproducer_seconds < 0:
+        raise UsageError("--minimize-seconds and --reproducer-seconds must be 0 or more")
+
+
 def families(args: argparse.Namespace) -> frozenset[str] | None:
     if getattr(args, "families", None) is None:
         return None
