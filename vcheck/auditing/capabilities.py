@@ -256,7 +256,8 @@ def drawn_within(seed: int, n: int, capabilities: Iterable[str]) -> list[Any]:
     """The first `n` drawn cases of `seed` (`draw_case(seed, i)`, i = 0, 1, ...) whose needs lie within
     `capabilities`: every case keeps its address, the others are skipped.  Raises CapabilityError when
     the capabilities admit no drawn model (e.g. only `rank_deficient`)."""
-    from vcheck.auditing.strategies import draw_case, draw_spec
+    from vcheck.auditing.specs import draw_spec
+    from vcheck.auditing.strategies import draw_case
 
     have = frozenset(capabilities)
     out: list[Any] = []

@@ -56,7 +56,7 @@ class CapablePlan(SweepPlan):
             return {}
         from vcheck.auditing import large
         from vcheck.auditing.run import builtin_cases
-        from vcheck.auditing.strategies import draw_spec
+        from vcheck.auditing.specs import draw_spec
 
         have = frozenset(self.capabilities)
         counts: Counter[str] = Counter()
@@ -80,7 +80,7 @@ class CapablePlan(SweepPlan):
 
 def _needs(case: Case) -> frozenset[str]:
     if case.spec is not None and case.origin in ("drawn", "spec"):
-        from vcheck.auditing.strategies import CaseSpec
+        from vcheck.auditing.specs import CaseSpec
 
         return caps.spec_needs(CaseSpec.from_dict(case.spec))
     return caps.needs_of(case.formula, case.data, case.REML)

@@ -14,6 +14,7 @@ strings, sorting, JSON and the findings files keep working unchanged.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 
 class Kind(StrEnum):
@@ -30,3 +31,7 @@ class Kind(StrEnum):
 
 #: the kinds an audit reports findings of, in the order its summary and report list them
 KINDS: tuple[Kind, ...] = (Kind.CONSTRUCTION, Kind.OPTIMIZATION, Kind.MODEL, Kind.NOT_AVAILABLE)
+
+#: where in the comparison a difference shows: the layout of the answer, lme4's construction at the
+#: implementation's own parameters, the optimum, the model itself, or nowhere ("-")
+Check = Literal["layout", "at its parameters", "at optimum", "model", "-"]

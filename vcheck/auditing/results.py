@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vcheck.auditing.cases import Case
+from vcheck.auditing.kinds import Check, Kind
 
 
 @dataclass
@@ -23,10 +24,10 @@ class Finding:
 
     case: Case
     quantity: str
-    kind: str  # "construction", "optimization", "model" or "not available"
+    kind: Kind | str  # a Kind: "construction", "optimization", "model" or "not available"
     rel_diff: float | None
     explanation: str
-    check: str = ""  # "layout", "at its parameters", "at optimum", "model", "-"
+    check: Check | str = ""  # "layout", "at its parameters", "at optimum", "model", "-"
     configuration: str | None = None  # the implementation's configuration (vcheck.auditing.configurations)
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,3 +206,8 @@ class AuditResult:
             outside=dict(d.get("outside", {})),
             reproducers=list(d.get("reproducers", [])),
         )
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message as one line of at most 300 characters (for a case's error)."""
+    return " ".join(str(exc).split())[:300]

@@ -43,10 +43,14 @@ import pandas as pd
 
 from vcheck.auditing.cases import Case
 from vcheck.auditing.comparison import Comparison, compare
+from vcheck.auditing.kinds import Kind
+from vcheck.auditing.large import V_rows, root_kind
 from vcheck.auditing.oracle import LmeOracle
 from vcheck.auditing.plugin import Impl, PluginError, submission
-from vcheck.auditing.results import AuditResult, CaseResult, Finding
+from vcheck.auditing.results import AuditResult, CaseResult, Finding, one_line
 from vcheck.core import tolerances
+from vcheck.core.errors import ArgumentError
+from vcheck.core.record import LmerFit
 from vcheck.core.threads import blas_threads
 
 if TYPE_CHECKING:
@@ -86,12 +90,12 @@ def call_impl(impl: Impl, case: Case, data: pd.DataFrame, name: str, result: Cas
             output = impl(case.formula, data.copy(), case.REML)
     except NotImplementedError as exc:  # vcheck.Unsupported is one
         result.impl_seconds = time.perf_counter() - t
-        text = _one_line(exc)
+        text = one_line(exc)
         result.unsupported = text or f"{name} raised {type(exc).__name__} without a message"
         result.seconds = time.perf_counter() - start
         return None
     except Exception as exc:
-        result.error = f"{name} raised {type(exc).__name__}: {_one_line(exc)}"
+        result.error = f"{name} raised {type(exc).__name__}: {one_line(exc)}"
         result.seconds = time.perf_counter() - start
         return None
     result.impl_seconds = time.perf_counter() - t
@@ -114,15 +118,25 @@ def audit_case(
 
     With `server` (a `vcheck.reference.server.ReferenceServer`), lme4 runs in its process, under `key`
     (the audit may already have asked for the fit there); the fit is asked for before impl runs, so the
-    two overlap."""
+    two overlap.
+
+    A large case (origin "large", `vcheck.auditing.large`) runs lme4 in this process's R without its
+    extras (vcov, ranef, condVar), and for a full record V is also compared by its diagonal and its
+    cluster blocks (`vcheck.auditing.large.V_rows`)."""
     start = time.perf_counter()
     result = CaseResult(case=case)
     name = source or _impl_name(impl)
+    large = case.origin == "large"
     try:
         data = case.data
     except Exception as exc:  # a case that cannot be rebuilt is this case's error, not the sweep's
-        result.error = f"cannot rebuild the case's data: {type(exc).__name__}: {exc}"
+        if large:  # R missing for InstEval, ...
+            result.error = f"cannot build the large model's data: {type(exc).__name__}: {one_line(exc)}"
+        else:
+            result.error = f"cannot rebuild the case's data: {type(exc).__name__}: {exc}"
         return result
+    if large:
+        server = None
     key = key or f"case-{next(_KEYS)}"
     if server is not None:
         server.prefetch(key, case.formula, data, case.REML)
@@ -151,9 +165,10 @@ def _compare_case(
     output = call_impl(impl, case, data, name, result, start)
     if output is None:
         return
+    large = case.origin == "large"
     try:
         sub = submission(output, data_index=data.index, source=name)
-        b = oracle.fit(case.REML)
+        b = oracle.fit(case.REML, extras=False) if large else oracle.fit(case.REML)
         cmp = compare(
             sub,
             b,
@@ -164,10 +179,14 @@ def _compare_case(
             tol_optimum=tol_optimum,
             flat_optimum=flat_optimum,
         )
+        if large and isinstance(output, LmerFit):
+            extra = V_rows(output, b, tol_optimum)
+            root_kind(cmp, extra)
+            cmp.rows.extend(extra)
     except PluginError as exc:
-        result.error = f"{name} broke the plug-in protocol: {_one_line(exc)}"
+        result.error = f"{name} broke the plug-in protocol: {one_line(exc)}"
     except Exception as exc:  # lme4 refusing the case, or R failing: this case did not run
-        result.error = f"{type(exc).__name__}: {_one_line(exc)}"
+        result.error = f"{type(exc).__name__}: {one_line(exc)}"
     else:
         result.findings = findings_of(cmp, case)
         result.comparison = cmp.to_dict()
@@ -213,7 +232,7 @@ def audit(
     in this process's R, one case after the other.  The findings are the same.
     """
     if reference not in ("process", "inline"):
-        raise ValueError(f"reference must be 'process' or 'inline', not {reference!r}")
+        raise ArgumentError(f"reference must be 'process' or 'inline', not {reference!r}")
     label = name or _impl_name(impl)
     start, cpu = time.perf_counter(), time.process_time()
     servers: list[ReferenceServer] = []
@@ -283,8 +302,3 @@ def _impl_name(impl: Any) -> str:
     name = getattr(impl, "name", None) or getattr(impl, "__name__", None) or type(impl).__name__
     module = getattr(impl, "__module__", None)
     return f"{module}:{name}" if module and module not in ("__main__", "builtins") else str(name)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300]

@@ -144,14 +144,14 @@ def resolve_target(target: str) -> Callable[..., Any]:
 
 def audit_total(args: argparse.Namespace) -> int:
     """How many cases the audit runs: the built-in examples plus --cases drawn ones (plus --large)."""
-    from vcheck.auditing import large
+    from vcheck.auditing import large_models
     from vcheck.reference import examples
 
     if getattr(args, "fits", None):
         from vcheck.auditing.external import case_folders
 
         return len(case_folders(Path(args.fits)))
-    per = len(examples.names()) + args.cases + len(large.parse_names(getattr(args, "large", "")))
+    per = len(examples.names()) + args.cases + len(large_models.parse_names(getattr(args, "large", "")))
     return per * audit_configured.configurations_count(args)
 
 
@@ -172,7 +172,7 @@ def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
             flagged += sum(f.kind != "not available" for f in one.findings)
             tick(done, total, f"{flagged} findings")
 
-        from vcheck.auditing import large
+        from vcheck.auditing import large_models
         from vcheck.auditing.configured import audit_configurations
 
         if args.fits:
@@ -184,7 +184,7 @@ def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
             config=args.config,
             seed=args.seed,
             examples=args.cases,
-            large=tuple(large.parse_names(args.large)),
+            large=tuple(large_models.parse_names(args.large)),
             families=audit_configured.families(args),
             workers=1 if args.workers is None and not args.scheduler else args.workers,
             scheduler=args.scheduler,

@@ -1,9 +1,9 @@
 """An audit's report: index.html, index.md and findings.json, with every finding's case reproducible.
 
-A finding (from `vcheck.auditing.run`) has `.case` (a `vcheck.auditing.cases.Case`: formula, REML and an
-address that
-rebuilds its data), `.quantity`, `.kind` ("construction", "optimization", "model" or "not available"),
-`.rel_diff` and a one-line `.explanation`.  The report gives:
+A finding (`vcheck.auditing.results.Finding`) has `.case` (a `vcheck.auditing.cases.Case`: formula,
+REML and an address that rebuilds its data), `.quantity`, `.kind` (a `vcheck.auditing.kinds.Kind`:
+"construction", "optimization", "model" or "not available"), `.rel_diff` and a one-line
+`.explanation`.  The report gives:
 
 - a summary by kind, and a table of counts by quantity and kind;
 - per case with findings: the formula, the Python that rebuilds the data (`vcheck.strategies.draw_case(seed,
@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vcheck.auditing.kinds import KINDS
 from vcheck.report.configurations import audits_context
 from vcheck.report.pages import write_page, write_text
 
-#: the kinds of finding, in the order the report shows them
-KINDS = ("construction", "optimization", "model", "not available")
 #: data with at most this many rows is written out next to the report, even when it can be rebuilt
 EMBED_ROWS = 400
 
