@@ -13,7 +13,7 @@ from hypothesis import given, settings
 import vcheck
 from vcheck.auditing import capabilities as caps
 from vcheck.auditing.configurations import Audited
-from vcheck.auditing.strategies import cases_within, draw_case, draw_spec
+from vcheck.auditing.strategies import cases_within, draw_case, draw_spec, drawn_within
 from vcheck.reference import examples
 
 
@@ -103,7 +103,7 @@ def test_audited_raises_unsupported_before_calling_an_intercept_only_impl() -> N
 
 def test_drawn_within_keeps_addresses_and_capabilities() -> None:
     intercept_only = {"intercept", "REML", "ML"}
-    drawn = caps.drawn_within(0, 30, intercept_only)
+    drawn = drawn_within(0, 30, intercept_only)
     assert len(drawn) == 30
     assert [c.index for c in drawn] == sorted({c.index for c in drawn})
     for case in drawn:
@@ -111,7 +111,7 @@ def test_drawn_within_keeps_addresses_and_capabilities() -> None:
         assert caps.needs_of(case.formula, case.data, case.REML) <= intercept_only
     assert {c.formula.split("+ (")[-1] for c in drawn} == {"1 | g)"}
     with pytest.raises(caps.CapabilityError, match="no drawn case"):
-        caps.drawn_within(0, 1, {"rank_deficient", "REML"})
+        drawn_within(0, 1, {"rank_deficient", "REML"})
 
 
 @settings(max_examples=15)

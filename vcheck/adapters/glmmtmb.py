@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from vcheck.adapters import _formula, _r
+from vcheck.adapters import _r
 from vcheck.auditing import capabilities
+from vcheck.auditing import formula_terms as _formula
 from vcheck.core.errors import Unsupported
 
 _R_FIT = r"""

@@ -33,9 +33,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from vcheck.adapters import _formula, _r
-from vcheck.adapters._formula import Formula, Term
+from vcheck.adapters import _r
 from vcheck.auditing import capabilities
+from vcheck.auditing import formula_terms as _formula
+from vcheck.auditing.formula_terms import Formula, Term
 from vcheck.core.errors import Unsupported
 
 NOT_EXPRESSIBLE = "model not expressible in nlme::lme"

@@ -58,8 +58,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from vcheck.adapters import MissingDependencyError, _formula
-from vcheck.adapters._formula import Formula, Term
+from vcheck.adapters import MissingDependencyError
+from vcheck.auditing import formula_terms as _formula
+from vcheck.auditing.formula_terms import Formula, Term
 from vcheck.core.errors import Unsupported
 from vcheck.core.factors import Factor
 from vcheck.core.rexpr import Call, Node, Sym, deparse

@@ -137,7 +137,7 @@ def needs_of(
     Terms come from vcheck's parser (lme4's `/` and `||` expansion), nesting from the observed levels
     of the grouping factors, the rank of X from vcheck's model matrix (lme4's pivoted QR, tol 1e-7).
     """
-    from vcheck.adapters import _formula
+    from vcheck.auditing import formula_terms as _formula
 
     need = {"REML" if REML else "ML"}
     need |= {name for name, value in (arguments or {}).items() if name in ARGUMENTS and value is not None}
@@ -179,7 +179,7 @@ def _factor_columns(term: Any, data: pd.DataFrame) -> int:
 
 
 def _grouping(terms: Iterable[Any], data: pd.DataFrame) -> set[str]:
-    from vcheck.adapters import _formula
+    from vcheck.auditing import formula_terms as _formula
 
     groups = {t.group: t.factors for t in terms}
     if len(groups) < 2:
@@ -247,34 +247,7 @@ def check(need: Iterable[str], capabilities: Iterable[str], name: str = "the imp
         raise Unsupported(f"outside the declared capabilities of {name}: needs {', '.join(outside)}")
 
 
-# --- drawing within capabilities ----------------------------------------------------------------------
-#: how many indices past the requested number of cases the search for fitting draws may look
-_SEARCH = 400
-
-
-def drawn_within(seed: int, n: int, capabilities: Iterable[str]) -> list[Any]:
-    """The first `n` drawn cases of `seed` (`draw_case(seed, i)`, i = 0, 1, ...) whose needs lie within
-    `capabilities`: every case keeps its address, the others are skipped.  Raises CapabilityError when
-    the capabilities admit no drawn model (e.g. only `rank_deficient`)."""
-    from vcheck.auditing.specs import draw_spec
-    from vcheck.auditing.strategies import draw_case
-
-    have = frozenset(capabilities)
-    out: list[Any] = []
-    index = 0
-    while len(out) < n:
-        if index >= _SEARCH * (len(out) + 1) + n:
-            raise CapabilityError(
-                f"no drawn case within the capabilities {sorted(have)} among the first {index} "
-                f"of seed {seed}: "
-                "the drawn models need at least intercept (or slopes), and REML or ML"
-            )
-        if spec_needs(draw_spec(seed, index)) <= have:
-            out.append(draw_case(seed, index))
-        index += 1
-    return out
-
-
+# --- cases outside capabilities -------------------------------------------------------------------
 def outside(cases: Iterable[Any], capabilities: Iterable[str]) -> dict[str, list[str]]:
     """Cases outside `capabilities`, by the first capability each lacks: {capability: [labels]}."""
     have = frozenset(capabilities)

@@ -25,6 +25,7 @@ from vcheck.auditing import capabilities as caps
 from vcheck.auditing import configurations as confs
 from vcheck.auditing.cases import Case
 from vcheck.auditing.plan import SweepPlan, SweepResult
+from vcheck.auditing.strategies import drawn_within
 
 __all__ = ["CapablePlan", "audit_configurations", "plan_configurations"]
 
@@ -47,7 +48,7 @@ class CapablePlan(SweepPlan):
         have = frozenset(self.capabilities)
         builtins = [c for c in (builtin_cases() if self.builtin else []) if not caps.missing(_needs(c), have)]
         larges = [c for c in (large.case(n) for n in self.large) if not caps.missing(_needs(c), have)]
-        return builtins + caps.drawn_within(self.seed, self.examples, have) + larges
+        return builtins + drawn_within(self.seed, self.examples, have) + larges
 
     def left_out(self) -> dict[str, int]:
         """Cases not audited for lacking a capability: {first capability lacking: number of cases}
@@ -91,10 +92,10 @@ def plan_configurations(
 ) -> tuple[str, Any, list[confs.Configuration | None]]:
     """(base target, its implementation, the configurations to audit): the one in a bracket or
     `config`, else every declared one, else [None] (the implementation as it is)."""
-    from vcheck import adapters
+    from vcheck.auditing.worker import resolve  # loads the target by its name, as every process does
 
     base, bracket = confs.split_target(target)
-    impl = adapters.resolve(base)
+    impl = resolve(base)
     chosen = bracket if bracket is not None else config
     if chosen is not None:
         return base, impl, [confs.parse(chosen, impl)]

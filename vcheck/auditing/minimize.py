@@ -103,7 +103,7 @@ class _Model:
 
 
 def _model(formula: str) -> _Model:
-    from vcheck.adapters import _formula
+    from vcheck.auditing import formula_terms as _formula
     from vcheck.core.terms import terms as r_terms
 
     parsed = _formula.parse(formula)
@@ -287,7 +287,7 @@ def _with(case: Case, *, formula: str | None = None, data: pd.DataFrame | None =
 
 def _model_columns(case: Case) -> pd.DataFrame:
     """Only the columns the formula uses, in the data's order."""
-    from vcheck.adapters import _formula
+    from vcheck.auditing import formula_terms as _formula
 
     used: Sequence[str] = _formula.parse(case.formula).variables
     return case.data[[c for c in case.data.columns if c in used]]

@@ -43,7 +43,6 @@ import pandas as pd
 
 from vcheck.auditing.cases import Case
 from vcheck.auditing.comparison import Comparison, compare
-from vcheck.auditing.kinds import Kind
 from vcheck.auditing.large import V_rows, root_kind
 from vcheck.auditing.oracle import LmeOracle
 from vcheck.auditing.plugin import Impl, PluginError, submission

@@ -45,6 +45,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from vcheck.auditing import capabilities as caps
     from vcheck.auditing import external
     from vcheck.auditing.run import builtin_cases
+    from vcheck.auditing.strategies import drawn_within
 
     if args.cases < 0:
         raise UsageError(f"--cases must be 0 or more, not {args.cases}")
@@ -56,7 +57,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         have = frozenset(caps.ALL)
     cases = [c for c in builtin_cases() if not caps.missing(caps.needs_of(c.formula, c.data, c.REML), have)]
-    cases = (cases if args.builtin else []) + caps.drawn_within(args.seed, args.cases, have)
+    cases = (cases if args.builtin else []) + drawn_within(args.seed, args.cases, have)
     folders = external.export_cases(Path(args.dir), cases)
     print(f"{len(folders)} cases written under {args.dir}: each <case>/data.csv and case.json")
     print(f"write <case>/fit.json for each, then: vcheck audit --fits {args.dir}")

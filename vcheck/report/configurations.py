@@ -17,7 +17,7 @@ NOT_AVAILABLE = "not available"
 
 
 def _kinds(result: Any) -> list[str]:
-    from vcheck.report.audit import KINDS
+    from vcheck.auditing.kinds import KINDS
 
     seen = [str(f.kind) for c in getattr(result, "cases", []) for f in c.findings]
     extra = sorted(set(seen) - set(KINDS))
