@@ -219,12 +219,7 @@ def minimize(
     for column in size_of(current).levels:
         data = current.data
         levels = list(pd.unique(data[column]))
-        kept = _ddmin(
-            levels,
-            lambda keep, col=column, now=current: keeps(_with(now, data=now.data[now.data[col].isin(keep)])),
-            deadline,
-            least=2,
-        )
+        kept = _ddmin(levels, _level_test(keeps, current, column), deadline, least=2)
         if len(kept) < len(levels):
             steps.append(f"{column}: {len(levels)} -> {len(kept)} levels")
             current = _with(current, data=data[data[column].isin(kept)])
@@ -249,6 +244,15 @@ def minimize(
         result=result,
         steps=steps,
     )
+
+
+def _level_test(keeps: Callable[[Case], bool], case: Case, column: str) -> Callable[[list[Any]], bool]:
+    """Whether the case with only these levels of `column` keeps its finding."""
+
+    def test(levels: list[Any]) -> bool:
+        return keeps(_with(case, data=case.data[case.data[column].isin(levels)]))
+
+    return test
 
 
 def saturated(case: Case) -> bool:

@@ -155,7 +155,7 @@ def audit_total(args: argparse.Namespace) -> int:
     return per * audit_configured.configurations_count(args)
 
 
-def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
+def run_audit(impl: Callable[..., Any] | None, args: argparse.Namespace) -> Any:
     """Run the audit's cases with a progress bar on stderr; returns a `vcheck.auditing.plan.SweepResult`
     (an `AuditResult`, and how the sweep ran: workers, a Dask scheduler, resume)."""
     from vcheck.report.progress import progress_callback
