@@ -9,6 +9,7 @@
                                      quantities beside lme4's and their relative differences
     reproducers/<case>/README.md     the finding in two sentences, versions, expected values, sizes
     reproducers/<case>/reproducer.json  the same facts for programs
+    reproducers/<case>/glmmTMB.R     for glmmTMB: its own call in plain R, with the configuration's control
 
 The case is first minimized (`vcheck.auditing.minimize`) within a time budget; the README records its
 original and minimized sizes.  With several configurations audited, a folder is
@@ -188,6 +189,11 @@ def write_reproducer(
         "impl_call": call,
     }
     (folder / "lme4.R").write_text(_render("lme4.R", **context), encoding="utf-8")
+    if library == "glmmtmb":  # an R library: its own call in R, beside the Python route
+        from vcheck.adapters import glmmtmb
+
+        control = glmmtmb.control_call(**{k: v for k, v in options.items() if k in ("optimizer", "profile")})
+        (folder / "glmmTMB.R").write_text(_render("glmmTMB.R", **context, control=control), encoding="utf-8")
     (folder / "reproduce.py").write_text(_render("reproduce.py", **context), encoding="utf-8")
     readme = {
         **context,
