@@ -47,6 +47,7 @@ def test_builtin_adapters_declare_configurations() -> None:
     assert list(conf.declared(glmmtmb.fit)) == ["default", "optimizer=optim", "profile=true"]
     assert list(conf.declared(nlme.fit)) == ["default", "opt=optim"]
     assert "crossed" not in vcheck.auditing.capabilities.declared(nlme.fit)
+    assert "rank_deficient" not in vcheck.auditing.capabilities.declared(glmmtmb.fit)
     assert "rank_deficient" not in vcheck.auditing.capabilities.declared(sm.fit)
 
 

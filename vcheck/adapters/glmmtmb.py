@@ -82,8 +82,9 @@ CONFIGURATIONS: dict[str, dict[str, Any]] = {
     "optimizer=optim": {"optimizer": "optim"},
     "profile=true": {"profile": True},
 }
-#: glmmTMB fits every model family of the audit (it drops aliased fixed-effects columns too)
-CAPABILITIES: tuple[str, ...] = capabilities.FAMILIES
+#: glmmTMB fits every model family of the audit but a rank-deficient X: glmmTMB 1.1.5 does not drop
+#: aliased columns as lme4 does ("negative log-likelihood is NaN at starting parameter values")
+CAPABILITIES: tuple[str, ...] = tuple(c for c in capabilities.FAMILIES if c != "rank_deficient")
 
 
 def control_call(optimizer: str = "nlminb", profile: bool = False) -> str:

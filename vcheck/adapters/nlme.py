@@ -123,8 +123,11 @@ def _pd_call(group: str, terms: list[Term]) -> str:
 OPTS: tuple[str, ...] = ("nlminb", "optim")
 #: the configurations an audit covers, name -> keyword arguments of `fit`
 CONFIGURATIONS: dict[str, dict[str, Any]] = {"default": {}, "opt=optim": {"opt": "optim"}}
-#: nlme::lme fits nested grouping only; no crossed factors
-CAPABILITIES: tuple[str, ...] = tuple(c for c in capabilities.FAMILIES if c != "crossed")
+#: nlme::lme fits nested grouping only (no crossed factors), and a full-rank X only ("Singularity in
+#: backsolve" where lme4 drops an aliased column)
+CAPABILITIES: tuple[str, ...] = tuple(
+    c for c in capabilities.FAMILIES if c not in ("crossed", "rank_deficient")
+)
 
 
 def fit(formula: str, data: pd.DataFrame, REML: bool = True, *, opt: str = "nlminb") -> dict[str, Any]:
