@@ -50,6 +50,8 @@ def test_report_has_a_table_per_configuration_and_lists_unsupported_once(tmp_pat
     assert "## By configuration" in md
     assert "| `default` | 2 | · | · | · | 1 | · |" in md
     assert "| `method=lbfgs` | 2 | 1 | · | · | 1 | · |" in md
+    assert "### `method=lbfgs`: findings by quantity" in md and "| `beta` | 1 | · | · |" in md
+    assert "### `default`" not in md  # no findings there: no table
     assert md.count("model not expressible: crossed slopes") == 1  # once, over both configurations
     assert "not audited, needs slopes: 7 cases" in md
     assert "[method=lbfgs]" in md and "reproducers/drawn-0-0017.method-lbfgs/README.md" in md

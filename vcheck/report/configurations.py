@@ -45,7 +45,20 @@ def configuration_rows(result: Any) -> list[dict[str, Any]]:
         row["errors"] += c.error is not None
     for row in rows.values():
         row["counts"] = [row["kinds"].get(k, 0) for k in kinds]
+        row["by_quantity"] = _by_quantity(
+            [c for c in cases if (getattr(c, "configuration", None) or "default") == row["name"]], kinds
+        )
     return list(rows.values())
+
+
+def _by_quantity(cases: list[Any], kinds: list[str]) -> list[dict[str, Any]]:
+    """One configuration's findings counted by quantity and kind ("not available" left out)."""
+    counts: dict[str, Counter[str]] = {}
+    for c in cases:
+        for f in c.findings:
+            if f.kind != NOT_AVAILABLE:
+                counts.setdefault(str(f.quantity), Counter())[str(f.kind)] += 1
+    return [{"quantity": q, "counts": [n.get(k, 0) for k in kinds]} for q, n in sorted(counts.items())]
 
 
 def unsupported_rows(result: Any) -> list[dict[str, Any]]:
