@@ -273,7 +273,7 @@ def _sentence_two(sub: Any, extra: Mapping[str, Any], expected: Mapping[str, Any
         if name is not None:
             return (
                 f"It reported {', '.join(said)}; lme4 (expected) gives beta {name} = "
-                f"{expected['beta'][name]:.6g}, it gives {float(sub.beta.get(name, math.nan)):.6g}."
+                f"{expected['beta'][name]:.10g}, it gives {float(sub.beta.get(name, math.nan)):.10g}."
             )
     return f"It reported {', '.join(said)}; lme4's expected values are in the table below."
 
