@@ -170,6 +170,7 @@ def write_reproducers(result: Any, args: argparse.Namespace, out_dir: Path, comm
         seconds_per_case=args.minimize_seconds,
         total_seconds=args.reproducer_seconds,
         failures=failures,
+        several=len({c.configuration for c in result.cases}) > 1,
     )
     notes = getattr(result, "notes", None)
     if failures and notes is not None:

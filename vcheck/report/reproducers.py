@@ -326,6 +326,7 @@ def write_all(
     resolve: Callable[[str], Any] | None = None,
     progress: Callable[[str], None] | None = None,
     failures: list[str] | None = None,
+    several: bool | None = None,
 ) -> list[Path]:
     """A reproducer under out_dir/reproducers/ for each item: {"case", "case_id", "target" (with its
     configuration bracket), "configuration", "options", "findings"}.  Minimized within
@@ -334,7 +335,8 @@ def write_all(
     from vcheck import adapters
 
     resolve = resolve or adapters.resolve
-    several = len({it.get("configuration") for it in items}) > 1
+    if several is None:  # folder names carry the configuration when the audit covered several
+        several = len({it.get("configuration") for it in items}) > 1
     start = time.monotonic()
     written = []
     for it in items:
