@@ -28,6 +28,7 @@ class Finding:
     rel_diff: float | None
     explanation: str
     check: Check | str = ""  # "layout", "at its parameters", "at optimum", "model", "-"
+    configuration: str | None = None  # the implementation's configuration (vcheck.auditing.configurations)
 
     def to_dict(self) -> dict[str, Any]:
         rel = self.rel_diff
@@ -38,6 +39,7 @@ class Finding:
             "check": self.check,
             "rel_diff": rel if rel is None or math.isfinite(rel) else str(rel),
             "explanation": self.explanation,
+            "configuration": self.configuration,
         }
 
     @classmethod
@@ -50,6 +52,7 @@ class Finding:
             rel_diff=float(rel) if rel is not None else None,
             explanation=d["explanation"],
             check=d.get("check", ""),
+            configuration=d.get("configuration"),
         )
 
 
@@ -64,12 +67,16 @@ class CaseResult:
     impl_seconds: float = 0.0
     reference_seconds: float = 0.0
     comparison: dict[str, Any] | None = None  # Comparison.to_dict(): the full per-quantity table
+    configuration: str | None = None  # the implementation's configuration the case ran in
+    unsupported: str | None = None  # why the implementation does not fit it (vcheck.Unsupported): no finding
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "case": self.case.to_dict(),
             "findings": [f.to_dict() for f in self.findings],
             "error": self.error,
+            "configuration": self.configuration,
+            "unsupported": self.unsupported,
             "seconds": self.seconds,
             "impl_seconds": self.impl_seconds,
             "reference_seconds": self.reference_seconds,
@@ -86,6 +93,8 @@ class CaseResult:
             impl_seconds=d.get("impl_seconds", 0.0),
             reference_seconds=d.get("reference_seconds", 0.0),
             comparison=d.get("comparison"),
+            configuration=d.get("configuration"),
+            unsupported=d.get("unsupported"),
         )
 
 
@@ -102,6 +111,14 @@ class AuditResult:
     reference: str = "inline"  # where lme4 ran: "inline" (this process) or "process" (its own)
     startup_wait: float = 0.0  # seconds the audit waited for lme4's process to start R and lme4
     reference_restarts: int = 0  # times lme4's process died and was started again
+    capabilities: list[str] = field(default_factory=list)  # what the implementation declares
+    outside: dict[str, int] = field(default_factory=dict)  # capability -> cases left out for lacking it
+    reproducers: list[dict[str, Any]] = field(default_factory=list)  # folders written for the findings
+
+    @property
+    def unsupported(self) -> list[CaseResult]:
+        """Cases the implementation said it does not fit (not findings)."""
+        return [c for c in self.cases if c.unsupported is not None]
 
     @property
     def findings(self) -> list[Finding]:
@@ -165,6 +182,9 @@ class AuditResult:
             "audit_rate": self.audit_rate if math.isfinite(self.audit_rate) else None,
             "by_kind": dict(self.by_kind()),
             "cases": [c.to_dict() for c in self.cases],
+            "capabilities": list(self.capabilities),
+            "outside": dict(self.outside),
+            "reproducers": list(self.reproducers),
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -182,6 +202,9 @@ class AuditResult:
             reference=d.get("reference", "inline"),
             startup_wait=d.get("startup_wait", 0.0),
             reference_restarts=d.get("reference_restarts", 0),
+            capabilities=list(d.get("capabilities", [])),
+            outside=dict(d.get("outside", {})),
+            reproducers=list(d.get("reproducers", [])),
         )
 
 

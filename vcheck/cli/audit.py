@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vcheck.auditing.kinds import KINDS
+from vcheck.cli import audit_configured
 from vcheck.cli.status import EXIT_DISAGREE, EXIT_OK, PROG, UsageError
 
 
@@ -53,7 +54,10 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
         metavar="TARGET",
-        help="statsmodels, glmmtmb, nlme, vcheck (its own lmer), or a plug-in MODULE:CALLABLE",
+        nargs="?",
+        default=None,
+        help="statsmodels, glmmtmb, nlme, vcheck (its own lmer), or a plug-in MODULE:CALLABLE; "
+        "TARGET[CONFIG] for one configuration (not with --fits)",
     )
     parser.add_argument(
         "--cases",
@@ -128,6 +132,7 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         "groups), or their scaled-down versions slope20k and instEval10k; comma-separated, e.g. "
         "'vcheck audit vcheck --cases 0 --large instEval,slope200k --workers 2'",
     )
+    audit_configured.add_arguments(parser)  # configurations, capabilities, tolerances, reproducers, fits
 
 
 def parse_formats(values: list[str] | None) -> tuple[str, ...]:
@@ -183,16 +188,22 @@ def audit_total(args: argparse.Namespace) -> int:
     from vcheck.auditing import large_models
     from vcheck.reference import examples
 
-    return len(examples.names()) + args.cases + len(large_models.parse_names(getattr(args, "large", "")))
+    if getattr(args, "fits", None):
+        from vcheck.auditing.external import case_folders
+
+        return len(case_folders(Path(args.fits)))
+    per = len(examples.names()) + args.cases + len(large_models.parse_names(getattr(args, "large", "")))
+    return per * audit_configured.configurations_count(args)
 
 
-def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
+def run_audit(impl: Callable[..., Any] | None, args: argparse.Namespace) -> Any:
     """Run the audit's cases with a progress bar on stderr; returns a `vcheck.auditing.plan.SweepResult`
     (an `AuditResult`, and how the sweep ran: workers, a Dask scheduler, resume)."""
     from vcheck.report.progress import progress_callback
 
     total = audit_total(args)
-    with progress_callback(f"audit {args.target}", total=total) as tick:  # `vcheck -q`: none
+    label = args.target or f"--fits {args.fits}"
+    with progress_callback(f"audit {label}", total=total) as tick:  # `vcheck -q`: none
         done = 0
         flagged = 0
 
@@ -203,24 +214,38 @@ def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
             tick(done, total, f"{flagged} findings")
 
         from vcheck.auditing import large_models
-        from vcheck.auditing.plan import SweepPlan
-        from vcheck.auditing.sweep import run_sweep
+        from vcheck.auditing.configured import audit_configurations
 
-        # vcheck.auditing.run's cases, in worker processes (default 1), on Dask, or here (--workers 0)
-        plan = SweepPlan(
-            target=args.target,
+        if args.fits:
+            return audit_configured.run_fits(args, on_case)
+        # each configuration's cases (within the capabilities), in worker processes (default 1), on
+        # Dask, or here (--workers 0)
+        return audit_configurations(
+            args.target,
+            config=args.config,
             seed=args.seed,
             examples=args.cases,
             large=tuple(large_models.parse_names(args.large)),
-        )
-        return run_sweep(
-            plan,
+            families=audit_configured.families(args),
             workers=1 if args.workers is None and not args.scheduler else args.workers,
             scheduler=args.scheduler,
             out_dir=audit_out_dir(args.target, args.out),
             resume=args.resume,
             progress=on_case,
+            options=audit_configured.options(args),
         )
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this audit (for the report and the reproducers)."""
+    if args.fits:
+        return f"vcheck audit --fits {args.fits}"
+    parts = [f"vcheck audit {args.target}", f"--cases {args.cases}", f"--seed {args.seed}"]
+    for flag in ("config", "families", "large"):
+        value = getattr(args, flag, None)
+        if value:
+            parts.append(f"--{flag} {value}")
+    return " ".join(parts)
 
 
 def _reference_versions() -> dict[str, str]:
@@ -236,12 +261,21 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     fail_on = _parse_kinds(args.fail_on)
     formats = parse_formats(args.format)
-    impl = resolve_target(args.target)
+    if args.fits and args.target:
+        raise UsageError("give either TARGET or --fits DIR, not both")
+    if not args.fits and not args.target:
+        raise UsageError("give TARGET (an adapter or MODULE:CALLABLE) or --fits DIR")
+    audit_configured.validate(args)
+    impl = None if args.fits else resolve_target(args.target)
+    if args.fits:
+        args.target = f"fits-{Path(args.fits).name}"
     out_dir = audit_out_dir(args.target, args.out)
     check_writable(out_dir, "audit", args.force)  # before R starts: a folder of someone else's files
     versions = _reference_versions()  # fails fast, in one line, when R or lme4 is missing
     with claim(out_dir, "audit", args.force):  # one audit per folder at a time (exit 2 when busy)
         result = run_audit(impl, args)
+        if not getattr(result, "interrupted", False):
+            audit_configured.write_reproducers(result, args, out_dir, command=_command(args))
 
         from vcheck.report import write_audit_report
 
@@ -254,6 +288,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
             versions=versions,
             formats=formats,
             fail_on=fail_on,
+            command=_command(args),
         )
     from vcheck.report.audit import findings_by_kind
 
@@ -270,6 +305,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     if hasattr(result, "checkpoint"):
         discard_checkpoint(result)
+    audit_configured.discard_checkpoints(out_dir)
     counts = findings_by_kind(result)
     found = [k for k in fail_on if counts.get(k)]
     if found:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from vcheck.auditing.kinds import KINDS
+from vcheck.report.configurations import audits_context
 from vcheck.report.pages import write_page, write_text
 
 #: data with at most this many rows is written out next to the report, even when it can be rebuilt
@@ -124,11 +125,16 @@ def case_entries(result: Any) -> list[tuple[Any, CaseEntry]]:
     groups: dict[str, tuple[Any, CaseEntry]] = {}
     for f in _findings(result):
         case = getattr(f, "case", None)
-        key = _case_key(case)
+        configuration = getattr(f, "configuration", None)  # the same case in several configurations
+        key = _case_key(case) + (f" [{configuration}]" if configuration else "")
         if key not in groups:
             groups[key] = (case, _case_entry(case, len(groups)))
+            if configuration:
+                groups[key][1].label += f" [{configuration}]"
+                groups[key][1].id += f".{configuration}"
         groups[key][1].findings.append(
             {
+                "configuration": configuration,
                 "quantity": str(getattr(f, "quantity", "")),
                 "kind": str(getattr(f, "kind", "")),
                 "rel_diff": _rounded(_float(getattr(f, "rel_diff", None))),
@@ -296,6 +302,7 @@ def write_audit_report(
         "generated": written_on(),
         "errors_line": errors_line(errors, n_run),
         "reference_href": reference_index_href(out_dir),
+        **audits_context(result),
     }
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
@@ -324,6 +331,13 @@ def write_audit_report(
         "errors": [
             {"case": e.label, "formula": e.formula, "rebuild": e.rebuild, "error": e.error} for e in errors
         ],
+        "configurations": [
+            {k: v for k, v in row.items() if k != "kinds"} for row in context["configurations"]
+        ],
+        "capabilities": context["capabilities"],
+        "outside": context["outside"],
+        "unsupported": context["unsupported"],
+        "reproducers": context["reproducers"],
     }
     if "json" in formats:
         written.append(

@@ -1,6 +1,7 @@
-"""JSON Schemas of the files vcheck writes, shipped in the package: `load("findings")` is the schema of an
-audit's findings.json (`vcheck/schemas/findings.schema.json`); `validate(instance, "findings")` checks a
-file against it with the `jsonschema` library (in the `dev` extra)."""
+"""JSON Schemas of the files vcheck writes or reads, shipped in the package: `load("findings")` is the
+schema of an audit's findings.json, `load("case")` and `load("fit")` those of the files `vcheck cases
+export` writes and an implementation writes back (`vcheck.auditing.external`, docs/auditing.md);
+`validate(instance, name)` checks a document with the `jsonschema` library (in the `audit` extra)."""
 
 from __future__ import annotations
 
