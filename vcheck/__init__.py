@@ -1,20 +1,27 @@
 """vcheck: validation and cross-check of linear mixed models against R's lme4.
 
 The core (design, deviance, fit, covariance, compare) needs no R; `vcheck.reference` and the R-side
-adapters import rpy2 only when called.  Public names are loaded lazily so `import vcheck` stays cheap.
+adapters import rpy2 only when called.  Public names are loaded lazily (PEP 562 `__getattr__`) so
+`import vcheck` and `vcheck --version` load neither numpy nor pandas nor scipy: the records (`Design`,
+`LmerFit`, `RandomTerm`) come with the first use of their name.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vcheck.core.errors import DataError, FormulaError, RError, RNotAvailableError, VcheckError
-from vcheck.core.record import Design, LmerFit, RandomTerm
+
+if TYPE_CHECKING:
+    from vcheck.core.record import Design, LmerFit, RandomTerm
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Design": ("vcheck.core.record", "Design"),
+    "LmerFit": ("vcheck.core.record", "LmerFit"),
+    "RandomTerm": ("vcheck.core.record", "RandomTerm"),
     "lFormula": ("vcheck.core.design", "lFormula"),
     "devfun": ("vcheck.core.deviance", "devfun"),
     "lmer": ("vcheck.core.fit", "lmer"),
@@ -28,12 +35,9 @@ _LAZY = {
 
 __all__ = [
     "DataError",
-    "Design",
     "FormulaError",
-    "LmerFit",
     "RError",
     "RNotAvailableError",
-    "RandomTerm",
     "VcheckError",
     "__version__",
     *sorted(_LAZY),
