@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from vcheck.core.errors import DataError, FormulaError, RError, RNotAvailableError, VcheckError
 
 if TYPE_CHECKING:
-    from vcheck.core.record import Design, LmerFit, RandomTerm
+    from vcheck.core.record import Design as Design
+    from vcheck.core.record import LmerFit as LmerFit
+    from vcheck.core.record import RandomTerm as RandomTerm
 
 __version__ = "0.1.0"
 
