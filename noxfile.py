@@ -21,7 +21,7 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
-EXTRAS = ".[r,audit,dev]"
+EXTRAS = ".[r,audit,dev,sparse]"
 
 
 def _install(session: nox.Session) -> None:
