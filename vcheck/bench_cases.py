@@ -149,7 +149,10 @@ def corpus_cases() -> list[Case]:
     try:
         from vcheck.reference import corpus  # type: ignore[attr-defined]
     except ImportError:
-        return [Case("corpus", k, f, _from_r(code)) for k, (f, code) in FALLBACK_CORPUS.items()]
+        return [
+            Case("corpus", k, f, _from_r(code), REML=not k.endswith("_ml"))
+            for k, (f, code) in FALLBACK_CORPUS.items()
+        ]
     cases = []
     for name in corpus.names():
         entry = corpus.load(name)

@@ -91,6 +91,9 @@ def kernels(d: vcheck.Design, monkeypatch: pytest.MonkeyPatch) -> dict[str, obje
         m.setattr(schur, "_cholmod", lambda: None)  # scipy alone: SuperLU
         out["sparse_lu_schur"] = blocks.BlockedPLS(d)
     with monkeypatch.context() as m:
+        m.setattr(blocked_pls, "DENSE_G_GAIN", 1e300)  # Z2'Z1 dense, G by one GEMM
+        out["dense_G"] = blocks.BlockedPLS(d)
+    with monkeypatch.context() as m:
         m.setattr(blocked_pls, "MAX_TRIPLES", 0)
         out["scipy_products"] = blocks.BlockedPLS(d)
     return out

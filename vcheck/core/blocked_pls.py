@@ -40,6 +40,10 @@ DENSE_SCHUR_MAX = 3000
 SPARSE_SCHUR_MIN = 300
 #: CHOLMOD is chosen when its work is under 1/SPARSE_GAIN of the dense Cholesky's (q2^3 / 3 flops)
 SPARSE_GAIN = 20.0
+#: Z2'Z1 is held dense (G by GEMM) when it has at most this many entries ...
+DENSE_Z21_MAX = 4_000_000
+#: ... and its GEMM's multiply-adds are under DENSE_G_GAIN times the fixed-pattern product's terms
+DENSE_G_GAIN = 50
 #: fixed-pattern products enumerate at most this many scalar products (else scipy.sparse per evaluation)
 MAX_TRIPLES = 30_000_000
 
@@ -158,7 +162,17 @@ class BlockedPLS(PLSBase):
         z21 = self.Z21.tocoo()
         Z21pat = Pattern(z21.row.astype(np.int64), z21.col.astype(np.int64), z21.shape)
         self.G: Bilinear | None = None
-        if count_triples(Z21pat, Wpat, Z21pat) <= MAX_TRIPLES:
+        self.Z21_dense: np.ndarray | None = None
+        triples = count_triples(Z21pat, Wpat, Z21pat)
+        if self.dense_schur and q2 * q1 <= DENSE_Z21_MAX and q2 * q2 * q1 * k1 < DENSE_G_GAIN * triples:
+            # Z2'Z1 nearly full (few block-2 effects, each meeting most levels of block 1): one GEMM
+            self.Z21_dense = self.Z21.toarray()
+            self.Wpat = Wpat
+            pat = sp.coo_matrix(self.Z21 @ self.Z21.T)
+            assert lower_T is not None
+            mask = lower_T[pat.row] >= lower_T[pat.col]
+            T_keys = _sorted_union(zz_keys, pat.row[mask].astype(np.int64) * q2 + pat.col[mask])
+        elif triples <= MAX_TRIPLES:
             self.G = Bilinear(
                 Z21pat, Wpat, Z21pat, dense=False, P_values=z21.data, Q_values=z21.data, lower_by=lower_T
             )
@@ -247,7 +261,11 @@ class BlockedPLS(PLSBase):
         f.Lt2 = Lt2v = theta[self.Lt2_theta]
         W = self.W_blocks(f)
         T = self.T_base.copy()
-        if self.G is not None:
+        if self.Z21_dense is not None:  # G = Z21 W Z21' by one GEMM (W block diagonal, applied per level)
+            Z = self.Z21_dense
+            Y = Z * W.ravel() if k1 == 1 else np.einsum("ila,abl->ilb", Z.reshape(q2, nl1, k1), W)
+            T -= (Y.reshape(q2, q1) @ Z.T).ravel()[self.T_keys]
+        elif self.G is not None:
             T[self.G_pos] -= self.G(W.ravel())
         else:
             Wm = sp.csr_matrix((W.ravel(), (self.Wpat.rows, self.Wpat.cols)), shape=(q1, q1))
