@@ -43,15 +43,16 @@ def _table(rows: list[Timing], goals: dict[str, float] | None = None) -> list[st
     head += " feval vcheck / lme4 | criterion diff | as good | peak MB vcheck / lme4 |"
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for t in rows:
+        name = t.case.name.replace("|", "\\|")  # a formula's bar would end the table cell
         if t.error:
-            out.append(f"| {t.case.name} | {t.n or '-'} | error: {t.error} |")
+            out.append(f"| {name} | {t.n or '-'} | error: {t.error} |")
             continue
         goal = ""
         if goals:
             g = goals.get(t.case.name)
             goal = f" <= {g} ({'yes' if t.ratio <= g else '**no**'}) |" if g else " |"
         out.append(
-            f"| {t.case.name} | {t.n:,} | {_t(t.vcheck_s)} | {_t(t.vcheck_1t_s)} | {_t(t.lme4_s)} "
+            f"| {name} | {t.n:,} | {_t(t.vcheck_s)} | {_t(t.vcheck_1t_s)} | {_t(t.lme4_s)} "
             f"| {_f(t.ratio, '.3f')} | {_f(t.ratio_1t, '.3f')} |{goal} {t.vcheck_feval} / {t.lme4_feval} "
             f"| {t.criterion_diff:.1e} | {'yes' if criterion_ok(t) else '**no**'} "
             f"| {_f(t.vcheck_mb, '.1f')} / {_f(t.lme4_mb, '.1f')} |"
