@@ -189,16 +189,23 @@ class BlockedPLS(PLSBase):
         self.T_base = np.zeros(len(T_keys))
         self.T_base[np.searchsorted(T_keys, zz_keys)] = zz_vals
         Tpat = Pattern(T_keys // q2, T_keys % q2, (q2, q2))
-        self.S = Bilinear(
-            self.Lt2,
-            Tpat,
-            self.Lt2,
-            dense=self.dense_schur,
-            lower_by=None if lower_T is None else np.arange(q2),
-        )
+        # scalar terms only: Lambda_2 is diagonal (l), so S = diag(l) T diag(l) entry by entry on T's
+        # pattern, with the same products in the same order as the general Bilinear
+        self.S_diagonal = self.dense_schur and np.array_equal(r2, c2) and len(np.unique(r2)) == q2
+        self.S: Bilinear | None = None
+        if self.S_diagonal:
+            self.T_rows, self.T_cols = Tpat.rows, Tpat.cols
+        else:
+            self.S = Bilinear(
+                self.Lt2,
+                Tpat,
+                self.Lt2,
+                dense=self.dense_schur,
+                lower_by=None if lower_T is None else np.arange(q2),
+            )
         self._analysis = None
         if not self.dense_schur:
-            assert self.S.out is not None
+            assert self.S is not None and self.S.out is not None
             self.S_csc = FixedCSC(self.S.out.rows, self.S.out.cols, q2)
 
     def _schur_kind(self, Zt2: sp.csr_matrix) -> str:
@@ -218,6 +225,8 @@ class BlockedPLS(PLSBase):
         T = ones(sp.csr_matrix(Zt2 @ Zt2.T)) + Z21 @ Z21.T
         L2 = sp.csr_matrix((np.ones(self.Lt2.nnz), (self.Lt2.rows, self.Lt2.cols)), shape=(q2, q2))
         S = sp.csc_matrix(L2.T @ T @ L2)
+        if S.nnz > q2 * q2 / 4:  # crossed factors: S is as good as full already
+            return "dense"
         sparse = sparse_cholesky_flops(S)
         return "cholmod" if SPARSE_GAIN * sparse < q2**3 / 3.0 else "dense"
 
@@ -274,7 +283,13 @@ class BlockedPLS(PLSBase):
             pos = np.searchsorted(self.T_keys, keys)
             ok = (pos < len(self.T_keys)) & (self.T_keys[np.minimum(pos, len(self.T_keys) - 1)] == keys)
             T[pos[ok]] -= G.data[ok]
-        S = self.S(Lt2v, T, Lt2v)
+        if self.S is None:
+            lam2 = np.zeros(q2)
+            lam2[self.Lt2.rows] = Lt2v
+            S = np.zeros(q2 * q2)
+            S[self.T_keys] = lam2[self.T_rows] * T * lam2[self.T_cols]
+        else:
+            S = self.S(Lt2v, T, Lt2v)
         # W Z1'[X r], level-major (q1, p+1)
         WZ = np.einsum("abn,bnj->naj", W, self.zxr1.reshape(k1, nl1, p + 1)).reshape(q1, p + 1)
         f.H2 = sparse_times_dense(self.Lt2, Lt2v, self.zxr2 - self.Z21 @ WZ)

@@ -108,7 +108,7 @@ class SparseSchur:
         if cholmod is not None:
             try:
                 if analysis is None:
-                    analysis = cholmod.analyze(S, mode="auto", ordering_method="best")
+                    analysis = cholmod.analyze(S, mode="auto", ordering_method="amd")
                 self.chol = analysis.cholesky(S)
             except cholmod.CholmodNotPositiveDefiniteError as exc:
                 raise NotPositiveDefinite(
@@ -170,7 +170,7 @@ def sparse_cholesky_flops(pattern: sp.csc_matrix) -> float:
     P = sp.csc_matrix(pattern, dtype=float, copy=True)
     P.data[:] = 1.0
     P = P + sp.diags(np.asarray(P.sum(axis=1)).ravel() + 1.0)
-    L = cholmod.cholesky(sp.tril(P, format="csc"), mode="simplicial", ordering_method="best").L()
+    L = cholmod.cholesky(sp.tril(P, format="csc"), mode="supernodal", ordering_method="amd").L()
     counts = np.diff(sp.csc_matrix(L).indptr).astype(float)
     return float(np.sum(counts**2))
 
