@@ -101,7 +101,7 @@ class PLSBase:
         rb, info = _dtrtrs(RX, R[:p, p], lower=0)
         f.beta = self.b0 + rb
         f.ldL2 = ldL2
-        f.ldRX2 = 2.0 * float(np.sum(np.log(np.diagonal(RX))))
+        f.ldRX2 = 2.0 * float(np.log(RX.diagonal()).sum())
         f.pwrss = float(R[p, p] ** 2)
         if f.pwrss < PWRSS_RECHECK * self.XrXr[p, p]:
             f.pwrss = self.residual_pwrss(f)

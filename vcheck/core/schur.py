@@ -56,7 +56,7 @@ class DenseSchur:
 
     def __init__(self, S_lower: np.ndarray) -> None:
         self.L = cholesky_lower(S_lower, "the PLS Schur complement")
-        self.logdet = 2.0 * float(np.sum(np.log(np.diagonal(self.L))))
+        self.logdet = 2.0 * float(np.log(self.L.diagonal()).sum())
 
     def whiten(self, b: np.ndarray) -> np.ndarray:
         """L^-1 b."""
