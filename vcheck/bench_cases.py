@@ -15,6 +15,7 @@ A case makes its data once, as pandas for vcheck and as the same data.frame in R
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,7 +161,7 @@ def corpus_cases() -> list[Case]:
             "corpus",
             name,
             entry.formula,
-            _to_r(lambda e=entry: e.data),
+            _to_r(functools.partial(getattr, entry, "data")),
             REML=bool(getattr(entry, "REML", True)),
         )
         args = dict(getattr(entry, "args", None) or {})
@@ -191,14 +192,14 @@ def scaling_data(model: str, rows: int, levels: int, seed: int = 15) -> pd.DataF
     g = rng.permutation(np.arange(rows) % levels)
     x = rng.normal(size=rows)
     y = 1.0 + 0.5 * x + rng.normal(size=levels)[g] + rng.normal(size=rows)
-    data = {"y": y, "x": x, "g": pd.Categorical.from_codes(g, [f"g{i}" for i in range(levels)])}
+    data = {"y": y, "x": x, "g": pd.Categorical.from_codes(g, pd.Index([f"g{i}" for i in range(levels)]))}
     if model == "(x|g)":
         data["y"] = y + 0.5 * rng.normal(size=levels)[g] * x
     if model == "crossed":
         hl = max(10, rows // 100)
         h = rng.permutation(np.arange(rows) % hl)
         data["y"] = y + rng.normal(size=hl)[h]
-        data["h"] = pd.Categorical.from_codes(h, [f"h{i}" for i in range(hl)])
+        data["h"] = pd.Categorical.from_codes(h, pd.Index([f"h{i}" for i in range(hl)]))
     return pd.DataFrame(data)
 
 
@@ -216,7 +217,7 @@ def scaling_cases(max_rows: int = 10**6) -> list[Case]:
                 "scaling",
                 f"{model} n={n:,} levels={k:,}",
                 formula,
-                _to_r(lambda m=model, n=n, k=k: scaling_data(m, n, k)),
+                _to_r(functools.partial(scaling_data, model, n, k)),
                 repeats=3 if n <= 10**4 else 1,
                 series=series,
                 model=model,

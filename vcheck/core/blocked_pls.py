@@ -294,9 +294,9 @@ class BlockedPLS(PLSBase):
         WZ = np.einsum("abn,bnj->naj", W, self.zxr1.reshape(k1, nl1, p + 1)).reshape(q1, p + 1)
         f.H2 = sparse_times_dense(self.Lt2, Lt2v, self.zxr2 - self.Z21 @ WZ)
         if self.dense_schur:
-            S = S.reshape(q2, q2)
-            S[np.diag_indices(q2)] += 1.0
-            f.schur = DenseSchur(S)
+            S2 = S.reshape(q2, q2)
+            S2[np.diag_indices(q2)] += 1.0
+            f.schur = DenseSchur(S2)
         else:
             f.schur = schur = SparseSchur(self.S_csc.plus_identity(S), analysis=self._analysis)
             self._analysis = schur.analysis
