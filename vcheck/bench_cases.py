@@ -7,7 +7,7 @@ Three sets, every case of each is run:
 2. **headline models**: sleepstudy, the kindergarten star model, InstEval, a 200,000-row random-slope
    model (`vcheck.auditing.large`'s slope200k) and the many-term star model of lme4's tests/extras.R;
 3. **scaling series**: `y ~ x + (1|g)`, `y ~ x + (x|g)` and the crossed `y ~ x + (1|g) + (1|h)` on
-   simulated data from 10^3 to 10^6 rows (g with n/10 levels, h with n/100, at least 10), and at 10^5
+   simulated data from 10^3 to 10^6 rows (g with n/10 levels, h with n/1000, at least 10), and at 10^5
    rows with 10 to 10^4 levels of g.
 
 A case makes its data once, as pandas for vcheck and as the same data.frame in R for lme4.
@@ -187,7 +187,7 @@ def headline_cases() -> list[Case]:
 
 def scaling_data(model: str, rows: int, levels: int, seed: int = 15) -> pd.DataFrame:
     """y = 1 + 0.5 x + a_g + b_g x [slope model] + c_h [crossed] + e, every level of g (and h) used, rows
-    in random order; g has `levels` levels, h max(10, rows // 100)."""
+    in random order; g has `levels` levels, h max(10, rows // 1000)."""
     rng = np.random.default_rng(seed)
     g = rng.permutation(np.arange(rows) % levels)
     x = rng.normal(size=rows)
@@ -196,7 +196,7 @@ def scaling_data(model: str, rows: int, levels: int, seed: int = 15) -> pd.DataF
     if model == "(x|g)":
         data["y"] = y + 0.5 * rng.normal(size=levels)[g] * x
     if model == "crossed":
-        hl = max(10, rows // 100)
+        hl = max(10, rows // 1000)
         h = rng.permutation(np.arange(rows) % hl)
         data["y"] = y + rng.normal(size=hl)[h]
         data["h"] = pd.Categorical.from_codes(h, pd.Index([f"h{i}" for i in range(hl)]))

@@ -87,4 +87,9 @@ def W_blocks(lam1: np.ndarray, L11inv: np.ndarray) -> np.ndarray:
     if lam1.shape[0] == 1:
         return (lam1[0, 0] * L11inv) ** 2
     D = np.tensordot(lam1, L11inv, axes=([1], [1]))  # D[a, b, l] = sum_c lam[a, c] L11inv[b, c, l]
-    return np.einsum("acn,bcn->abn", D, D)
+    k = lam1.shape[0]
+    W = np.empty_like(L11inv)
+    for a in range(k):
+        for b in range(a + 1):
+            W[a, b] = W[b, a] = dot_soa(D[a], D[b])  # sum_c D[a, c] D[b, c], per level
+    return W

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from vcheck.core.batched import W_blocks, factor_uniform_blocks
+from vcheck.core.batched import W_blocks, dot_soa, factor_uniform_blocks
 from vcheck.core.errors import VcheckError
 from vcheck.core.pattern import Bilinear, Pattern, count_triples, sparse_times_dense
 from vcheck.core.pls import Factor, PLSBase
@@ -291,7 +291,11 @@ class BlockedPLS(PLSBase):
         else:
             S = self.S(Lt2v, T, Lt2v)
         # W Z1'[X r], level-major (q1, p+1)
-        WZ = np.einsum("abn,bnj->naj", W, self.zxr1.reshape(k1, nl1, p + 1)).reshape(q1, p + 1)
+        Z3 = self.zxr1.reshape(k1, nl1, p + 1)
+        WZ3 = np.empty((nl1, k1, p + 1))
+        for a in range(k1):  # WZ[l, a] = sum_b W_l[a, b] Z1'[X r][l, b], one vector op per (a, b)
+            WZ3[:, a, :] = dot_soa(W[a, :, :, None], Z3)
+        WZ = WZ3.reshape(q1, p + 1)
         f.H2 = sparse_times_dense(self.Lt2, Lt2v, self.zxr2 - self.Z21 @ WZ)
         if self.dense_schur:
             S2 = S.reshape(q2, q2)
