@@ -272,7 +272,13 @@ class BlockedPLS(PLSBase):
         T = self.T_base.copy()
         if self.Z21_dense is not None:  # G = Z21 W Z21' by one GEMM (W block diagonal, applied per level)
             Z = self.Z21_dense
-            Y = Z * W.ravel() if k1 == 1 else np.einsum("ila,abl->ilb", Z.reshape(q2, nl1, k1), W)
+            if k1 == 1:
+                Y = Z * W.ravel()
+            else:  # Y[:, l, b] = sum_a Z[:, l, a] W_l[a, b], one vector op per (a, b)
+                Z3 = Z.reshape(q2, nl1, k1)
+                Y = np.empty_like(Z3)
+                for b in range(k1):
+                    Y[:, :, b] = dot_soa(np.moveaxis(Z3, 2, 0), W[:, b, None, :])
             T -= (Y.reshape(q2, q1) @ Z.T).ravel()[self.T_keys]
         elif self.G is not None:
             T[self.G_pos] -= self.G(W.ravel())
