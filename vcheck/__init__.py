@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from vcheck.core.errors import DataError, FormulaError, RError, RNotAvailableError, VcheckError
+from vcheck.core.errors import DataError, FormulaError, RError, RNotAvailableError, Unsupported, VcheckError
 
 if TYPE_CHECKING:
     from vcheck.core.record import Design as Design
@@ -40,6 +40,7 @@ __all__ = [
     "FormulaError",
     "RError",
     "RNotAvailableError",
+    "Unsupported",
     "VcheckError",
     "__version__",
     *sorted(_LAZY),

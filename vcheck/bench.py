@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         plot_scaling([t for t in timings if t.case.group == "scaling"], plot)
     text = render(timings, plot, (load_start, os.getloadavg()[0]), _versions(), time.perf_counter() - started)
     if not args.only and not args.no_audit:  # the audit's rate and sweep throughput (vcheck.auditing.sweep)
-        from vcheck.auditing.sweep import bench_sections
+        from vcheck.bench_throughput import bench_sections
 
         text += audit_rate_section()
         text += bench_sections()

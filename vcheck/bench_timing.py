@@ -27,14 +27,16 @@ import numpy as np
 from vcheck.bench_cases import Case, r_eval
 
 R_CODE = """
-.vcheck_bench_time <- function(formula, data, REML) {
+.vcheck_bench_time <- function(formula, data, REML, args_json = "") {
   d <- get(data, envir = globalenv())
-  f <- as.formula(formula)
+  f <- vcheck_formula(formula)
+  args <- vcheck_call_args(args_json)
   invisible(gc(reset = TRUE))
   base <- sum(gc()[, 2])
   t0 <- proc.time()[["elapsed"]]
-  m <- tryCatch(suppressWarnings(suppressMessages(lme4::lmer(f, data = d, REML = REML))),
-                error = function(e) NULL)
+  m <- tryCatch(suppressWarnings(suppressMessages(
+    if (length(args)) do.call(lme4::lmer, c(list(f, data = d, REML = REML), args))
+    else lme4::lmer(f, data = d, REML = REML))), error = function(e) NULL)
   el <- proc.time()[["elapsed"]] - t0
   if (is.null(m)) return(c(NA_real_, NA_real_, NA_real_, NA_real_))
   mb <- sum(gc()[, 6]) - base
@@ -102,10 +104,11 @@ def _lme4(case: Case) -> tuple[float, float, int, float]:
     from vcheck.reference import rbridge
 
     s = rbridge.session()
-    out = s.ri.globalenv.find(".vcheck_bench_time")(
+    out = s.env.find(".vcheck_bench_time")(
         s.ri.StrSexpVector([case.formula]),
         s.ri.StrSexpVector([case.r_name]),
         s.ri.BoolSexpVector([case.REML]),
+        s.ri.StrSexpVector([case.r_args]),
     )
     v = np.array(out, dtype=float)
     if np.isnan(v[0]):
@@ -113,11 +116,19 @@ def _lme4(case: Case) -> tuple[float, float, int, float]:
     return float(v[0]), float(v[1]), int(v[2]), float(v[3])
 
 
+def _install_r_code() -> None:
+    """Define R_CODE's function beside bridge.R's (it uses vcheck_formula and vcheck_call_args)."""
+    from vcheck.reference import rbridge
+
+    s = rbridge.session()
+    s.ri.baseenv.find("eval")(s.ri.parse(R_CODE), envir=s.env)
+
+
 def time_case(case: Case, one_thread: bool = True, memory: bool = True) -> Timing:
     """Fit `case` on both sides (module docstring); an error on either side is recorded, not raised."""
     import vcheck
 
-    r_eval(R_CODE)
+    _install_r_code()
     t = Timing(case, notes=list(case.notes))
     if case.skip:
         t.error = f"not run: {case.skip}"
@@ -126,7 +137,7 @@ def time_case(case: Case, one_thread: bool = True, memory: bool = True) -> Timin
         data = case.make(case.r_name)
 
         def fit() -> Any:
-            return vcheck.lmer(case.formula, data, REML=case.REML, condVar=False)
+            return vcheck.lmer(case.formula, data, REML=case.REML, condVar=False, **case.args)
 
         t.vcheck_s, vfit = median_time(fit, case.repeats)
         t.n = int(vfit.n or 0)

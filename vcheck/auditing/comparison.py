@@ -690,6 +690,8 @@ class _Lme:
     X_names: list[str]
     cnms: list[tuple[str, list[str]]]
     n: int
+    weights: np.ndarray | None = None  # prior weights (None: all 1): V = sigma^2 (W'W + diag(1 / w))
+    offset: np.ndarray | None = None  # offset (None: 0): the GLS beta is fitted to y - offset
 
 
 def _require_design(b: LmerFit) -> _Lme:
@@ -711,6 +713,8 @@ def _require_design(b: LmerFit) -> _Lme:
         X_names=list(b.X_names or []),
         cnms=[(g, list(names)) for g, names in b.cnms],
         n=int(b.X.shape[0]),
+        weights=None if b.weights is None else np.asarray(b.weights, dtype=float),
+        offset=None if b.offset is None else np.asarray(b.offset, dtype=float),
     )
 
 
@@ -755,11 +759,11 @@ def _V(lme: _Lme, Lambdat: sp.csc_matrix, sigma: float) -> Any:
     if lme.n <= DENSE_V_MAX:
         W = (sp.csc_matrix(Lambdat) @ lme.Zt).toarray()
         V = W.T @ W
-        V[np.diag_indices_from(V)] += 1.0
+        V[np.diag_indices_from(V)] += 1.0 if lme.weights is None else 1.0 / lme.weights
         return sigma**2 * V
     from vcheck.core import covariance
 
-    return covariance.V_operator(lme.Zt, Lambdat, sigma)
+    return covariance.V_operator(lme.Zt, Lambdat, sigma, weights=lme.weights)
 
 
 def _gls_beta(lme: _Lme, V: Any, Lambdat: sp.csc_matrix, sigma: float) -> np.ndarray:
@@ -768,12 +772,12 @@ def _gls_beta(lme: _Lme, V: Any, Lambdat: sp.csc_matrix, sigma: float) -> np.nda
     if isinstance(V, np.ndarray):
         cf = sla.cho_factor(V, lower=True, check_finite=False)
         ViX = sla.cho_solve(cf, lme.X, check_finite=False)
-        Viy = sla.cho_solve(cf, lme.y, check_finite=False)
+        Viy = sla.cho_solve(cf, lme.y if lme.offset is None else lme.y - lme.offset, check_finite=False)
         XtViX = lme.X.T @ ViX
         return np.linalg.solve((XtViX + XtViX.T) / 2.0, lme.X.T @ Viy)
     from vcheck.core import covariance
 
-    return covariance.gls_beta(lme.X, lme.y, lme.Zt, Lambdat, sigma)
+    return covariance.gls_beta(lme.X, lme.y, lme.Zt, Lambdat, sigma, weights=lme.weights, offset=lme.offset)
 
 
 def _alignment(sub: Submission, b: LmerFit) -> np.ndarray | None:
@@ -870,6 +874,8 @@ def reference_design(b: LmerFit) -> Design:
         terms=terms,
         flist=dict(flist),
         row_index=b.row_index if b.row_index is not None else pd.RangeIndex(lme.n),
+        weights=lme.weights,
+        offset=lme.offset,
     )
 
 

@@ -29,3 +29,10 @@ class RError(VcheckError, RuntimeError):
 
     def __reduce__(self) -> tuple[type[RError], tuple[str, str]]:
         return (type(self), (self.r_message, self.call))  # pickles (to and from worker processes) intact
+
+
+class Unsupported(VcheckError, NotImplementedError):
+    """An implementation (or vcheck itself) does not support an argument or feature a case needs.
+
+    In an audit it is not a finding: the report lists it once, outside the implementation's
+    capabilities (a NotImplementedError from a plug-in is treated the same way)."""

@@ -12,6 +12,7 @@ At the optimum theta, with the PLS solution of `vcheck.core.blocks` (A = Lambda'
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,61 +22,81 @@ import scipy.sparse as sp
 import vcheck
 from vcheck.core import optimize
 from vcheck.core.blocks import Factor
+from vcheck.core.control import LmerControl, parse_control, start_vector
 from vcheck.core.deviance import Devfun, criterion, sigma
+from vcheck.core.errors import DataError
 from vcheck.core.record import Design, LmerFit
+from vcheck.core.theta import relative_factor
 from vcheck.core.threads import single_threaded
 
 #: lme4's message for a singular fit (checkConv with check.conv.singular = "message")
 SINGULAR_MESSAGE = "boundary (singular) fit: see help('isSingular')"
 
 
-def lmer(formula: str, data: pd.DataFrame, REML: bool = True, *, condVar: bool = True) -> LmerFit:
-    """Fit a linear mixed model as `lme4::lmer(formula, data, REML)` (lme4 1.1-31 defaults).
+def lmer(
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    start: object = None,
+    control: Mapping[str, Any] | LmerControl | None = None,
+    condVar: bool = True,
+) -> LmerFit:
+    """Fit a linear mixed model as `lme4::lmer(formula, data, REML, weights=, offset=, subset=,
+    na.action=, contrasts=, start=, control=)` (lme4 1.1-31).
 
-    Returns an `LmerFit` with source "vcheck".  `condVar=False` skips the conditional variances, which
-    for crossed designs cost more than the fit itself (lme4's `lmer` does not compute them either).
+    weights/offset: a column name or an array of len(data); subset: a boolean array or an R expression
+    (`vcheck.core.subset`); na_action: "na.omit", "na.exclude" or "na.fail"; contrasts: {factor:
+    "contr.sum", ...}; start: theta or {"theta": theta}; control: an lmerControl-like mapping
+    (`vcheck.core.control`).  Returns an `LmerFit` with source "vcheck".  `condVar=False` skips the
+    conditional variances, which for crossed designs cost more than the fit itself.
     """
     from vcheck.core.design import lFormula
 
-    design = lFormula(formula, data)
-    return fit_design(design, REML=REML, condVar=condVar)
+    ctrl = parse_control(control)
+    design = lFormula(
+        formula,
+        data,
+        REML,
+        weights=weights,
+        offset=offset,
+        subset=subset,
+        na_action=na_action,
+        contrasts=contrasts,
+        control=ctrl,
+    )
+    return fit_design(design, REML=REML, condVar=condVar, start=start, control=ctrl)
 
 
 @single_threaded
-def fit_design(design: Design, REML: bool = True, *, condVar: bool = True) -> LmerFit:
-    """Optimize the profiled criterion of a design (lme4's `optimizeLmer`) and build the fit record."""
+def fit_design(
+    design: Design,
+    REML: bool = True,
+    *,
+    condVar: bool = True,
+    control: Mapping[str, Any] | LmerControl | None = None,
+    start: Any = None,
+) -> LmerFit:
+    """Optimize the profiled criterion of a design (lme4's `optimizeLmer` under `control`, an
+    lmerControl-like mapping, from `start`: theta or {"theta": theta}) and build the fit record."""
     from vcheck.core.design import start_theta
 
+    ctrl = parse_control(control)
     fn = Devfun(design, REML=REML)
-    opt = optimize.optimize_lmer(fn, start_theta(design), design.lower)
-    fit = fit_at(fn, opt.theta, condVar=condVar)
-    fit.optinfo.update(
-        {
-            "optimizer": "nloptwrap",
-            "algorithm": "NLOPT_LN_BOBYQA",
-            "feval": opt.feval,
-            "message": opt.message,
-            "conv": opt.conv,
-            "status": opt.status,
-            "restarted": opt.restarted,
-            "snapped": list(opt.snapped),
-            "evaluations": opt.evaluations,
-            "start": [float(t) for t in np.asarray(opt.start)],
-            "warnings": (
-                [] if opt.conv == 0 else [f"convergence code {opt.conv} from nloptwrap: {opt.message}"]
-            )
-            + (
-                [
-                    f"the PLS system was numerically not positive definite at {len(fn.failures)} theta(s) "
-                    "(criterion +inf there; lme4 would stop with 'Downdated VtV is not positive definite')"
-                ]
-                if fn.failures
-                else []
-            ),
-            # what lme4's checkConv says of a boundary fit (its derivative checks are not reproduced)
-            "lme4_messages": [SINGULAR_MESSAGE] if fit.singular else [],
-        }
-    )
+    theta0 = start_theta(design) if start is None else start_vector(start, design.lower)
+    if np.any(theta0 < design.lower):
+        raise DataError(
+            f"start theta {list(theta0)} is below the lower bounds {list(design.lower)} "
+            "(lme4 refuses it too: at least one element in x0 < lb)"
+        )
+    opt = optimize.optimize_lmer(fn, theta0, design.lower, ctrl)
+    fit = fit_at(fn, opt.fit_theta if opt.fit_theta is not None else opt.theta, condVar=condVar)
+    fit.optinfo.update(optimize.optinfo(opt, ctrl, design.lower, failures=len(fn.failures)))
     return fit
 
 
@@ -86,12 +107,15 @@ def fit_at(fn: Devfun, theta: np.ndarray, *, condVar: bool = True) -> LmerFit:
     theta = np.asarray(theta, dtype=float)
     f = fn.pls.factor(theta)
     n, p = design.n, design.p
-    crit = criterion(f, n, p, REML)
+    crit = criterion(f, n, p, REML, fn.ldW)
     s = sigma(f, n, p, REML)
     assert f.beta is not None and f.RX is not None
     Lambdat = design.Lambdat_at(theta)
     u = fn.pls.modes(f)
     b = Lambdat.T @ u
+    mu = design.X @ f.beta + design.Zt.T @ b
+    if design.offset is not None:
+        mu = mu + design.offset
     RXinv = np.linalg.inv(f.RX)
     vcov = s**2 * (RXinv @ RXinv.T)
     names = list(design.X_names)
@@ -124,6 +148,11 @@ def fit_at(fn: Devfun, theta: np.ndarray, *, condVar: bool = True) -> LmerFit:
         versions={"vcheck": vcheck.__version__},
         n_na_dropped=design.n_na_dropped,
         row_index=design.row_index,
+        weights=design.weights,
+        offset=design.offset,
+        mu=np.asarray(mu, dtype=float),
+        na_action=design.na_action,
+        frame_index=design.frame_index,
         extra={
             "pwrss": f.pwrss,
             "ldL2": f.ldL2,
@@ -132,16 +161,6 @@ def fit_at(fn: Devfun, theta: np.ndarray, *, condVar: bool = True) -> LmerFit:
             "dropped_columns": design.dropped_columns,
         },
     )
-
-
-def relative_factor(design: Design, term: int, theta: np.ndarray) -> np.ndarray:
-    """The term's nc x nc lower-triangular relative covariance factor, filled column-wise from theta."""
-    t = design.terms[term]
-    lam = np.zeros((t.nc, t.nc))
-    rows, cols = np.tril_indices(t.nc)
-    order = np.lexsort((rows, cols))  # column-major order of the lower triangle
-    lam[rows[order], cols[order]] = theta[t.theta_slice[0] : t.theta_slice[1]]
-    return lam
 
 
 def varcorr(design: Design, theta: np.ndarray, s: float) -> pd.DataFrame:
