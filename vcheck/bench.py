@@ -38,7 +38,7 @@ def all_cases(quick: bool = False) -> list[Case]:
     cases = corpus_cases() + headline_cases() + scaling_cases(max_rows=10**5 if quick else 10**6)
     if quick:
         for c in cases:
-            c.repeats = min(c.repeats, 3 if c.group == "corpus" else 1)
+            c.repeats = 1
     return cases
 
 

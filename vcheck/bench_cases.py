@@ -151,18 +151,20 @@ def _to_r(fn: Callable[[], pd.DataFrame]) -> Callable[[str], pd.DataFrame]:
 LMER_KEYWORDS = {"weights", "offset", "subset", "na_action", "contrasts", "start", "control"}
 
 
-def _corpus_maker(entry: Any, case: Case) -> Callable[[str], pd.DataFrame]:
-    """A data maker for a corpus entry: the data with lmer's arguments prepared for R as
-    `vcheck.reference.lmer` prepares them (array weights become columns, `case.r_args` their JSON)."""
+def _corpus_maker(name: str, case: Case) -> Callable[[str], pd.DataFrame]:
+    """A data maker for corpus entry `name` (loaded only then, so the list stays light): the data with
+    lmer's arguments prepared for R as `vcheck.reference.lmer` prepares them (array weights become
+    columns, `case.r_args` their JSON)."""
 
     def make(r_name: str) -> pd.DataFrame:
-        from vcheck.reference import _r_frame, rbridge
+        from vcheck.reference import _r_frame, corpus, rbridge
         from vcheck.reference.call_args import call_args
 
-        ca = call_args(entry.data, **case.args)
+        data = corpus.load(name).data
+        ca = call_args(data, **case.args)
         rbridge.session().ri.globalenv[r_name] = _r_frame(case.formula, ca.data, ca.columns)
         case.r_args = ca.json
-        return entry.data  # type: ignore[no-any-return]
+        return data  # type: ignore[no-any-return]
 
     return make
 
@@ -181,7 +183,7 @@ def corpus_cases() -> list[Case]:
     for name in corpus.names():
         entry = corpus.load(name)
         case = Case("corpus", name, entry.formula, _from_r("NULL"), REML=bool(entry.REML), repeats=3)
-        case.make = _corpus_maker(entry, case)
+        case.make = _corpus_maker(name, case)
         other = sorted(set(entry.args) - LMER_KEYWORDS)
         if entry.data is None:
             case.skip = f"data not kept in the corpus ({getattr(entry, 'data_skipped', '')})"
@@ -192,6 +194,7 @@ def corpus_cases() -> list[Case]:
         else:
             case.args = dict(entry.args)
         cases.append(case)
+        del entry  # the data are loaded again when the case runs
     return cases
 
 

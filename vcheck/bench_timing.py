@@ -27,19 +27,22 @@ import numpy as np
 from vcheck.bench_cases import Case, r_eval
 
 R_CODE = """
-.vcheck_bench_time <- function(formula, data, REML, args_json = "") {
+.vcheck_bench_time <- function(formula, data, REML, args_json = "", memory = FALSE) {
   d <- get(data, envir = globalenv())
   f <- vcheck_formula(formula)
   args <- vcheck_call_args(args_json)
-  invisible(gc(reset = TRUE))
-  base <- sum(gc()[, 2])
+  base <- NA_real_
+  if (memory) {
+    invisible(gc(reset = TRUE))
+    base <- sum(gc()[, 2])
+  }
   t0 <- proc.time()[["elapsed"]]
   m <- tryCatch(suppressWarnings(suppressMessages(
     if (length(args)) do.call(lme4::lmer, c(list(f, data = d, REML = REML), args))
     else lme4::lmer(f, data = d, REML = REML))), error = function(e) NULL)
   el <- proc.time()[["elapsed"]] - t0
   if (is.null(m)) return(c(NA_real_, NA_real_, NA_real_, NA_real_))
-  mb <- sum(gc()[, 6]) - base
+  mb <- if (memory) sum(gc()[, 6]) - base else NA_real_
   c(el, mb, m@optinfo$feval, if (REML) m@devcomp$cmp[["REML"]] else m@devcomp$cmp[["dev"]])
 }
 """
@@ -73,14 +76,15 @@ class Timing:
 
 
 def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Median wall time of `repeats` calls, and the last result (a first call under 1 s is a warm-up)."""
+    """Median wall time of `repeats` calls, and the last result (a first call under 1 s is a warm-up).
+    Python's garbage is collected once before, not between the calls (a collection costs more than a
+    small fit)."""
     gc.collect()
     t0 = time.perf_counter()
     result = fn()
     first = time.perf_counter() - t0
     times = [first] if first >= 1.0 else []
     while len(times) < repeats:
-        gc.collect()
         t0 = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - t0)
@@ -99,8 +103,9 @@ def python_peak_mb(fn: Callable[[], Any]) -> float:
     return peak / 2**20
 
 
-def _lme4(case: Case) -> tuple[float, float, int, float]:
-    """(seconds, MB, feval, criterion) of one lme4 fit, timed in R."""
+def _lme4(case: Case, memory: bool) -> tuple[float, float, int, float]:
+    """(seconds, MB, feval, criterion) of one lme4 fit, timed in R; R's peak heap only with `memory`
+    (its gc() calls cost more than a small fit)."""
     from vcheck.reference import rbridge
 
     s = rbridge.session()
@@ -109,6 +114,7 @@ def _lme4(case: Case) -> tuple[float, float, int, float]:
         s.ri.StrSexpVector([case.r_name]),
         s.ri.BoolSexpVector([case.REML]),
         s.ri.StrSexpVector([case.r_args]),
+        s.ri.BoolSexpVector([memory]),
     )
     v = np.array(out, dtype=float)
     if np.isnan(v[0]):
@@ -150,8 +156,8 @@ def time_case(case: Case, one_thread: bool = True, memory: bool = True) -> Timin
         if memory:
             t.vcheck_mb = python_peak_mb(fit)
         r_times, r_out = [], None
-        for _ in range(case.repeats):
-            r_out = _lme4(case)
+        for i in range(case.repeats):
+            r_out = _lme4(case, memory=i == case.repeats - 1)
             r_times.append(r_out[0])
         assert r_out is not None
         t.lme4_s = statistics.median(r_times)
@@ -161,5 +167,5 @@ def time_case(case: Case, one_thread: bool = True, memory: bool = True) -> Timin
     except Exception as exc:  # the report lists every case, failed ones with their error
         t.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
     finally:
-        r_eval(f"if (exists('{case.r_name}')) rm('{case.r_name}'); invisible(gc())")
+        r_eval(f"if (exists('{case.r_name}')) rm('{case.r_name}')")
     return t
