@@ -161,10 +161,12 @@ def _corpus_maker(name: str, case: Case) -> Callable[[str], pd.DataFrame]:
         from vcheck.reference.call_args import call_args
 
         data = corpus.load(name).data
+        if data is None:
+            raise ValueError(f"corpus entry {name} has no data")
         ca = call_args(data, **case.args)
         rbridge.session().ri.globalenv[r_name] = _r_frame(case.formula, ca.data, ca.columns)
         case.r_args = ca.json
-        return data  # type: ignore[no-any-return]
+        return data
 
     return make
 
@@ -204,9 +206,9 @@ def headline_cases() -> list[Case]:
         c.repeats = {"sleepstudy": 11, "star_kindergarten": 5}.get(c.name, 1)
 
     def sim() -> pd.DataFrame:
-        from vcheck.auditing import large
+        from vcheck.auditing.large_models import load_data
 
-        return large.load_data("slope200k")
+        return load_data("slope200k")
 
     cases.insert(3, Case("headline", "sim_200k", "y ~ x + (x|g)", _to_r(sim), repeats=1))
     return cases
