@@ -68,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases = all_cases(quick=args.quick)
     if args.only:
         cases = [c for c in cases if c.group in args.only or c.name in args.only]
+    # one untimed fit on each side first: the first fit of a process pays for imports and R's start-up
+    time_case(Case("warm-up", "dyestuff", "Yield ~ 1 + (1 | Batch)", _from_r("lme4::Dyestuff"), repeats=1))
     timings = []
     for i, case in enumerate(cases, 1):
         if args.repeats:
