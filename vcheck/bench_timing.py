@@ -8,7 +8,8 @@
   around `lmer` alone (no conversion, no rpy2); R's `gc()` "max used" gives its peak heap in the same
   call (CHOLMOD's C allocations are not counted).  R runs its reference BLAS, single-threaded.
 
-Each side's time is the median of `repeats` fits; a first fit under a second is a warm-up, not counted.
+Each side's time is the median of `repeats` fits (at least SHORT_FIT_REPEATS for fits under SHORT_FIT_S);
+a first fit under a second is a warm-up, not counted.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ R_CODE = """
   c(el, mb, m@optinfo$feval, if (REML) m@devcomp$cmp[["REML"]] else m@devcomp$cmp[["dev"]])
 }
 """
+
+
+#: a case whose vcheck fit takes under SHORT_FIT_S seconds is fitted at least SHORT_FIT_REPEATS times a
+#: side (the median of a few 10-ms fits on a busy machine is mostly noise)
+SHORT_FIT_S = 0.05
+SHORT_FIT_REPEATS = 7
 
 
 @dataclass
@@ -145,19 +152,24 @@ def time_case(case: Case, one_thread: bool = True, memory: bool = True) -> Timin
         def fit() -> Any:
             return vcheck.lmer(case.formula, data, REML=case.REML, condVar=False, **case.args)
 
-        t.vcheck_s, vfit = median_time(fit, case.repeats)
+        repeats = case.repeats
+        t0 = time.perf_counter()
+        fit()  # also the warm-up of this case's data
+        if time.perf_counter() - t0 < SHORT_FIT_S:  # short fits: more repeats on both sides, same cost
+            repeats = max(repeats, SHORT_FIT_REPEATS)
+        t.vcheck_s, vfit = median_time(fit, repeats)
         t.n = int(vfit.n or 0)
         t.vcheck_feval = int(vfit.optinfo["feval"])
         if one_thread:
             from threadpoolctl import threadpool_limits
 
             with threadpool_limits(limits=1, user_api="blas"):
-                t.vcheck_1t_s, _ = median_time(fit, case.repeats)
+                t.vcheck_1t_s, _ = median_time(fit, repeats)
         if memory:
             t.vcheck_mb = python_peak_mb(fit)
         r_times, r_out = [], None
-        for i in range(case.repeats):
-            r_out = _lme4(case, memory=i == case.repeats - 1)
+        for i in range(repeats):
+            r_out = _lme4(case, memory=i == repeats - 1)
             r_times.append(r_out[0])
         assert r_out is not None
         t.lme4_s = statistics.median(r_times)
