@@ -9,11 +9,16 @@ level l has its own k x k block of Z'Z and they share one relative factor lam (k
 The blocks are stored "one vector per entry" (shape (k, k, nl)): a k x k Cholesky is k^2/2 vector
 operations over all nl levels at once, which beats numpy's batched linalg (per-call overhead) for the
 handful of rows k has in practice.  k = 1 (scalar terms) is the diagonal kernel: plain vector algebra.
+Wide blocks (k >= 3) on few levels go through numpy's batched LAPACK instead, one call for all levels.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+#: blocks of at least this order, over at most BATCHED_SIZE_MAX rows in all, use numpy's batched LAPACK
+BATCHED_K_MIN = 3
+BATCHED_SIZE_MAX = 4000
 
 
 def dot_soa(X: np.ndarray, Y: np.ndarray) -> np.ndarray | float:
@@ -69,8 +74,14 @@ def factor_uniform_blocks(
     kron = (lam1[:, None, :, None] * lam1[None, :, None, :]).reshape(k1 * k1, k1 * k1)
     A11 = kron.T @ zz1
     A11[np.arange(k1) * (k1 + 1)] += 1.0
-    L11 = cholesky_soa(A11.reshape(k1, k1, nl1))
-    L11inv = inv_lower_soa(L11)
+    if k1 >= BATCHED_K_MIN and nl1 * k1 <= BATCHED_SIZE_MAX:
+        # few levels of wide blocks: numpy's batched LAPACK beats k^3/3 Python-level vector operations
+        L = np.linalg.cholesky(np.ascontiguousarray(A11.reshape(k1, k1, nl1).transpose(2, 0, 1)))
+        L11 = np.ascontiguousarray(L.transpose(1, 2, 0))
+        L11inv = np.ascontiguousarray(np.tril(np.linalg.inv(L)).transpose(1, 2, 0))
+    else:
+        L11 = cholesky_soa(A11.reshape(k1, k1, nl1))
+        L11inv = inv_lower_soa(L11)
     diag = L11[0, 0]
     for j in range(1, k1):
         diag = diag * L11[j, j]
