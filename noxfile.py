@@ -1,10 +1,12 @@
 """nox sessions for vcheck.
 
-    nox -s tests      pytest, live lme4 tests included (they fail, never skip, when CI=true and R is missing)
+    nox -s tests      pytest, live lme4 tests included (they fail, never skip, when CI=true and R is missing);
+                      everything but the tests marked `slow`, sized to finish in 10 minutes on 2 busy cores
+    nox -s tests_long the `slow` tests, then the lme4 property tests with the `thorough` hypothesis profile
     nox -s lint       ruff and mypy
     nox -s reference  regenerate r_reference/frozen/ (lme4's outputs for the built-in examples) with R
     nox -s report     regenerate reports/ (pages and pictures, agreement with live lme4)
-    nox -s bench      vcheck versus lme4 timings in one process, written to reports/bench.md
+    nox -s bench      vcheck versus lme4 in one process, into reports/bench.md (`-- --quick`: ~5 min)
     nox -s audit      audit statsmodels, glmmTMB and nlme against lme4 into reports/audit-*/
     nox -s docs       API documentation from the docstrings (pdoc) into docs/api/
 
@@ -23,7 +25,7 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
-EXTRAS = ".[r,audit,dev,bobyqa]"
+EXTRAS = ".[r,audit,dev,bobyqa,sparse]"
 
 
 def _install(session: nox.Session) -> None:
@@ -32,12 +34,29 @@ def _install(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the whole test suite (hypothesis profile `ci` when CI is set, else `dev`)."""
+    """The test suite but the `slow` tests (hypothesis profile `ci` when CI is set, else `dev`).  Every
+    check against lme4 runs here; `slow` marks only long runs of what is also checked here in short."""
     _install(session)
     env = {
         "HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
     }
-    session.run("python", "-m", "pytest", "-q", *session.posargs, env=env)
+    session.run("python", "-m", "pytest", "-q", "-m", "not slow", *session.posargs, env=env)
+
+
+@nox.session(python=PYTHON)
+def tests_long(session: nox.Session) -> None:
+    """The long runs: the `slow` tests, then the lme4 property tests with many more drawn cases."""
+    _install(session)
+    session.run("python", "-m", "pytest", "-q", "-m", "slow", *session.posargs)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-q",
+        "tests/auditing/test_properties.py",
+        *session.posargs,
+        env={"HYPOTHESIS_PROFILE": os.environ.get("HYPOTHESIS_PROFILE", "thorough")},
+    )
 
 
 @nox.session(python=PYTHON)

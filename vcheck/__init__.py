@@ -1,21 +1,30 @@
 """vcheck: validation and cross-check of linear mixed models against R's lme4.
 
 The core (design, deviance, fit, covariance, compare) needs no R; `vcheck.reference` and the R-side
-adapters import rpy2 only when called.  Public names are loaded lazily so `import vcheck` stays cheap.
+adapters import rpy2 only when called.  Public names are loaded lazily (PEP 562 `__getattr__`) so
+`import vcheck` and `vcheck --version` load neither numpy nor pandas nor scipy: the records (`Design`,
+`LmerFit`, `RandomTerm`) come with the first use of their name.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vcheck.core.errors import DataError, FormulaError, RError, RNotAvailableError, Unsupported, VcheckError
-from vcheck.core.record import Design, LmerFit, RandomTerm
+
+if TYPE_CHECKING:
+    from vcheck.core.record import Design as Design
+    from vcheck.core.record import LmerFit as LmerFit
+    from vcheck.core.record import RandomTerm as RandomTerm
 
 #: pyproject.toml's version, read from the package metadata once installed (vcheck._version)
 __version__: str = importlib.import_module("vcheck._version").version()
 
 _LAZY = {
+    "Design": ("vcheck.core.record", "Design"),
+    "LmerFit": ("vcheck.core.record", "LmerFit"),
+    "RandomTerm": ("vcheck.core.record", "RandomTerm"),
     "lFormula": ("vcheck.core.design", "lFormula"),
     "devfun": ("vcheck.core.deviance", "devfun"),
     "lmer": ("vcheck.core.fit", "lmer"),
@@ -29,12 +38,9 @@ _LAZY = {
 
 __all__ = [
     "DataError",
-    "Design",
     "FormulaError",
-    "LmerFit",
     "RError",
     "RNotAvailableError",
-    "RandomTerm",
     "Unsupported",
     "VcheckError",
     "__version__",

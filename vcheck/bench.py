@@ -1,335 +1,103 @@
 """Benchmark: vcheck's `lmer` against lme4's, side by side in one process (`nox -s bench`).
 
-    python -m vcheck.bench --out reports/bench.md [--repeats N] [--only CASE ...] [--blas-threads K]
+    python -m vcheck.bench [--out reports/bench.md] [--quick] [--only GROUP_OR_CASE ...] [--repeats N]
 
-For each case the data are made once, in R for lme4 and as a pandas DataFrame for vcheck; then each side
-fits the model `repeats` times (lme4 through rpy2, timed around one R call that runs `lme4::lmer` on the
-data already in R) and the median wall time is reported, with the ratio vcheck / lme4, both evaluation
-counts, and the agreement of the two optima (criterion and theta).  Peak memory comes from one extra,
-untimed fit per side: Python's tracemalloc peak for vcheck (numpy buffers and Python objects, not the
-C-level scratch of LAPACK/SuperLU), R's `gc()` "max used" for lme4 (R's heap, not CHOLMOD's C-level
-allocations).  lFormula is timed on its own for the design targets of issue 3.
-
-lme4 runs with its defaults (lmerControl(): calc.derivs = TRUE, so its time includes the
-finite-difference derivatives of its convergence check, which vcheck does not compute) and R's
-reference BLAS (single-threaded); vcheck runs with OpenBLAS pinned to `--blas-threads` (default 1, the
-same footing; the process re-executes itself to set OPENBLAS_NUM_THREADS before numpy loads).
+Runs every case of three fixed sets (`vcheck.bench_cases`): lme4's own test models, the headline models
+(sleepstudy, kindergarten star, InstEval, a 200,000-row slope model, the many-term star model), and a
+scaling series of `(1|g)`, `(x|g)` and a crossed model from 10^3 to 10^6 rows and 10 to 10^5 levels.
+Times, memory and criteria as `vcheck.bench_timing` measures them; the report (`vcheck.bench_report`)
+gives median and worst ratios, both sides' peak memory, default threads and one thread, and a PNG plot
+of time against rows beside the Markdown.  BLAS threads are left as the process found them: vcheck
+must be fast the way a user runs it.  `--quick` stops the scaling series at 10^5 rows and runs each
+case once (about 5 minutes on 2 cores; the full run about 20-30).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import os
-import platform
-import statistics
 import sys
 import time
-import tracemalloc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-#: the benchmark cases: name -> (formula, data maker, repeats)
-FORMULAS = {
-    "sleepstudy": "Reaction ~ Days + (Days|Subject)",
-    "star_kindergarten": "read ~ cltype + sx + (sx|sch/tch)",
-    "InstEval": "y ~ service + (1|s) + (1|d) + (1|dept:service)",
-    "sim_200k": "y ~ x + (x|g)",
-}
-#: the issue's goals for the time ratio vcheck / lme4
-GOALS = {"sleepstudy": 1.0, "star_kindergarten": 1.0, "InstEval": 0.25, "sim_200k": 0.25}
-#: repeats per case (medians); InstEval's lme4 fit alone takes ~20 s
-REPEATS = {"sleepstudy": 21, "star_kindergarten": 7, "InstEval": 3, "sim_200k": 3}
-#: issue 3's targets for vcheck.lFormula alone (seconds)
-DESIGN_TARGETS = {"sim_200k": 1.0, "InstEval": 2.0}
-
-
-# --- data -------------------------------------------------------------------------------------------
-def r_eval(code: str) -> Any:
-    """Evaluate R code in vcheck's embedded R session (rbridge) and return the R object."""
-    from vcheck.reference import rbridge
-
-    s = rbridge.session()
-    return s.ri.baseenv.find("eval")(s.ri.parse(code), envir=s.ri.globalenv)
-
-
-def r_data(code: str, numeric: Sequence[str] = ()) -> pd.DataFrame:
-    """An R data.frame (from R code) as pandas, factors as Categoricals in R's level order."""
-    from vcheck.reference import rbridge
-
-    df = rbridge.frame_from_r(r_eval(code))
-    for name in numeric:
-        df[name] = pd.to_numeric(df[name]).astype(float)
-    return df
+from vcheck.bench_cases import HEADLINE_R, Case, _from_r, corpus_cases, headline_cases, scaling_cases
 
 
 def star_kindergarten() -> pd.DataFrame:
-    """mlmRev's star, kindergarten rows (gr == "K"), every row (lmer drops those with NA)."""
-    r_eval(
-        'suppressPackageStartupMessages(library(mlmRev)); .vcheck_bench_star <- subset(star, gr == "K")'
-        '[, c("read", "cltype", "sx", "sch", "tch")]'
-    )
-    return r_data(".vcheck_bench_star", numeric=["read"])
+    """mlmRev's star, kindergarten rows, every row (lmer drops those with NA); also in R."""
+    return _from_r(HEADLINE_R["star_kindergarten"][1])(".vcheck_bench_star")
 
 
-def simulated(n: int = 200_000, groups: int = 2_000, seed: int = 2024) -> pd.DataFrame:
-    """y = 1 + 0.5 x + b0_g + b1_g x + e with (b0, b1) ~ N(0, [[1, .3], [.3, .25]]), e ~ N(0, 1)."""
-    rng = np.random.default_rng(seed)
-    g = rng.integers(0, groups, n)
-    x = rng.normal(size=n)
-    b = rng.multivariate_normal([0.0, 0.0], [[1.0, 0.3], [0.3, 0.25]], size=groups)
-    y = 1.0 + 0.5 * x + b[g, 0] + b[g, 1] * x + rng.normal(size=n)
-    labels = np.array([f"g{i:04d}" for i in range(groups)], dtype=object)
-    return pd.DataFrame({"y": y, "x": x, "g": pd.Categorical(labels[g], categories=labels)})
+def all_cases(quick: bool = False) -> list[Case]:
+    """Every case, in the order they run: lme4's test models, headline models, scaling series."""
+    cases = corpus_cases() + headline_cases() + scaling_cases(max_rows=10**5 if quick else 10**6)
+    if quick:
+        for c in cases:
+            c.repeats = 1
+    return cases
 
 
-def make_data(name: str) -> tuple[pd.DataFrame, str]:
-    """(pandas data for vcheck, name of the same data as an R object for lme4)."""
-    from vcheck.reference import rbridge
-
-    if name == "sleepstudy":
-        r_eval(".vcheck_bench_sleepstudy <- lme4::sleepstudy")
-        return r_data(".vcheck_bench_sleepstudy"), ".vcheck_bench_sleepstudy"
-    if name == "star_kindergarten":
-        return star_kindergarten(), ".vcheck_bench_star"
-    if name == "InstEval":
-        r_eval('.vcheck_bench_insteval <- lme4::InstEval[, c("y", "service", "s", "d", "dept")]')
-        return r_data(".vcheck_bench_insteval", numeric=["y"]), ".vcheck_bench_insteval"
-    if name == "sim_200k":
-        data = simulated()
-        s = rbridge.session()
-        s.ri.globalenv[".vcheck_bench_sim"] = rbridge.frame_to_r(data)
-        return data, ".vcheck_bench_sim"
-    raise KeyError(name)
-
-
-# --- timing -----------------------------------------------------------------------------------------
-R_CODE = """
-.vcheck_bench_lmer <- function(formula, data, REML) {
-  m <- suppressMessages(lme4::lmer(as.formula(formula), data = get(data, envir = globalenv()), REML = REML))
-  c(m@optinfo$feval, if (REML) m@devcomp$cmp[["REML"]] else m@devcomp$cmp[["dev"]], getME(m, "theta"))
-}
-.vcheck_bench_lformula <- function(formula, data) {
-  lf <- lme4::lFormula(as.formula(formula), data = get(data, envir = globalenv()))
-  ncol(lf$X)
-}
-.vcheck_bench_memory <- function(formula, data, REML) {
-  invisible(gc(reset = TRUE))
-  base <- sum(gc()[, 2])
-  m <- suppressMessages(lme4::lmer(as.formula(formula), data = get(data, envir = globalenv()), REML = REML))
-  sum(gc()[, 6]) - base
-}
-"""
-
-
-def r_call(fn: str, *args: Any) -> np.ndarray:
-    from vcheck.reference import rbridge
-
-    s = rbridge.session()
-    conv = [s.ri.StrSexpVector([a]) if isinstance(a, str) else s.ri.BoolSexpVector([a]) for a in args]
-    return np.array(s.ri.globalenv.find(fn)(*conv), dtype=float, copy=True)
-
-
-def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Median wall time over `repeats` calls, and the last result.  A first call that takes under a
-    second is a warm-up and not counted; a slower one is counted (nothing left to warm)."""
-    gc.collect()
-    t0 = time.perf_counter()
-    result = fn()
-    first = time.perf_counter() - t0
-    times = [first] if first >= 1.0 else []
-    while len(times) < repeats:
-        gc.collect()
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
-
-
-def python_peak_mb(fn: Callable[[], Any]) -> float:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        fn()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak / 2**20
-
-
-@dataclass
-class Row:
-    name: str
-    formula: str
-    n: int
-    vcheck_s: float
-    lme4_s: float
-    vcheck_feval: int
-    lme4_feval: int
-    crit_diff: float
-    theta_rel: float
-    vcheck_mb: float
-    lme4_mb: float
-    lformula_s: float = float("nan")
-    lme4_lformula_s: float = float("nan")
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ratio(self) -> float:
-        return self.vcheck_s / self.lme4_s
-
-
-def run_case(name: str, repeats: int) -> Row:
-    import vcheck
-
-    formula = FORMULAS[name]
-    data, r_name = make_data(name)
-    r_eval(R_CODE)
-
-    def fit_vcheck() -> vcheck.LmerFit:
-        return vcheck.lmer(formula, data, REML=True)
-
-    t_v, fit = median_time(fit_vcheck, repeats)
-    t_r, r_out = median_time(lambda: r_call(".vcheck_bench_lmer", formula, r_name, True), repeats)
-    lme4_feval, lme4_crit, lme4_theta = int(r_out[0]), float(r_out[1]), r_out[2:]
-    theta = np.asarray(fit.theta)
-    row = Row(
-        name=name,
-        formula=formula,
-        n=int(fit.n or 0),
-        vcheck_s=t_v,
-        lme4_s=t_r,
-        vcheck_feval=int(fit.optinfo["feval"]),
-        lme4_feval=lme4_feval,
-        crit_diff=float(fit.criterion or np.nan) - lme4_crit,
-        theta_rel=float(np.max(np.abs(theta - lme4_theta)) / max(float(np.max(np.abs(lme4_theta))), 1e-12)),
-        vcheck_mb=python_peak_mb(fit_vcheck),
-        lme4_mb=float(r_call(".vcheck_bench_memory", formula, r_name, True)[0]),
-    )
-    lf_repeats = max(1, min(repeats, 5))
-    row.lformula_s, _ = median_time(lambda: vcheck.lFormula(formula, data), lf_repeats)
-    row.lme4_lformula_s, _ = median_time(
-        lambda: r_call(".vcheck_bench_lformula", formula, r_name), lf_repeats
-    )
-    return row
-
-
-# --- report -----------------------------------------------------------------------------------------
-def _fmt_time(s: float) -> str:
-    return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
-
-
-def render(rows: list[Row], repeats: dict[str, int], threads: str, load: tuple[float, float]) -> str:
-    import vcheck
-
-    versions: dict[str, str] = {}
+def _versions() -> dict[str, str]:
     try:
         from vcheck import reference
 
-        versions = reference.versions()
+        return dict(reference.versions())
     except Exception as exc:  # the report still says what ran
-        versions = {"R": f"unavailable ({exc})"}
-    lines = [
-        "# vcheck versus lme4: fitting time",
-        "",
-        "Written by `nox -s bench` (`python -m vcheck.bench --out reports/bench.md`).  Median wall time",
-        "of `vcheck.lmer(formula, data)` (formula parsing and design included) against",
-        "`lme4::lmer(formula, data)` called through rpy2 on the same data already in R, in the same",
-        "process, both REML; ratio = vcheck / lme4.",
-        "",
-        "| case | n | vcheck | lme4 | ratio | goal | feval vcheck / lme4 | criterion diff | theta rel. diff "
-        "| peak MB vcheck / lme4 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        goal = GOALS[r.name]
-        mark = "yes" if r.ratio <= goal else "**no**"
-        lines.append(
-            f"| {r.name} | {r.n:,} | {_fmt_time(r.vcheck_s)} | {_fmt_time(r.lme4_s)} | {r.ratio:.3f} "
-            f"| <= {goal} ({mark}) | {r.vcheck_feval} / {r.lme4_feval} | {r.crit_diff:.1e} "
-            f"| {r.theta_rel:.1e} | {r.vcheck_mb:.1f} / {r.lme4_mb:.1f} |"
-        )
-    lines += [
-        "",
-        "Formulas: " + "; ".join(f"{r.name}: `{r.formula}`" for r in rows) + ".",
-        "",
-        "## Design construction alone (lFormula)",
-        "",
-        "| case | vcheck.lFormula | lme4::lFormula | target (issue 3) |",
-        "|---|---:|---:|---:|",
-    ]
-    for r in rows:
-        target = DESIGN_TARGETS.get(r.name)
-        t = f"< {target:.0f} s ({'yes' if r.lformula_s < target else '**no**'})" if target else ""
-        lines.append(f"| {r.name} | {_fmt_time(r.lformula_s)} | {_fmt_time(r.lme4_lformula_s)} | {t} |")
-    lines += [
-        "",
-        "## How measured",
-        "",
-        f"- repeats (median of; a first call under 1 s is a warm-up): "
-        f"{', '.join(f'{k} {v}' for k, v in repeats.items())}.",
-        "- lme4 runs with its defaults: `calc.derivs = TRUE`, so its time includes the finite-difference",
-        "  derivatives of its convergence check (not part of feval); vcheck computes no derivatives.",
-        "  vcheck's time includes the conditional variances (ranef condVar), which lme4's lmer does not",
-        "  compute.",
-        f"- BLAS: R uses its reference BLAS (single-threaded); vcheck's OpenBLAS runs with {threads} "
-        "thread(s).",
-        "- Peak memory: vcheck by tracemalloc (numpy buffers and Python objects; LAPACK/SuperLU scratch",
-        "  not counted), lme4 by R's `gc()` max used (R heap; CHOLMOD's C allocations not counted):",
-        "  indicative only.",
-        "- criterion diff = vcheck's REML criterion - lme4's; theta rel. diff = max |dtheta| / max |theta|.",
-        "",
-        "## Environment",
-        "",
-        f"- vcheck {vcheck.__version__}, Python {platform.python_version()}, numpy {np.__version__}, "
-        f"{platform.machine()}, {os.cpu_count()} CPUs; 1-minute load average {load[0]:.1f} at the start, "
-        f"{load[1]:.1f} at the end (other work on the machine slows both sides alike; compare ratios)",
-    ]
-    lines += [f"- {k}: {v}" for k, v in versions.items()]
-    return "\n".join(lines) + "\n"
+        return {"R": f"unavailable ({exc})"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from vcheck.bench_report import plot_scaling, render
+    from vcheck.bench_timing import time_case
+
     parser = argparse.ArgumentParser(prog="python -m vcheck.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="reports/bench.md", help="Markdown report to write")
-    parser.add_argument("--only", nargs="+", choices=sorted(FORMULAS), help="run only these cases")
+    parser.add_argument("--quick", action="store_true", help="scaling up to 10^5 rows, fewer repeats")
+    parser.add_argument(
+        "--only", nargs="+", help="run only these groups (corpus, headline, scaling) or case names"
+    )
     parser.add_argument("--repeats", type=int, help="repeats for every case (default: per case)")
-    parser.add_argument("--blas-threads", type=int, default=1, help="OpenBLAS threads for vcheck (default 1)")
+    parser.add_argument("--no-audit", action="store_true", help="skip the audit-rate and sweep sections")
     args = parser.parse_args(argv)
-    threads = str(args.blas_threads)
-    if os.environ.get("OPENBLAS_NUM_THREADS") != threads and not os.environ.get("VCHECK_BENCH_CHILD"):
-        # numpy is already loaded (vcheck imports it); the thread count only takes effect in a new process
-        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "VCHECK_BENCH_CHILD": "1"}
-        args_out = list(sys.argv[1:] if argv is None else argv)
-        os.execve(sys.executable, [sys.executable, "-m", "vcheck.bench", *args_out], env)
-    load_start = os.getloadavg()[0]
-    names = args.only or list(FORMULAS)
-    repeats = {n: args.repeats or REPEATS[n] for n in names}
-    rows = []
-    for name in names:
-        print(f"bench: {name} ({repeats[name]} repeats) ...", flush=True)
-        row = run_case(name, repeats[name])
+    started, load_start = time.perf_counter(), os.getloadavg()[0]
+    cases = all_cases(quick=args.quick)
+    if args.only:
+        cases = [c for c in cases if c.group in args.only or c.name in args.only]
+    # one untimed fit on each side first: the first fit of a process pays for imports and R's start-up
+    time_case(Case("warm-up", "dyestuff", "Yield ~ 1 + (1 | Batch)", _from_r("lme4::Dyestuff"), repeats=1))
+    timings = []
+    for i, case in enumerate(cases, 1):
+        if args.repeats:
+            case.repeats = args.repeats
+        print(f"bench [{i}/{len(cases)}] {case.group}: {case.name} ...", flush=True)
+        t = time_case(case)
         print(
-            f"  vcheck {_fmt_time(row.vcheck_s)}  lme4 {_fmt_time(row.lme4_s)}  ratio {row.ratio:.3f}  "
-            f"feval {row.vcheck_feval}/{row.lme4_feval}",
+            f"  error: {t.error}"
+            if t.error
+            else f"  vcheck {t.vcheck_s:.3f} s  lme4 {t.lme4_s:.3f} s  ratio {t.ratio:.3f}  "
+            f"crit diff {t.criterion_diff:.1e}",
             flush=True,
         )
-        rows.append(row)
+        timings.append(t)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = render(rows, repeats, threads, (load_start, os.getloadavg()[0]))
-    if not args.only:  # the audit's rate, sweep throughput and the large-model audit (vcheck.auditing.sweep)
+    plot = None
+    if any(t.case.group == "scaling" and not t.error for t in timings):
+        plot = out.with_name(out.stem + "_scaling.png")
+        plot_scaling([t for t in timings if t.case.group == "scaling"], plot)
+    text = render(timings, plot, (load_start, os.getloadavg()[0]), _versions(), time.perf_counter() - started)
+    if not args.only and not args.no_audit:  # the audit's rate and sweep throughput (vcheck.auditing.sweep)
         from vcheck.bench_throughput import bench_sections
 
         text += audit_rate_section()
         text += bench_sections()
     out.write_text(text, encoding="utf-8")
-    print(f"wrote {out}")
+    print(f"wrote {out}" + (f" and {plot}" if plot else ""))
     return 0
 
 

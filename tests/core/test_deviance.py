@@ -15,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 
 import vcheck
-from vcheck.core import blocks, tolerances
+from vcheck.core import blocked_pls, blocks, schur, tolerances
 from vcheck.core.deviance import Devfun, criterion
 from vcheck.core.pattern import Bilinear, Pattern
 from vcheck.reference import examples
@@ -81,14 +81,20 @@ def test_pls_equals_profiled_likelihood_from_V(name: str, REML: bool) -> None:
 
 
 def kernels(d: vcheck.Design, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
-    """Every PLS kernel on one design: dense, blocked (dense Schur), blocked with sparse-LU Schur,
+    """Every PLS kernel on one design: dense, blocked (dense Schur), blocked with a sparse Schur (CHOLMOD
+    where scikit-sparse is installed, and SuperLU),
     blocked with scipy products instead of fixed-pattern ones."""
     out: dict[str, object] = {"dense": blocks.DensePLS(d), "blocked": blocks.BlockedPLS(d)}
     with monkeypatch.context() as m:
-        m.setattr(blocks, "DENSE_SCHUR_MAX", 0)
+        m.setattr(blocked_pls, "DENSE_SCHUR_MAX", 0)
         out["sparse_schur"] = blocks.BlockedPLS(d)
+        m.setattr(schur, "_cholmod", lambda: None)  # scipy alone: SuperLU
+        out["sparse_lu_schur"] = blocks.BlockedPLS(d)
     with monkeypatch.context() as m:
-        m.setattr(blocks, "MAX_TRIPLES", 0)
+        m.setattr(blocked_pls, "DENSE_G_GAIN", 1e300)  # Z2'Z1 dense, G by one GEMM
+        out["dense_G"] = blocks.BlockedPLS(d)
+    with monkeypatch.context() as m:
+        m.setattr(blocked_pls, "MAX_TRIPLES", 0)
         out["scipy_products"] = blocks.BlockedPLS(d)
     return out
 

@@ -71,6 +71,8 @@ def single_threaded(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if _depth:  # inside an entry point already (e.g. each deviance evaluation of a fit): no overhead
+            return fn(*args, **kwargs)
         with blas_threads():
             return fn(*args, **kwargs)
 

@@ -1,0 +1,63 @@
+"""The dense PLS kernel: A = Lambda'Z'Z Lambda + I formed and factored dense, for small q.
+
+    A = Lambda' (Z'Z) Lambda + I = L L'   (LAPACK dpotrf),   H = Lambda' (Z'[X r])
+
+Z'Z and Z'[X r] are computed once; an evaluation is a scatter of theta into Lambda, two small matrix
+products, one Cholesky and one triangular solve.  Below `vcheck.core.blocks.DENSE_Q_MAX` random effects
+numpy's per-call overhead outweighs anything structure could save.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from vcheck.core.errors import VcheckError
+from vcheck.core.pls import Factor, PLSBase
+from vcheck.core.record import Design
+from vcheck.core.schur import DenseSchur
+
+
+class DensePLS(PLSBase):
+    """PLS with A = Lambda'Z'Z Lambda + I formed and factored dense: for small q, where two small matrix
+    products and one LAPACK Cholesky beat any bookkeeping.  Same interface as BlockedPLS."""
+
+    def __init__(self, design: Design) -> None:
+        self._init_common(design)
+        Xr = self.Xr
+        Zt = sp.csr_matrix(design.Zt)
+        self.ZtZ = (Zt @ Zt.T).toarray()
+        self.ZtXr = np.asarray(Zt @ Xr)
+        coo = sp.csc_matrix(design.Lambdat).tocoo()  # storage order: Lind's order
+        Lind = np.asarray(design.Lind, dtype=np.int64)
+        if coo.nnz != len(Lind):
+            raise VcheckError(f"Lambdat has {coo.nnz} stored entries but Lind has {len(Lind)}")
+        # Lambda = Lambdat': entry (r, c) of Lambdat is Lambda[c, r]
+        self.lam_rows, self.lam_cols, self.lam_theta = coo.col, coo.row, Lind
+        self.diag = np.arange(self.q) * (self.q + 1)
+
+    def factor(self, theta: np.ndarray) -> Factor:
+        theta = np.asarray(theta, dtype=float)
+        Lam = np.zeros((self.q, self.q))
+        Lam[self.lam_rows, self.lam_cols] = theta[self.lam_theta]
+        A = Lam.T @ self.ZtZ @ Lam
+        A.ravel()[self.diag] += 1.0
+        schur = DenseSchur(A)
+        H = Lam.T @ self.ZtXr
+        empty = np.zeros((0, 0, 0))
+        f = Factor(theta, np.zeros((0, 0)), empty, empty, empty, Lt2=Lam, schur=schur, H2=H)
+        return self._finish(f, self.XrXr - schur.quad(H), schur.logdet)
+
+    def modes(self, f: Factor) -> np.ndarray:
+        """u (q,) solving A u = Lambda'Z'(y - X beta)."""
+        assert f.beta is not None and f.schur is not None and f.H2 is not None
+        w = np.concatenate([-(f.beta - self.b0), [1.0]])
+        return np.asarray(f.schur.solve(f.H2 @ w))
+
+    def inverse_diagonal_blocks(self, f: Factor) -> list[np.ndarray]:
+        """Per term: (nlevels, nc, nc) diagonal blocks of A^-1."""
+        assert f.schur is not None
+        return [
+            f.schur.inverse_diagonal_blocks(self.Gp[t] + np.arange(nl) * nc, nc)
+            for t, (nc, nl) in enumerate(zip(self.nc, self.nlevels, strict=True))
+        ]
