@@ -30,11 +30,12 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from vcheck.core.errors import Unsupported, VcheckError
+
+if TYPE_CHECKING:  # pandas loads where a case is read: `vcheck --version` builds the parser from here
+    import pandas as pd
 
 __all__ = [
     "ALL",
@@ -165,7 +166,9 @@ def _is_factor(variable: str, data: pd.DataFrame) -> bool:
     if variable not in data.columns:
         return False  # an expression (log(x), I(x^2)): numeric
     s = data[variable]
-    return not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    return not is_numeric_dtype(s) or is_bool_dtype(s)
 
 
 def _factor_columns(term: Any, data: pd.DataFrame) -> int:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from vcheck.core.arguments import NA_ACTIONS
-from vcheck.core.contrasts import CONTRASTS
+from vcheck.core.arguments import CONTRASTS, NA_ACTIONS
 from vcheck.core.errors import DataError
 
 

@@ -12,16 +12,24 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from vcheck.core.errors import DataError
 
+if TYPE_CHECKING:  # numpy and pandas load inside the functions: the CLI reads NA_ACTIONS at start-up
+    import numpy as np
+    import pandas as pd
+
 NA_ACTIONS = ("na.omit", "na.exclude", "na.fail")
+#: the contrast names `contrasts=` accepts (the matrices: vcheck.core.contrasts)
+CONTRASTS = ("contr.treatment", "contr.sum", "contr.helmert", "contr.poly", "contr.SAS")
 
 
 def column_or_array(spec: object, data: pd.DataFrame, what: str) -> np.ndarray | None:
     """`weights`/`offset` as a float array of len(data) (NaN for NA), from a column name or an array."""
+    import numpy as np
+    import pandas as pd
+
     if spec is None:
         return None
     if isinstance(spec, str):
@@ -44,6 +52,8 @@ def column_or_array(spec: object, data: pd.DataFrame, what: str) -> np.ndarray |
 
 def check_weights(w: np.ndarray) -> None:
     """lme4's mkRespMod: `all(weights >= 0)`; and no zero weights (lme4's criterion would be Inf)."""
+    import numpy as np
+
     if np.any(w < 0):
         raise DataError(
             f"weights must be >= 0 (lme4: all(weights >= 0) is not TRUE); {int(np.sum(w < 0))} are negative"
@@ -58,6 +68,7 @@ def check_weights(w: np.ndarray) -> None:
 
 
 def check_na_action(na_action: str) -> str:
+    """One of NA_ACTIONS, else a DataError saying why (na.pass: lmer cannot fit NA rows)."""
     if na_action == "na.pass":
         raise DataError("na_action='na.pass' keeps rows with NA, which lmer cannot fit (R errors too)")
     if na_action not in NA_ACTIONS:

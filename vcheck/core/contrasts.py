@@ -18,10 +18,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from vcheck.core.arguments import CONTRASTS
 from vcheck.core.contr_poly import contr_poly  # R's arithmetic, bit for bit
 from vcheck.core.errors import DataError
-
-CONTRASTS = ("contr.treatment", "contr.sum", "contr.helmert", "contr.poly", "contr.SAS")
 
 
 def contr_treatment(levels: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:

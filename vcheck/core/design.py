@@ -35,6 +35,7 @@ from vcheck.core.record import Design, RandomTerm
 from vcheck.core.rexpr import Call, Node, Sym, deparse
 from vcheck.core.subset import subset_rows
 from vcheck.core.terms import Terms, terms
+from vcheck.core.threads import single_threaded
 
 #: the model frame's columns for lmer's weights= and offset= arguments (R's names)
 WEIGHTS, OFFSET = "(weights)", "(offset)"
@@ -198,6 +199,7 @@ def _response(value: Value, name: str) -> np.ndarray:
     return np.asarray(value, dtype=float)
 
 
+@single_threaded  # X and Zt products on 10^5 rows: no thread fight (core.threads)
 def lFormula(
     formula: str,
     data: pd.DataFrame,
