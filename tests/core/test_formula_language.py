@@ -355,3 +355,12 @@ def test_true_as_a_term_is_the_intercept_in_the_fit() -> None:
     assert with_true.criterion == pytest.approx(1786.465, abs=5e-4)
     assert with_true.criterion == without.criterion
     assert list(with_true.X_names) == ["(Intercept)", "Days"]
+
+
+def test_bs_at_the_right_end_with_tied_knots_is_Rs() -> None:
+    # R 4.2.2: x <- c(0, 0, 0, 0, 0, 1, 1, 1); splines::bs(x, df = 7, intercept = TRUE)[8, ] is
+    # 0 0 0 0 0 1 0 (interior knots 0, 0, 1: the last interval [1, 1] is empty; R uses [0, 1])
+    x = np.array([0.0, 0, 0, 0, 0, 1, 1, 1])
+    B = bs(x, df=7, intercept=True).values
+    np.testing.assert_array_equal(B[-1], [0, 0, 0, 0, 0, 1, 0])
+    np.testing.assert_allclose(B.sum(axis=1), 1.0, atol=1e-12)

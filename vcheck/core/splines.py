@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.interpolate import BSpline
+from scipy.interpolate import BSpline, PPoly
 
 from vcheck.core.basis import Basis
 from vcheck.core.errors import DataError
@@ -33,11 +33,24 @@ def spline_design(knots: np.ndarray, x: np.ndarray, ord: int, deriv: int = 0) ->
     k = ord - 1
     nbasis = len(knots) - ord
     out = np.empty((len(x), nbasis))
+    # x at the right end of the knots: R's splineDesign evaluates the last interval of positive length
+    # (its closed right end); scipy picks the last interval, empty when an interior knot equals the
+    # boundary knot (tied data), and gives 0 there
+    t = np.asarray(knots, dtype=float)
+    at_end = x == t[-1]
+    last = int(np.flatnonzero(np.diff(t) > 0)[-1]) if at_end.any() else -1
+    if last == len(t) - ord - 1:  # scipy's own interval there has positive length: its value stands
+        last = -1
     for j in range(nbasis):
         coef = np.zeros(nbasis)
         coef[j] = 1.0
         spline = BSpline(knots, coef, k, extrapolate=True)
-        out[:, j] = (spline.derivative(deriv) if deriv else spline)(x)
+        piece = spline.derivative(deriv) if deriv else spline
+        out[:, j] = piece(x)
+        if last >= 0:
+            pp = PPoly.from_spline(piece)  # the polynomial of interval `last`, evaluated at its right end
+            h = t[-1] - pp.x[last]
+            out[at_end, j] = np.polyval(pp.c[:, last], h)
     return out
 
 
