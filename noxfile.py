@@ -46,9 +46,8 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tests_long(session: nox.Session) -> None:
-    """The long runs: the `slow` tests, then the lme4 property tests with many more drawn cases."""
+    """The long run: the lme4 property tests with many more drawn cases (the `thorough` profile)."""
     _install(session)
-    session.run("python", "-m", "pytest", "-q", "-m", "slow", *session.posargs)
     session.run(
         "python",
         "-m",
