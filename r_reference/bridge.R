@@ -167,6 +167,8 @@ vcheck_collect <- function(m, nrow_data, extras = TRUE, versions = TRUE) {
     X = vcheck_dense(X),
     X_names = as.character(X_names),
     y = as.numeric(m@resp$y),
+    weights = as.numeric(m@resp$weights),  # prior weights (all 1 without weights=)
+    offset = as.numeric(m@resp$offset),    # the offset= argument plus any offset() terms (0 without)
     Zt = vcheck_sparse(pp$Zt),
     Lambdat = vcheck_sparse(pp$Lambdat),
     Lind = as.integer(pp$Lind) - 1L,
@@ -217,6 +219,10 @@ vcheck_collect_design <- function(lf) {
     X = vcheck_dense(lf$X),
     X_names = as.character(colnames(lf$X)),
     y = as.numeric(model.response(lf$fr)),
+    # mkRespMod's prior weights and offset: the "(weights)" column, and model.offset() (the offset=
+    # argument's "(offset)" column plus the formula's offset() terms); NULL when absent
+    weights = if (is.null(w <- model.weights(lf$fr))) NULL else as.numeric(w),
+    offset = if (is.null(o <- model.offset(lf$fr))) NULL else as.numeric(o),
     Zt = vcheck_sparse(rt$Zt),
     Lambdat = vcheck_sparse(rt$Lambdat, copy = TRUE),
     Lind = as.integer(rt$Lind) - 1L,

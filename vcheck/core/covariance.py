@@ -1,16 +1,19 @@
 """G, V and GLS beta from lme4's pieces: what the seed's `getV` and `getFE` compute, for any model.
 
-With Lambdat (q x q, lme4's `getME(m, "Lambdat")`), Zt (q x n) and sigma:
+With Lambdat (q x q, lme4's `getME(m, "Lambdat")`), Zt (q x n), sigma, prior weights w (n,; lme4's
+`weights(m)`, all 1 when None) and an offset o (n,; 0 when None):
 
     G = sigma^2 Lambda Lambda' = sigma^2 Lambdat' Lambdat                      (q x q, Zt's row order)
-    V = Z G Z' + sigma^2 I = sigma^2 (W'W + I),  W = Lambdat Zt  (q x n)       (n x n, data row order)
-    beta_GLS = (X' V^-1 X)^-1 X' V^-1 y
+    V = Z G Z' + sigma^2 D = sigma^2 (W'W + D),  W = Lambdat Zt  (q x n),  D = diag(1 / w)
+                                                                               (n x n, data row order)
+    beta_GLS = (X' V^-1 X)^-1 X' V^-1 (y - o)
 
 V is block diagonal over the clusters of the data: the connected components of the graph in which two
 rows are joined when they share a level of some grouping factor (`clusters`).
 `V` builds the sparse matrix (refusing when it would be huge), `V_blocks` the dense diagonal blocks,
 `V_operator` never forms V; `gls_beta` goes through the blocks, or through Woodbury's identity
-V^-1 = sigma^-2 (I - W' (I + W W')^-1 W) when one cluster is too large to hold densely.
+V^-1 = sigma^-2 (D^-1 - D^-1 W' (I + W D^-1 W')^-1 W D^-1) when one cluster is too large to hold
+densely.
 """
 
 from __future__ import annotations
@@ -36,14 +39,45 @@ def G(Lambdat: sp.csc_matrix, sigma: float) -> sp.csc_matrix:
     return sp.csc_matrix(sigma**2 * (Lt.T @ Lt))
 
 
+def residual_scale(weights: np.ndarray | None, n: int) -> np.ndarray | None:
+    """D's diagonal 1 / w for prior weights w (None when the weights are all 1).  Refuses weights of the
+    wrong length, non-finite, or not positive: V = sigma^2 (W'W + D) needs 1 / w finite."""
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=float).ravel()
+    if w.shape != (n,):
+        raise VcheckError(f"weights have length {w.size}, the model has {n} rows")
+    if not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise VcheckError("weights must be finite and positive for V (a zero weight makes V infinite)")
+    return 1.0 / w
+
+
+def _response(y: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
+    """y - offset (the offset is known: it shifts the response the fixed effects explain)."""
+    y = np.asarray(y, dtype=float)
+    if offset is None:
+        return y
+    o = np.asarray(offset, dtype=float).ravel()
+    if o.shape != y.shape:
+        raise VcheckError(f"offset has length {o.size}, the response has {y.size}")
+    return y - o
+
+
 def _W(Zt: sp.csc_matrix, Lambdat: sp.csc_matrix) -> sp.csc_matrix:
     """W = Lambdat Zt (q x n): V = sigma^2 (W'W + I)."""
     return sp.csc_matrix(sp.csc_matrix(Lambdat) @ sp.csc_matrix(Zt))
 
 
 @single_threaded
-def V(Zt: sp.csc_matrix, Lambdat: sp.csc_matrix, sigma: float, max_nnz: int = MAX_V_NNZ) -> sp.csc_matrix:
-    """V = sigma^2 (Z Lambda Lambda' Z' + I) as an n x n scipy.sparse matrix (data row order).
+def V(
+    Zt: sp.csc_matrix,
+    Lambdat: sp.csc_matrix,
+    sigma: float,
+    max_nnz: int = MAX_V_NNZ,
+    weights: np.ndarray | None = None,
+) -> sp.csc_matrix:
+    """V = sigma^2 (Z Lambda Lambda' Z' + W^-1) as an n x n scipy.sparse matrix (data row order),
+    W = diag(weights) (the identity when weights is None).
 
     Its non-zeros are the pairs of rows sharing a grouping level.  Raises VcheckError when the number of
     such pairs exceeds `max_nnz` (e.g. a factor with few levels over many rows): use V_operator or
@@ -58,7 +92,9 @@ def V(Zt: sp.csc_matrix, Lambdat: sp.csc_matrix, sigma: float, max_nnz: int = MA
         raise VcheckError(
             f"V would hold up to {bound:,} non-zeros (n = {n:,}); use V_operator() or V_blocks() instead"
         )
-    return sp.csc_matrix(sigma**2 * (W.T @ W + sp.identity(n, format="csc")))
+    d = residual_scale(weights, n)
+    D = sp.identity(n, format="csc") if d is None else sp.diags(d, format="csc")
+    return sp.csc_matrix(sigma**2 * (W.T @ W + D))
 
 
 def clusters(Zt: sp.csc_matrix, Lambdat: sp.csc_matrix | None = None) -> tuple[int, np.ndarray]:
@@ -87,14 +123,20 @@ def clusters(Zt: sp.csc_matrix, Lambdat: sp.csc_matrix | None = None) -> tuple[i
 
 @single_threaded
 def V_blocks(
-    Zt: sp.csc_matrix, Lambdat: sp.csc_matrix, sigma: float, max_rows: int = MAX_BLOCK_ROWS
+    Zt: sp.csc_matrix,
+    Lambdat: sp.csc_matrix,
+    sigma: float,
+    max_rows: int = MAX_BLOCK_ROWS,
+    weights: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """V's diagonal blocks, one per cluster: [(row indices, dense block of sigma^2 (W_c'W_c + I))].
+    """V's diagonal blocks, one per cluster: [(row indices, dense block of sigma^2 (W_c'W_c + D_c))],
+    D = diag(1 / weights) (the identity when weights is None).
 
     Row indices are 0-based data rows in increasing order; clusters come in order of their first row.
     V[np.ix_(rows, rows)] == block, and V is zero between clusters.  Raises VcheckError when a cluster
     has more than `max_rows` rows (use V_operator then).
     """
+    d = residual_scale(weights, Zt.shape[1])
     k, labels = clusters(Zt, Lambdat)
     order = np.argsort(labels, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(labels, minlength=k))])
@@ -111,21 +153,28 @@ def V_blocks(
         Wc = Wc[np.unique(Wc.indices)]  # only the effects this cluster touches
         Wd = Wc.toarray()
         block = Wd.T @ Wd
-        block[np.diag_indices_from(block)] += 1.0
-        out.append((order[bounds[c] : bounds[c + 1]], sigma**2 * block))
+        rows = order[bounds[c] : bounds[c + 1]]
+        block[np.diag_indices_from(block)] += 1.0 if d is None else d[rows]
+        out.append((rows, sigma**2 * block))
     return out
 
 
-def V_operator(Zt: sp.csc_matrix, Lambdat: sp.csc_matrix, sigma: float) -> spla.LinearOperator:
-    """V as a LinearOperator: v -> sigma^2 (W'(W v) + v), O(nnz(Zt)) per product, V never formed."""
+def V_operator(
+    Zt: sp.csc_matrix, Lambdat: sp.csc_matrix, sigma: float, weights: np.ndarray | None = None
+) -> spla.LinearOperator:
+    """V as a LinearOperator: v -> sigma^2 (W'(W v) + D v), D = diag(1 / weights), O(nnz(Zt)) per
+    product, V never formed."""
     W = _W(Zt, Lambdat)
     Wt = sp.csr_matrix(W.T)
     n = W.shape[1]
     s2 = float(sigma) ** 2
+    d = residual_scale(weights, n)
 
     def matvec(v: np.ndarray) -> np.ndarray:
         v = np.asarray(v, dtype=float)
-        return s2 * (Wt @ (W @ v) + v)
+        if d is None:
+            return s2 * (Wt @ (W @ v) + v)
+        return s2 * (Wt @ (W @ v) + (d * v.T).T)
 
     return spla.LinearOperator((n, n), matvec=matvec, rmatvec=matvec, matmat=matvec, dtype=np.float64)
 
@@ -138,27 +187,35 @@ def gls_beta(
     Lambdat: sp.csc_matrix,
     sigma: float,
     max_rows: int = MAX_BLOCK_ROWS,
+    weights: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The seed's getFE: beta = (X' V^-1 X)^-1 X' V^-1 y, summed over V's cluster blocks (Cholesky of
-    each), or by Woodbury's identity through I + W W' (q x q, sparse LU) when a cluster is too large."""
+    """The seed's getFE: beta = (X' V^-1 X)^-1 X' V^-1 (y - offset), summed over V's cluster blocks
+    (Cholesky of each), or by Woodbury's identity through I + W D^-1 W' (q x q, sparse LU) when a
+    cluster is too large.  V = sigma^2 (W'W + D), D = diag(1 / weights)."""
     X = np.asarray(X, dtype=float)
-    y = np.asarray(y, dtype=float)
+    y = _response(y, offset)
+    d = residual_scale(weights, X.shape[0])
     k, labels = clusters(Zt, Lambdat)
     largest = int(np.max(np.bincount(labels))) if k else 0
     if largest <= max_rows:
         XtVX = np.zeros((X.shape[1], X.shape[1]))
         XtVy = np.zeros(X.shape[1])
-        for rows, block in V_blocks(Zt, Lambdat, sigma, max_rows=max_rows):
+        for rows, block in V_blocks(Zt, Lambdat, sigma, max_rows=max_rows, weights=weights):
             cf = sla.cho_factor(block, lower=True, check_finite=False)
             Xb = X[rows]
             XtVX += Xb.T @ sla.cho_solve(cf, Xb, check_finite=False)
             XtVy += Xb.T @ sla.cho_solve(cf, y[rows], check_finite=False)
     else:
+        # with w = 1 / d: V^-1 = sigma^-2 (diag(w) - diag(w) W' (I + W diag(w) W')^-1 W diag(w))
+        w = np.ones(X.shape[0]) if d is None else 1.0 / d
         W = _W(Zt, Lambdat)
-        A = sp.csc_matrix(sp.identity(W.shape[0], format="csc") + W @ W.T)
+        Ww = sp.csc_matrix(W @ sp.diags(w))
+        A = sp.csc_matrix(sp.identity(W.shape[0], format="csc") + Ww @ W.T)
         lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
-        WX, Wy = np.asarray(W @ X), np.asarray(W @ y)
+        WX, Wy = np.asarray(Ww @ X), np.asarray(Ww @ y)
         s2 = float(sigma) ** 2
-        XtVX = (X.T @ X - WX.T @ lu.solve(WX)) / s2
-        XtVy = (X.T @ y - WX.T @ lu.solve(Wy)) / s2
+        Xw = X * w[:, None]
+        XtVX = (Xw.T @ X - WX.T @ lu.solve(WX)) / s2
+        XtVy = (Xw.T @ y - WX.T @ lu.solve(Wy)) / s2
     return np.linalg.solve((XtVX + XtVX.T) / 2.0, XtVy)

@@ -124,6 +124,8 @@ def fit_at(fn: Devfun, theta: np.ndarray, *, condVar: bool = True) -> LmerFit:
         versions={"vcheck": vcheck.__version__},
         n_na_dropped=design.n_na_dropped,
         row_index=design.row_index,
+        weights=design.weights,
+        offset=design.offset,
         extra={
             "pwrss": f.pwrss,
             "ldL2": f.ldL2,

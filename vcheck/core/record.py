@@ -11,6 +11,9 @@ Conventions (fixed for every producer):
 - `cnms` is a list of (group name, column names) per term, in lme4's term order (names can repeat).
 - `flist` maps each distinct grouping factor name to a `pandas.Categorical` of length n whose
   categories are in R's level order; `terms[i].group` names the flist entry term i uses.
+- `weights` (prior weights) and `offset` are arrays of length n over the rows used, or None for unit
+  weights and a zero offset: V = sigma^2 (Z Lambda Lambda' Z' + W^-1), W = diag(weights), and
+  E[y] = offset + X beta.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ class Design:
 
     X: (n, p) float, X_names: R's column names (after the rank drop); y: (n,).
     Zt: (q, n) CSC; Lambdat: (q, q) CSC at `theta`; Lind: (nnz(Lambdat),) 0-based into theta.
+    weights: prior weights w (n,) or None (all 1); offset: (n,) or None (all 0).  The model is
+    y = offset + X beta + Z b + e with e ~ N(0, sigma^2 W^-1), W = diag(w).
     """
 
     formula: str
@@ -71,6 +76,8 @@ class Design:
     n_na_dropped: int = 0
     dropped_columns: list[str] = field(default_factory=list)  # X columns dropped as rank deficient
     messages: list[str] = field(default_factory=list)
+    weights: np.ndarray | None = None  # prior weights w (n,), None = all 1: residual variance sigma^2 / w
+    offset: np.ndarray | None = None  # offset (n,), None = 0: E[y] = offset + X beta
 
     @property
     def n(self) -> int:
@@ -138,6 +145,8 @@ class LmerFit:
     n_na_dropped: int = 0
     row_index: pd.Index | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    weights: np.ndarray | None = None  # prior weights w (n,), None = all 1
+    offset: np.ndarray | None = None  # offset (n,), None = 0
 
     # --- covariance views (vcheck.core.covariance does the work) -------------------------------------------
     @property
@@ -148,29 +157,41 @@ class LmerFit:
         return covariance.G(self._need("Lambdat"), self._need("sigma"))
 
     def V(self) -> sp.csc_matrix:
-        """V = Z G Z' + sigma^2 I (n x n, sparse, data row order)."""
+        """V = Z G Z' + sigma^2 W^-1 (n x n, sparse, data row order; W = diag(prior weights))."""
         import vcheck.core.covariance as covariance
 
-        return covariance.V(self._need("Zt"), self._need("Lambdat"), self._need("sigma"))
+        return covariance.V(
+            self._need("Zt"), self._need("Lambdat"), self._need("sigma"), weights=self.weights
+        )
 
     def V_blocks(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """V's diagonal blocks for the independent clusters: [(row indices, dense block), ...]."""
         import vcheck.core.covariance as covariance
 
-        return covariance.V_blocks(self._need("Zt"), self._need("Lambdat"), self._need("sigma"))
+        return covariance.V_blocks(
+            self._need("Zt"), self._need("Lambdat"), self._need("sigma"), weights=self.weights
+        )
 
     def V_operator(self) -> LinearOperator:
-        """V as a LinearOperator: v -> sigma^2 (Z Lambda Lambda' Z' v + v), never formed."""
+        """V as a LinearOperator: v -> sigma^2 (Z Lambda Lambda' Z' v + W^-1 v), never formed."""
         import vcheck.core.covariance as covariance
 
-        return covariance.V_operator(self._need("Zt"), self._need("Lambdat"), self._need("sigma"))
+        return covariance.V_operator(
+            self._need("Zt"), self._need("Lambdat"), self._need("sigma"), weights=self.weights
+        )
 
     def gls_beta(self) -> pd.Series:
-        """The seed's getFE: (X' V^-1 X)^-1 X' V^-1 y, through V's blocks."""
+        """The seed's getFE: (X' V^-1 X)^-1 X' V^-1 (y - offset), through V's blocks."""
         import vcheck.core.covariance as covariance
 
         b = covariance.gls_beta(
-            self._need("X"), self._need("y"), self._need("Zt"), self._need("Lambdat"), self._need("sigma")
+            self._need("X"),
+            self._need("y"),
+            self._need("Zt"),
+            self._need("Lambdat"),
+            self._need("sigma"),
+            weights=self.weights,
+            offset=self.offset,
         )
         return pd.Series(b, index=self._need("X_names"))
 

@@ -279,6 +279,8 @@ def fit_from_dict(
         n_na_dropped=int(_one(d["n_na_dropped"])),
         row_index=_row_index(d["row_index"], index),
         extra=extra,
+        weights=_prior_weights(d.get("weights")),
+        offset=_offset(d.get("offset")),
     )
 
 
@@ -313,7 +315,26 @@ def design_from_dict(d: Mapping[str, Any], *, formula: str, index: pd.Index | No
         n_na_dropped=int(_one(d["n_na_dropped"])),
         dropped_columns=_str_list(d.get("dropped_columns")),
         messages=messages,
+        weights=_prior_weights(d.get("weights")),
+        offset=_offset(d.get("offset")),
     )
+
+
+def _prior_weights(v: Any) -> np.ndarray | None:
+    """lme4's prior weights (m@resp$weights, or lFormula's "(weights)"); None when absent or all 1, the
+    records' convention for unit weights."""
+    w = _floats(v) if v is not None and not isinstance(v, Mapping) else np.zeros(0)
+    if w.size == 0 or np.all(w == 1.0):
+        return None
+    return w
+
+
+def _offset(v: Any) -> np.ndarray | None:
+    """lme4's offset (m@resp$offset, or model.offset(fr)); None when absent or all 0."""
+    o = _floats(v) if v is not None and not isinstance(v, Mapping) else np.zeros(0)
+    if o.size == 0 or np.all(o == 0.0):
+        return None
+    return o
 
 
 def _optinfo(d: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,110 @@
+"""covariance with prior weights and an offset, against dense numpy formulas (no R needed).
+
+V = sigma^2 (Z Lambda Lambda' Z' + W^-1), W = diag(w);  beta = (X'V^-1X)^-1 X'V^-1 (y - offset).
+V(), V_blocks(), V_operator() and gls_beta() (blocks and Woodbury) agree with the dense formulas, and the
+records' methods pass their weights and offset on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from vcheck.core import covariance
+from vcheck.core.errors import VcheckError
+from vcheck.core.record import LmerFit
+
+
+def _model(seed: int = 1, n: int = 40, groups: int = 6):
+    """A random-intercept-and-slope layout: Zt (2*groups x n), Lambdat block diagonal, X, y, w, offset."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, groups, n)
+    x = rng.normal(size=n)
+    rows = np.concatenate([2 * g, 2 * g + 1])
+    cols = np.concatenate([np.arange(n), np.arange(n)])
+    vals = np.concatenate([np.ones(n), x])
+    Zt = sp.csc_matrix((vals, (rows, cols)), shape=(2 * groups, n))
+    T = np.array([[0.8, 0.0], [-0.3, 0.5]])  # lower-triangular relative factor
+    Lambdat = sp.csc_matrix(sp.kron(sp.identity(groups), T.T))
+    X = np.column_stack([np.ones(n), x, rng.normal(size=n)])
+    y = X @ [1.0, -2.0, 0.5] + rng.normal(size=n)
+    w = rng.uniform(0.2, 3.0, n)
+    offset = rng.normal(size=n)
+    return X, y, Zt, Lambdat, w, offset
+
+
+def _dense_V(Zt, Lambdat, sigma, w):
+    Z = Zt.T.toarray()
+    Lam = Lambdat.T.toarray()
+    return sigma**2 * (Z @ Lam @ Lam.T @ Z.T + np.diag(1.0 / w))
+
+
+def test_V_with_weights_is_sigma2_ZLLZ_plus_W_inverse() -> None:
+    _X, y, Zt, Lambdat, w, _ = _model()
+    Vd = _dense_V(Zt, Lambdat, 1.7, w)
+    np.testing.assert_allclose(
+        covariance.V(Zt, Lambdat, 1.7, weights=w).toarray(), Vd, rtol=1e-13, atol=1e-13
+    )
+    full = np.zeros_like(Vd)
+    for rows, block in covariance.V_blocks(Zt, Lambdat, 1.7, weights=w):
+        full[np.ix_(rows, rows)] = block
+    np.testing.assert_allclose(full, Vd, rtol=1e-13, atol=1e-13)
+    op = covariance.V_operator(Zt, Lambdat, 1.7, weights=w)
+    P = np.random.default_rng(0).normal(size=(len(y), 3))
+    np.testing.assert_allclose(op @ P, Vd @ P, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(op @ P[:, 0], Vd @ P[:, 0], rtol=1e-12, atol=1e-12)
+
+
+def test_unit_weights_are_no_weights() -> None:
+    _X, y, Zt, Lambdat, _w, _ = _model()
+    a = covariance.V(Zt, Lambdat, 1.3, weights=np.ones(len(y))).toarray()
+    b = covariance.V(Zt, Lambdat, 1.3).toarray()
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("max_rows", [covariance.MAX_BLOCK_ROWS, 1], ids=["blocks", "woodbury"])
+def test_gls_beta_with_weights_and_offset(max_rows: int) -> None:
+    X, y, Zt, Lambdat, w, offset = _model()
+    Vd = _dense_V(Zt, Lambdat, 0.9, w)
+    Vi = np.linalg.inv(Vd)
+    expected = np.linalg.solve(X.T @ Vi @ X, X.T @ Vi @ (y - offset))
+    got = covariance.gls_beta(X, y, Zt, Lambdat, 0.9, max_rows=max_rows, weights=w, offset=offset)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_offset_is_shifting_y() -> None:
+    X, y, Zt, Lambdat, w, offset = _model(seed=3)
+    a = covariance.gls_beta(X, y, Zt, Lambdat, 1.1, weights=w, offset=offset)
+    b = covariance.gls_beta(X, y - offset, Zt, Lambdat, 1.1, weights=w)
+    np.testing.assert_allclose(a, b, rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros(40), -np.ones(40), np.full(40, np.nan), np.ones(39)],
+    ids=["zero", "negative", "nan", "length"],
+)
+def test_bad_weights_are_refused(bad: np.ndarray) -> None:
+    _X, _y, Zt, Lambdat, _, _ = _model()
+    with pytest.raises(VcheckError, match="weights"):
+        covariance.V(Zt, Lambdat, 1.0, weights=bad)
+
+
+def test_record_methods_pass_weights_and_offset() -> None:
+    X, y, Zt, Lambdat, w, offset = _model(seed=5)
+    fit = LmerFit(
+        source="test", formula="y ~ x + (x | g)", REML=True, X=X, X_names=["a", "b", "c"], y=y, Zt=Zt,
+        Lambdat=Lambdat, sigma=1.2, weights=w, offset=offset,
+    )  # fmt: skip
+    Vd = _dense_V(Zt, Lambdat, 1.2, w)
+    np.testing.assert_allclose(fit.V().toarray(), Vd, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(fit.V_operator() @ np.ones(len(y)), Vd @ np.ones(len(y)), rtol=1e-12)
+    assert sum(len(r) for r, _ in fit.V_blocks()) == len(y)
+    Vi = np.linalg.inv(Vd)
+    expected = np.linalg.solve(X.T @ Vi @ X, X.T @ Vi @ (y - offset))
+    np.testing.assert_allclose(fit.gls_beta().to_numpy(), expected, rtol=1e-10)
+    plain = dataclasses.replace(fit, weights=None, offset=None)
+    np.testing.assert_allclose(plain.V().toarray(), _dense_V(Zt, Lambdat, 1.2, np.ones(len(y))), rtol=1e-13)
