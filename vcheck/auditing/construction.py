@@ -181,6 +181,51 @@ class AtTheta:
         beta = np.linalg.solve(A, c) if A.size else np.zeros(0)
         return A, c, beta
 
+    def pwrss(self) -> float:
+        """Penalized weighted residual sum of squares at theta: r' (W'W + D^-1)^-1 r, r = y - o - X beta_GLS
+        (the minimum over beta and u of ||D^1/2 (y - o - X beta - Z Lambda u)||^2 + ||u||^2)."""
+        lme = self.lme
+        _, _, beta = self.gls()
+        r = lme.y - lme.offset - lme.X @ beta
+        return float(self.sigma**2 * (r @ self.Vinv(r)))
+
+    def log_det_M(self) -> float:
+        """ldL2 = log det (I + W D W') (lme4's L L' = Lambda' Z' D Z Lambda + I)."""
+        if self.W.shape[0] == 0:
+            return 0.0
+        how, f = self._factor()
+        if how == "dense":
+            return float(2.0 * np.sum(np.log(np.diag(f[0]))))
+        return float(np.sum(np.log(np.abs(f.U.diagonal()))))
+
+    def criterion(self, REML: bool) -> float:
+        """lme4's profiled criterion at theta (lmerResp::Laplace), prior weights and offset included:
+        REML = ldL2 - ldW + ldRX2 + (n - p)(1 + log(2 pi pwrss / (n - p))),
+        ML = ldL2 - ldW + n (1 + log(2 pi pwrss / n)), ldW = sum log w, ldRX2 = log det(sigma^2 X'V^-1X)."""
+        lme = self.lme
+        nu = lme.n - lme.p if REML else lme.n
+        if nu <= 0:
+            return float("nan")
+        pwrss = self.pwrss()
+        if not pwrss > 0:
+            return float("-inf")
+        d = (
+            self.log_det_M()
+            - float(np.sum(np.log(lme.weights)))
+            + nu * (1.0 + np.log(2.0 * np.pi * pwrss / nu))
+        )
+        if REML and lme.p:
+            A, _, _ = self.gls()
+            sign, logdet = np.linalg.slogdet(self.sigma**2 * A)
+            d += float(logdet) if sign > 0 else float("inf")
+        return float(d)
+
+    def profiled_sigma(self, REML: bool) -> float:
+        """sqrt(pwrss / (n - p)) (REML) or sqrt(pwrss / n) (ML): the sigma that minimizes the criterion."""
+        lme = self.lme
+        nu = lme.n - lme.p if REML else lme.n
+        return float(np.sqrt(self.pwrss() / nu)) if nu > 0 else float("nan")
+
     def backward_error(self, beta: np.ndarray, A: np.ndarray, c: np.ndarray) -> float:
         """Normwise backward error of beta in the GLS normal equations A beta = c:
         ||X'V^-1 (y - o - X beta)|| / (||A|| ||beta|| + ||c||), the residual formed from the data residual
@@ -248,13 +293,19 @@ class OnLmeDesign:
             self._devfuns[REML] = deviance.devfun(self.design, REML=REML)
         return self._devfuns[REML]
 
+    @property
+    def plain(self) -> bool:
+        """Unit weights and no offset: vcheck.core.deviance's model exactly."""
+        return self.b.weights is None and self.b.offset is None
+
     def criterion(self, theta: np.ndarray, REML: bool) -> float:
+        """lme4's criterion at theta: vcheck.core.deviance, or, with prior weights or an offset,
+        the same formula through `AtTheta` (Woodbury's identity on lme4's design)."""
+        if not self.plain:
+            return AtTheta(require_design(self.b), np.asarray(theta, dtype=float), 1.0).criterion(REML)
         return float(self.devfun(REML)(np.asarray(theta, dtype=float)))
 
     def sigma(self, theta: np.ndarray, REML: bool) -> float:
-        """Profiled sigma at theta; NotPositiveDefinite (vcheck.core.blocks) where the PLS system is
-        singular."""
-        from vcheck.core import deviance
-
-        fn = self.devfun(REML)
-        return deviance.sigma(fn.factor(np.asarray(theta, dtype=float)), fn.n, fn.p, REML)
+        """Profiled sigma at theta, sqrt(pwrss / nu) through `AtTheta` (prior weights and offset
+        included)."""
+        return AtTheta(require_design(self.b), np.asarray(theta, dtype=float), 1.0).profiled_sigma(REML)

@@ -330,7 +330,7 @@ class _Meter:
         assert self.theta_a is not None
         try:
             s = self.on_design().sigma(self.theta_a, REML)
-        except (NotPositiveDefinite, ValueError, ZeroDivisionError):
+        except (NotPositiveDefinite, ValueError, ZeroDivisionError, np.linalg.LinAlgError):
             return None
         return s if math.isfinite(s) and s > 0 else None
 
