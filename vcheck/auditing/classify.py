@@ -185,7 +185,7 @@ _WHAT = {
 
 
 def _within(d: Diff | None) -> bool:
-    return d is not None and d.rel <= d.tol
+    return d is not None and d.within
 
 
 def _at_parameters(m: Measurements, rows: list[Row], model: list[str]) -> None:

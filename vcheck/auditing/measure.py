@@ -56,6 +56,15 @@ class Diff:
     abs: float
     tol: float
     detail: str = ""  # the numbers behind it, for the explanation
+    cost: float | None = None  # what the difference costs in lme4's criterion (deviance units)
+    cost_tol: float | None = None  # the tie tolerance: a smaller cost cannot change any verdict
+
+    @property
+    def within(self) -> bool:
+        """Within its numerical tolerance, or too small to move lme4's criterion by the tie tolerance."""
+        if self.rel <= self.tol:
+            return True
+        return self.cost is not None and self.cost_tol is not None and self.cost <= self.cost_tol
 
 
 @dataclass
@@ -312,11 +321,17 @@ class _Meter:
             mine = sub.beta.reindex(lme.X_names).to_numpy(dtype=float)
             eta = at.backward_error(mine, A, c)
             tol = tolerances.beta_tolerance(kappa, self.e_G)
+            delta = mine - gls
+            cost = float(delta @ A @ delta) if np.all(np.isfinite(delta)) else math.inf
             detail = (
                 f"backward error {eta:.1e} in the GLS normal equations X'V^-1X beta = X'V^-1(y - o), "
-                f"tolerance {tol:.1e} (kappa_V <= {kappa:.2g}); forward rel diff {_rel(mine, gls):.1e}"
+                f"tolerance {tol:.1e} (kappa_V <= {kappa:.2g}); it costs the criterion "
+                f"(beta - beta_GLS)' X'V^-1X (beta - beta_GLS) = {cost:.1e} (tie {m.tie:.0e}); "
+                f"forward rel diff {_rel(mine, gls):.1e}"
             )
-            m.at_parameters.append(Diff("beta", check, eta, _abs(mine, gls), tol, detail))
+            m.at_parameters.append(
+                Diff("beta", check, eta, _abs(mine, gls), tol, detail, cost=cost, cost_tol=m.tie)
+            )
         self.sigma_at_its_theta()
         if sub.criterion is not None:
             self.criterion_at_its_theta(kappa)
@@ -376,7 +391,7 @@ class _Meter:
         check = "at its parameters"
         tol_abs = tolerances.criterion_tolerance(kappa, lme.n + lme.q, self.e_G)
         expected = self._criterion_at(b.REML, final=False)
-        if not abs(sub.criterion - expected) <= tol_abs and self.screen is not None:
+        if not abs(sub.criterion - expected) <= max(tol_abs, self.m.tie) and self.screen is not None:
             expected = self._criterion_at(b.REML, final=True)
         scale = max(abs(expected), 1.0) if math.isfinite(expected) else 1.0
         d = abs(sub.criterion - expected)
@@ -384,8 +399,10 @@ class _Meter:
             f"lme4's {_name(b.REML)} at its (theta, sigma) is {expected:.10g}, "
             f"its criterion {sub.criterion:.10g}"
         )
-        self.m.at_parameters.append(Diff("criterion", check, _div(d, scale), d, tol_abs / scale, detail))
-        if not d <= tol_abs:
+        self.m.at_parameters.append(
+            Diff("criterion", check, _div(d, scale), d, tol_abs / scale, detail, cost=d, cost_tol=self.m.tie)
+        )
+        if not (d <= tol_abs or d <= self.m.tie):
             other = self._criterion_at(not b.REML, final=True)
             d_o = abs(sub.criterion - other)
             scale_o = max(abs(other), 1.0) if math.isfinite(other) else 1.0
