@@ -180,7 +180,7 @@ def _layout(m: Measurements, rows: list[Row]) -> None:
 _WHAT = {
     "V": "its V is not sigma^2 (Z Lambda Lambda' Z' + W^-1) at its own varcorr and sigma",
     "beta": "its beta is not the GLS beta at that V",
-    "criterion": "its criterion is not lme4's at its (theta, sigma)",
+    "criterion": "its criterion is not lme4's at its parameters",
 }
 
 

@@ -232,6 +232,7 @@ class _Meter:
         rec = sub.record
         if rec is not None and rec.theta is not None and rec.cnms == self.lme.cnms and rec.sigma == sub.sigma:
             self.theta_a = np.asarray(rec.theta, dtype=float)  # its own factor: no round trip at all
+            return
         back = cov_from_theta(self.theta_a, self.lme.cnms, sub.sigma)
         self.e_G = max(
             (_rel(Gb, Ga, floor=float(np.finfo(float).tiny)) for Ga, Gb in zip(cov, back, strict=True)),
@@ -376,13 +377,16 @@ class _Meter:
             )
 
     def _criterion_at(self, REML: bool, *, final: bool) -> float:
-        """lme4's criterion at (theta_a, sigma_a): d(theta_a) + nu (log s + 1/s - 1) for a sigma_a that is
-        not the profiled one (s = (sigma_a / profiled sigma)^2)."""
-        assert self.theta_a is not None and self.sub.sigma is not None
+        """lme4's criterion at its parameters, as near its own criterion as its reading allows: profiled,
+        d(theta_a) (lme4's convention), or at its own sigma, d(theta_a) + nu (log s + 1/s - 1),
+        s = (sigma_a / profiled sigma)^2 (an implementation that reports -2 log L at (theta_a, sigma_a))."""
+        assert self.theta_a is not None and self.sub.sigma is not None and self.sub.criterion is not None
         d = self.crit(self.theta_a, REML, final=final)
         own = self.profiled_sigma(REML)
         if own is not None and math.isfinite(d) and self._nu(REML) > 0:
-            d += tolerances.sigma_excess(self._nu(REML), self.sub.sigma, own)
+            at_sigma = d + tolerances.sigma_excess(self._nu(REML), self.sub.sigma, own)
+            if abs(self.sub.criterion - at_sigma) < abs(self.sub.criterion - d):
+                return at_sigma
         return d
 
     def criterion_at_its_theta(self, kappa: float) -> None:
@@ -396,8 +400,7 @@ class _Meter:
         scale = max(abs(expected), 1.0) if math.isfinite(expected) else 1.0
         d = abs(sub.criterion - expected)
         detail = (
-            f"lme4's {_name(b.REML)} at its (theta, sigma) is {expected:.10g}, "
-            f"its criterion {sub.criterion:.10g}"
+            f"lme4's {_name(b.REML)} at its parameters is {expected:.10g}, its criterion {sub.criterion:.10g}"
         )
         self.m.at_parameters.append(
             Diff("criterion", check, _div(d, scale), d, tol_abs / scale, detail, cost=d, cost_tol=self.m.tie)
@@ -412,7 +415,7 @@ class _Meter:
                 _div(d_o, scale_o),
                 d_o,
                 tol_abs / scale_o,
-                f"lme4's {_name(not b.REML)} at its (theta, sigma) is {other:.10g}",
+                f"lme4's {_name(not b.REML)} at its parameters is {other:.10g}",
             )
 
     # --- at the optimum ---------------------------------------------------------------------------------

@@ -23,6 +23,13 @@ Two regimes:
 - at the optimum (optimization): AT_OPTIMUM between two optimizers' answers; two optima whose criteria
   differ by at most tie = max(CRITERION_ABS, CRITERION_REL |criterion|) are the same optimum.
 
+A difference at fixed parameters is a construction disagreement only when it is beyond its roundoff
+tolerance AND it matters at the resolution the audit judges optima with: its cost in lme4's criterion
+exceeds tie.  For beta that cost is (beta - beta_GLS)' X'V^-1X (beta - beta_GLS) (the criterion at a
+non-GLS beta exceeds the profiled one by exactly that), for the criterion its own difference.  So an
+implementation whose numbers are consistent to 1e-10 (statsmodels' beta at its reported varcorr) is not
+blamed, while an OLS beta, a V without its residual or a criterion off by a constant still is.
+
 Layouts (Zt pattern, Lind, cnms, level order) are compared exactly; X and Zt values to AT_THETA.
 """
 
