@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 import ast
-import itertools
 import importlib.abc
 import importlib.util
+import itertools
 import os
 import signal
 import sys
