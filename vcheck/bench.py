@@ -324,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     text = render(rows, repeats, threads, (load_start, os.getloadavg()[0]))
     if not args.only:  # the audit's rate, sweep throughput and the large-model audit (vcheck.auditing.sweep)
-        from vcheck.auditing.sweep import bench_sections
+        from vcheck.bench_throughput import bench_sections
 
         text += audit_rate_section()
         text += bench_sections()

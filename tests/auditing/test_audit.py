@@ -18,7 +18,8 @@ from faults import CONTROLS, FAULTS, Lme4Mapping, Plugin, SloppyOptimizer
 
 from vcheck import audit
 from vcheck.auditing.cases import Case
-from vcheck.auditing.run import AuditResult, audit_case, audit_cases
+from vcheck.auditing.results import AuditResult
+from vcheck.auditing.run import audit_case, audit_cases
 
 pytestmark = pytest.mark.r
 

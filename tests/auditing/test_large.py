@@ -16,7 +16,8 @@ import scipy.sparse as sp
 
 from vcheck.adapters import own
 from vcheck.auditing import large
-from vcheck.auditing.sweep import SweepPlan, run_sweep
+from vcheck.auditing.plan import SweepPlan
+from vcheck.auditing.sweep import run_sweep
 from vcheck.core import covariance
 from vcheck.core.record import LmerFit
 

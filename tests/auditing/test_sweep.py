@@ -22,14 +22,17 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from vcheck.auditing import large, sweep
-from vcheck.auditing.run import CaseResult
-from vcheck.auditing.sweep import Checkpoint, SweepError, SweepPlan, comparable, run_sweep
+from vcheck.auditing import large
+from vcheck.auditing.checkpoint import CHECKPOINT, Checkpoint
+from vcheck.auditing.plan import SweepError, SweepPlan
+from vcheck.auditing.results import CaseResult
+from vcheck.auditing.sweep import comparable, run_sweep
 
 TARGET = "test_sweep:criterion_off_by_one"
 #: four drawn cases of 58 to 90 rows
 PLAN = SweepPlan(target=TARGET, seed=7, examples=4, builtin=False)
 HERE = Path(__file__).resolve().parents[1]  # tests/, where faults.py is
+PLUGINS = Path(__file__).resolve().parent  # tests/auditing/, where this module (its plug-ins) is
 
 
 # --- plug-ins -------------------------------------------------------------------------------------------
@@ -69,7 +72,7 @@ def not_expressible(formula: str, data: pd.DataFrame, REML: bool) -> dict[str, A
 def importable(monkeypatch: pytest.MonkeyPatch) -> None:
     """Worker processes (spawned ones and Dask's) find this module's plug-ins."""
     monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
+        "PYTHONPATH", os.pathsep.join(p for p in (str(PLUGINS), str(HERE), os.environ.get("PYTHONPATH")) if p)
     )
     monkeypatch.syspath_prepend(str(HERE))
 
@@ -179,7 +182,7 @@ def test_resume_after_an_interrupted_sweep_gives_the_same_report(importable: Non
     part = run_sweep(PLAN, out_dir=tmp_path / "part", progress=interrupt_after_two)
     assert part.interrupted and len(part.cases) == 2 and part.not_run == 2
     assert "interrupted: 2 of 4 cases did not run" in part.summary()
-    checkpoint = tmp_path / "part" / sweep.CHECKPOINT
+    checkpoint = tmp_path / "part" / CHECKPOINT
     assert len(checkpoint.read_text(encoding="utf-8").splitlines()) == 1 + 2
     rest = run_sweep(PLAN, workers=1, out_dir=tmp_path / "part", resume=True)  # resumed in a worker
     assert rest.resumed == 2 and not rest.interrupted and len(rest.cases) == 4
@@ -208,7 +211,7 @@ def test_ctrl_c_then_resume_through_the_command(importable: None, tmp_path: Path
         text=True,
         start_new_session=True,
     )
-    checkpoint = part / sweep.CHECKPOINT
+    checkpoint = part / CHECKPOINT
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         if checkpoint.exists() and len(checkpoint.read_text(encoding="utf-8").splitlines()) >= 1 + 3:
@@ -242,7 +245,7 @@ def test_resume_skips_finished_cases_and_a_cut_line(importable: None, tmp_path: 
 
     part = run_sweep(plan, out_dir=tmp_path, progress=interrupt_after_two)
     assert part.interrupted and [c.case.index for c in part.cases] == [0, 1]
-    checkpoint = tmp_path / sweep.CHECKPOINT
+    checkpoint = tmp_path / CHECKPOINT
     with checkpoint.open("a", encoding="utf-8") as f:
         f.write('{"position": 2, "result": {"case"')  # a line cut by a crash: that case runs again
     resumed: list[int | None] = []
@@ -254,17 +257,17 @@ def test_resume_skips_finished_cases_and_a_cut_line(importable: None, tmp_path: 
 
 def test_resume_refuses_the_checkpoint_of_another_sweep(importable: None, tmp_path: Path) -> None:
     other = SweepPlan(target=PLAN.target, seed=8, examples=4, builtin=False)
-    Checkpoint(tmp_path / sweep.CHECKPOINT).start(other, 4, keep=False)
+    Checkpoint(tmp_path / CHECKPOINT).start(other, 4, keep=False)
     with pytest.raises(SweepError, match="seed 8 there, 7 here"):
         run_sweep(PLAN, out_dir=tmp_path, resume=True)
-    (tmp_path / sweep.CHECKPOINT).write_text("not a checkpoint\n", encoding="utf-8")
+    (tmp_path / CHECKPOINT).write_text("not a checkpoint\n", encoding="utf-8")
     with pytest.raises(SweepError, match="not a vcheck sweep checkpoint"):
         run_sweep(PLAN, out_dir=tmp_path, resume=True)
 
 
 def test_the_command_refuses_a_mismatched_resume_in_one_line(importable: None, tmp_path: Path) -> None:
     plan = SweepPlan(target="test_sweep:not_expressible", seed=1, examples=3)
-    Checkpoint(tmp_path / "out" / sweep.CHECKPOINT).start(plan, 20, keep=False)
+    Checkpoint(tmp_path / "out" / CHECKPOINT).start(plan, 20, keep=False)
     proc = vcheck_command(
         "audit",
         plan.target,

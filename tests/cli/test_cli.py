@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from vcheck import cli
+from vcheck.cli import audit as cli_audit
+from vcheck.cli import compare as cli_compare
 from vcheck.reference import examples
 
 #: R's summary of the seed's first model, from "REML criterion" on (the Formula/Data lines are ours)
@@ -214,7 +216,7 @@ def test_bad_arguments_are_one_line(args: list[str], needle: str, tmp_path: Path
 
 
 def _toy_result():
-    from vcheck.auditing.run import AuditResult, CaseResult, Finding
+    from vcheck.auditing.results import AuditResult, CaseResult, Finding
     from vcheck.auditing.strategies import draw_case
 
     case = draw_case(5, 0)
@@ -238,9 +240,9 @@ def test_audit_exit_status(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(cli, "resolve_target", lambda target: lambda f, d, r: {})
-    monkeypatch.setattr(cli, "run_audit", lambda impl, args: _toy_result())
-    monkeypatch.setattr(cli, "_reference_versions", lambda: {"R": "R version 4.2.2", "lme4": "1.1.31"})
+    monkeypatch.setattr(cli_audit, "resolve_target", lambda target: lambda f, d, r: {})
+    monkeypatch.setattr(cli_audit, "run_audit", lambda impl, args: _toy_result())
+    monkeypatch.setattr(cli_audit, "_reference_versions", lambda: {"R": "R version 4.2.2", "lme4": "1.1.31"})
     args = ["audit", "toy", "--cases", "1", "--seed", "5", "--out", str(tmp_path / "out"), "--quiet"]
     assert cli.main([*args, "--fail-on", fail_on] if fail_on else args) == status
     out = capsys.readouterr()
@@ -251,9 +253,9 @@ def test_audit_exit_status(
 
 
 def test_audit_default_out_dir() -> None:
-    assert cli.audit_out_dir("statsmodels", None) == Path("reports/audit-statsmodels")
-    assert cli.audit_out_dir("my.mod:fit", None) == Path("reports/audit-my.mod_fit")
-    assert cli.audit_out_dir("nlme", "x/y") == Path("x/y")
+    assert cli_audit.audit_out_dir("statsmodels", None) == Path("reports/audit-statsmodels")
+    assert cli_audit.audit_out_dir("my.mod:fit", None) == Path("reports/audit-my.mod_fit")
+    assert cli_audit.audit_out_dir("nlme", "x/y") == Path("x/y")
 
 
 # --- with live lme4 ---------------------------------------------------------------------------------------
@@ -284,7 +286,7 @@ def test_compare_exits_1_on_a_disagreement(
         fit.beta = fit.beta * 1.01  # no longer the GLS beta at its own V: a construction disagreement
         return fit
 
-    monkeypatch.setattr(cli, "_fit_vcheck", off_by_a_percent)
+    monkeypatch.setattr(cli_compare, "_fit_vcheck", off_by_a_percent)
     status = cli.main(["compare", "Reaction ~ Days + (Days|Subject)", "--data", str(sleep_csv)])
     out = capsys.readouterr().out
     assert status == 1

@@ -180,7 +180,7 @@ def test_markdown_tables_escape_formula_bars() -> None:
 
 def _fake_audit_result():
     from vcheck.auditing.cases import Case
-    from vcheck.auditing.run import AuditResult, CaseResult, Finding
+    from vcheck.auditing.results import AuditResult, CaseResult, Finding
     from vcheck.auditing.strategies import draw_case
 
     drawn = draw_case(7, 2)

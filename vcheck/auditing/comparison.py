@@ -33,14 +33,11 @@ from vcheck.auditing.construction import (
     reference_design,
     require_design,
 )
-from vcheck.auditing.kinds import Kind
+from vcheck.auditing.kinds import KINDS, Kind
 from vcheck.auditing.measure import Criterion, Measurements, Refit, measure
 from vcheck.auditing.plugin import Output, Submission, submission
 from vcheck.core import tolerances
 from vcheck.core.record import LmerFit
-
-#: every kind, in the order reports list them
-KINDS = tuple(k.value for k in Kind)
 
 __all__ = [
     "DENSE_V_MAX",

@@ -1,4 +1,18 @@
-"""The kinds of finding an audit reports, one enum used everywhere (comparison, audit, report, CLI)."""
+"""The kind of a finding: why an implementation disagrees with lme4 on a quantity.
+
+`Kind` is a StrEnum: a member equals its string (`Kind.MODEL == "model"`), so comparisons with plain
+strings, sorting, JSON and the findings files keep working unchanged.
+
+- construction: the implementation builds another quantity at the same parameters (a design, V, beta);
+- optimization: the same model, but the optimizer stopped elsewhere (a lower or higher criterion);
+- model: the implementation fits another model (cannot express lme4's, or fits ML for REML);
+- not available: the implementation does not report the quantity;
+- error: the implementation raised, hung (--timeout), died, or returned what the protocol cannot read;
+- ill-posed: no unique optimum exists (q + p >= n, sigma not identified, criterion unbounded): both
+  sides' numbers are shown and no one is blamed;
+- reference: lme4's optimum is the worse one (lme4's own criterion at the implementation's theta is
+  lower than at lme4's optimum by more than the tie tolerance).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +20,7 @@ from enum import StrEnum
 
 
 class Kind(StrEnum):
-    """What a finding says went wrong, and whose it is.
-
-    construction: at its own parameters, its V / beta / criterion is not lme4's construction there;
-    optimization: consistent, but a worse optimum than lme4's (or a sigma that is no optimum);
-    model: a different model (terms, fixed columns, ML for REML);
-    not available: a quantity it does not give (never "passed");
-    error: it raised, hung, died or returned what the protocol cannot read;
-    ill-posed: no unique optimum exists (q + p >= n, sigma not identified, criterion unbounded);
-    reference: lme4's optimum is the worse one.
-    """
+    """The kind of a finding (a string: `Kind.NOT_AVAILABLE == "not available"`)."""
 
     CONSTRUCTION = "construction"
     OPTIMIZATION = "optimization"
@@ -24,3 +29,17 @@ class Kind(StrEnum):
     ERROR = "error"
     ILL_POSED = "ill-posed"
     REFERENCE = "reference"
+
+
+#: every kind, in the order summaries and reports list them; a case's root kind is the first it has
+KINDS: tuple[Kind, ...] = (
+    Kind.ERROR,
+    Kind.CONSTRUCTION,
+    Kind.MODEL,
+    Kind.OPTIMIZATION,
+    Kind.REFERENCE,
+    Kind.ILL_POSED,
+    Kind.NOT_AVAILABLE,
+)
+#: what `--fail-on all` means: every kind but not available
+FAIL_ON_ALL: tuple[Kind, ...] = tuple(k for k in KINDS if k != Kind.NOT_AVAILABLE)

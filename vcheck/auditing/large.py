@@ -48,7 +48,7 @@ from vcheck.core.errors import VcheckError
 if TYPE_CHECKING:
     from vcheck.auditing.comparison import Comparison, Row
     from vcheck.auditing.plugin import Impl
-    from vcheck.auditing.run import CaseResult
+    from vcheck.auditing.results import CaseResult
     from vcheck.core.record import LmerFit
 
 #: seed of the simulated large models (the same data on every run and in every process)
@@ -297,8 +297,10 @@ def audit_large_case(
     extras (vcov, ranef, condVar).
     """
     from vcheck.auditing.comparison import compare
+    from vcheck.auditing.oracle import LmeOracle
     from vcheck.auditing.plugin import PluginError, submission
-    from vcheck.auditing.run import CaseResult, LmeOracle, call_impl, findings_of
+    from vcheck.auditing.results import CaseResult
+    from vcheck.auditing.run import call_impl, findings_of
     from vcheck.core.record import LmerFit
 
     start = time.perf_counter()

@@ -33,6 +33,7 @@ import contextlib
 import itertools
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -289,8 +290,6 @@ class ReferenceServer:
 
     def _died(self) -> None:
         """The process is gone: the request it was serving fails, the others go to a new process."""
-        from vcheck.auditing.sweep import _exit_text
-
         process = self._process
         code = None
         if process is not None:
@@ -299,7 +298,7 @@ class ReferenceServer:
             code = process.poll()
         self._process, self._conn = None, None
         if not self._ready:  # it never started: another process would not either
-            self._fail(f"lme4's process exited while starting R ({_exit_text(code)})")
+            self._fail(f"lme4's process exited while starting R ({exit_text(code)})")
             return
         if self._pending:
             rid, request = next(iter(self._pending.items()))
@@ -308,7 +307,7 @@ class ReferenceServer:
             self._answers[rid] = (
                 "error",
                 ReferenceServerDied(
-                    f"lme4's process died ({_exit_text(code)}) while serving {request.message[0]} "
+                    f"lme4's process died ({exit_text(code)}) while serving {request.message[0]} "
                     f"for {formula}"
                 ),
                 0.0,
@@ -415,6 +414,18 @@ def _reply(conn: Connection, reply: tuple[Any, ...]) -> bool:
 
 # --- servers shared by the audits of one process --------------------------------------------------------
 _SHARED: list[ReferenceServer] = []
+
+
+def exit_text(code: int | None) -> str:
+    """How a child process ended, in words: its exit code, or the signal that killed it."""
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def shared(n: int = 1) -> list[ReferenceServer]:

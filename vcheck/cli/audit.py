@@ -1,0 +1,224 @@
+"""`vcheck audit TARGET [--cases N] [--seed S] [--out DIR] [--fail-on KINDS] [--workers N]
+[--scheduler ADDRESS] [--resume] [--large MODELS]`: audit an implementation against live lme4 and write
+the report; exit 1 only when a --fail-on kind is found."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vcheck.auditing.kinds import KINDS
+from vcheck.cli.status import EXIT_DISAGREE, EXIT_OK, PROG, UsageError
+
+
+def register(sub: Any) -> None:
+    """The `audit` subcommand's parser."""
+    p = sub.add_parser(
+        "audit",
+        help="audit another LMM implementation against lme4",
+        description="Run TARGET on the built-in examples and on generated cases, compare every fit with "
+        "live lme4, and write a report (HTML, Markdown, findings JSON) with a summary by kind and quantity.",
+        epilog="Exit status: 0 the audit ran (findings are its results), 1 a --fail-on kind was found, "
+        "2 error.",
+    )
+    add_audit_arguments(p)
+    p.set_defaults(func=cmd_audit)
+
+
+def _parse_kinds(text: str) -> list[str]:
+    """`--fail-on` value -> kinds; accepts `not-available` / `not_available` for "not available"."""
+    kinds: list[str] = []
+    for raw in text.split(","):
+        kind = raw.strip().lower().replace("-", " ").replace("_", " ")
+        if not kind:
+            continue
+        if kind == "all":
+            kinds.extend(KINDS)
+            continue
+        if kind not in KINDS:
+            choices = ", ".join(k.replace(" ", "-") for k in KINDS)
+            raise UsageError(f"--fail-on: unknown kind {raw.strip()!r} (choose from {choices}, or all)")
+        kinds.append(kind)
+    return list(dict.fromkeys(kinds))
+
+
+def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The audit's options; sweeps at scale (workers, a scheduler, resume) add theirs here."""
+    parser.add_argument(
+        "target",
+        metavar="TARGET",
+        help="statsmodels, glmmtmb, nlme, vcheck (its own lmer), or a plug-in MODULE:CALLABLE",
+    )
+    parser.add_argument(
+        "--cases",
+        type=_nonnegative_int,
+        default=20,
+        metavar="N",
+        help="generated cases in addition to the built-in examples (default: 20)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="seed of the generated cases (default: 0)"
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="where the report goes (default: reports/audit-TARGET)",
+    )
+    parser.add_argument(
+        "--fail-on",
+        default="",
+        metavar="KINDS",
+        help="comma-separated kinds that make the exit status 1 when found: construction, optimization, "
+        "model, not-available (or all)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    # sweeps at scale (vcheck.auditing.sweep) and large models (vcheck.auditing.large)
+    parser.add_argument(
+        "--workers",
+        type=_nonnegative_int,
+        default=None,
+        metavar="N",
+        help="run the cases in N worker processes, each with its own R (default 1); 0 runs them in this "
+        "process with lme4 in two processes of its own working ahead (the fastest: about 20 small cases "
+        "per second on 2 CPUs).  A case that crashes R or kills its worker is reported as that case's "
+        "error and the audit goes on (with 0, only lme4's R is isolated so)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the cases on a Dask cluster: its scheduler's address (tcp://host:8786), or 'local' to "
+        "start a LocalCluster of --workers (default 2) single-threaded worker processes",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted audit from DIR/checkpoint.jsonl (same TARGET, --seed, --cases and "
+        "--large).  Ctrl-C stops an audit, keeps what finished and writes the report for it",
+    )
+    parser.add_argument(
+        "--large",
+        default="",
+        metavar="MODELS",
+        help="also audit these large models against lme4, with V compared by blocks, random probes and "
+        "its diagonal, never as a dense n x n: instEval (lme4::InstEval, y ~ service + (1|s) + (1|d) + "
+        "(1|dept:service), 73,421 rows), slope200k (y ~ x + (x|g), 200,000 simulated rows in 2,000 "
+        "groups), or their scaled-down versions slope20k and instEval10k; comma-separated, e.g. "
+        "'vcheck audit vcheck --cases 0 --large instEval,slope200k --workers 2'",
+    )
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
+    return value
+
+
+def audit_out_dir(target: str, out: str | None) -> Path:
+    """Default audit directory: reports/audit-<target>, with a plug-in's MODULE:CALLABLE made file-safe."""
+    if out:
+        return Path(out)
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in target.strip())
+    return Path("reports") / f"audit-{safe or 'target'}"
+
+
+def resolve_target(target: str) -> Callable[..., Any]:
+    """TARGET -> the implementation under test (a built-in adapter or a MODULE:CALLABLE plug-in)."""
+    from vcheck import adapters
+
+    return adapters.resolve(target)
+
+
+def audit_total(args: argparse.Namespace) -> int:
+    """How many cases the audit runs: the built-in examples plus --cases drawn ones (plus --large)."""
+    from vcheck.auditing import large
+    from vcheck.reference import examples
+
+    return len(examples.names()) + args.cases + len(large.parse_names(getattr(args, "large", "")))
+
+
+def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
+    """Run the audit's cases with a progress bar on stderr; returns a `vcheck.auditing.plan.SweepResult`
+    (an `AuditResult`, and how the sweep ran: workers, a Dask scheduler, resume)."""
+    from vcheck.report.progress import progress_callback
+
+    total = audit_total(args)
+    with progress_callback(f"audit {args.target}", enabled=not args.quiet, total=total) as tick:
+        done = 0
+        flagged = 0
+
+        def on_case(one: Any) -> None:
+            nonlocal done, flagged
+            done += 1
+            flagged += sum(f.kind != "not available" for f in one.findings)
+            tick(done, total, f"{flagged} findings")
+
+        from vcheck.auditing import large
+        from vcheck.auditing.plan import SweepPlan
+        from vcheck.auditing.sweep import run_sweep
+
+        # vcheck.auditing.run's cases, in worker processes (default 1), on Dask, or here (--workers 0)
+        plan = SweepPlan(
+            target=args.target,
+            seed=args.seed,
+            examples=args.cases,
+            large=tuple(large.parse_names(args.large)),
+        )
+        return run_sweep(
+            plan,
+            workers=1 if args.workers is None and not args.scheduler else args.workers,
+            scheduler=args.scheduler,
+            out_dir=audit_out_dir(args.target, args.out),
+            resume=args.resume,
+            progress=on_case,
+        )
+
+
+def _reference_versions() -> dict[str, str]:
+    """R's and lme4's versions; raises RNotAvailableError (one clear line) when the reference is missing."""
+    from vcheck import reference
+
+    return reference.versions()
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Audit TARGET against live lme4, write the report, exit 1 only for a --fail-on kind found."""
+    fail_on = _parse_kinds(args.fail_on)
+    impl = resolve_target(args.target)
+    out_dir = audit_out_dir(args.target, args.out)
+    versions = _reference_versions()  # fails fast, in one line, when R or lme4 is missing
+    result = run_audit(impl, args)
+
+    from vcheck.report import write_audit_report
+    from vcheck.report.audit import findings_by_kind
+
+    written = write_audit_report(
+        result, out_dir, target=args.target, seed=args.seed, cases=args.cases, versions=versions
+    )
+    summary = getattr(result, "summary", None)
+    print(summary() if callable(summary) else f"audit of {args.target}")
+    print(f"report: {written}")
+    if getattr(result, "interrupted", False):
+        print(
+            f"{PROG}: interrupted: the report covers the cases that finished; --resume continues",
+            file=sys.stderr,
+        )
+        return 130
+    from vcheck.auditing.checkpoint import discard_checkpoint
+
+    if hasattr(result, "checkpoint"):
+        discard_checkpoint(result)
+    counts = findings_by_kind(result)
+    found = [k for k in fail_on if counts.get(k)]
+    if found:
+        print(f"{PROG}: --fail-on: found {', '.join(found)}", file=sys.stderr)
+        return EXIT_DISAGREE
+    return EXIT_OK
