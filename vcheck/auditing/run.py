@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +41,7 @@ import pandas as pd
 
 from vcheck.auditing.cases import Case
 from vcheck.auditing.comparison import Comparison, compare
+from vcheck.auditing.kinds import Kind
 from vcheck.auditing.oracle import LmeOracle
 from vcheck.auditing.plugin import Impl, PluginError, submission
 from vcheck.auditing.results import AuditResult, CaseResult, Finding
@@ -71,31 +71,66 @@ def audit_cases(seed: int, examples: int, *, builtin: bool = True) -> list[Case]
     return cases + [draw_case(seed, i) for i in range(examples)]
 
 
-def call_impl(impl: Impl, case: Case, data: pd.DataFrame, name: str, result: CaseResult, start: float) -> Any:
+#: seconds an implementation may take on one case before its process is stopped and the case is an error
+DEFAULT_TIMEOUT = 300.0
+
+
+def call_impl(
+    impl: Impl,
+    case: Case,
+    data: pd.DataFrame,
+    name: str,
+    result: CaseResult,
+    start: float,
+    timeout: float | None = None,
+) -> Any:
     """impl's answer on a copy of the data, or None with the outcome recorded in `result`.
 
-    NotImplementedError is a "model" finding (the model is not expressible there); any other exception
-    is this case's error, so the sweep goes on.  impl_seconds and, on failure, seconds are filled in.
+    With `timeout`, impl runs in a process of its own (`vcheck.auditing.isolate`) that is stopped after
+    that many seconds.  NotImplementedError is a "model" finding (the model is not expressible there);
+    an exception, a timeout or a process that died is this case's `error` finding, so the sweep goes on.
+    The Python warnings impl issued are kept in `result.warnings`.  impl_seconds and, on failure,
+    seconds are filled in.
     """
+    from vcheck.auditing import isolate
+
     t = time.perf_counter()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # rank drops, convergence notes: the comparison judges the fit
-            output = impl(case.formula, data.copy(), case.REML)
+        output, caught = isolate.call(impl, (case.formula, data.copy(), case.REML), timeout)
     except NotImplementedError as exc:
         result.impl_seconds = time.perf_counter() - t
         text = str(exc)
         if not text.startswith("model not expressible"):  # adapters already say it in their own words
             text = f"model not expressible in {name}" + (f": {text}" if text else "")
-        result.findings.append(Finding(case, "model", "model", None, text, check="model"))
+        result.findings.append(Finding(case, "model", Kind.MODEL, None, text, check="model"))
         result.seconds = time.perf_counter() - start
         return None
+    except isolate.Timeout as exc:
+        _error(result, case, "timeout", f"{name} timed out: {exc}")
+    except isolate.Died as exc:
+        _error(result, case, "process", f"{name} died: {exc}")
+    except isolate.Raised as exc:
+        _error(result, case, "raised", f"{name} raised {exc.type_name}: {exc.message[:300]}")
     except Exception as exc:
-        result.error = f"{name} raised {type(exc).__name__}: {_one_line(exc)}"
-        result.seconds = time.perf_counter() - start
-        return None
+        _error(result, case, "raised", f"{name} raised {type(exc).__name__}: {_one_line(exc)}")
+    else:
+        result.impl_seconds = time.perf_counter() - t
+        result.warnings = list(dict.fromkeys([*result.warnings, *caught]))
+        return output
     result.impl_seconds = time.perf_counter() - t
-    return output
+    result.seconds = time.perf_counter() - start
+    return None
+
+
+def _error(result: CaseResult, case: Case, what: str, text: str) -> None:
+    """The case's error: `result.error` and one `error` finding (quantity: what went wrong)."""
+    text = " ".join(text.split())
+    result.error = text
+    result.findings.append(
+        Finding(
+            case, what, Kind.ERROR, None, text, check="run", implementation_warnings=list(result.warnings)
+        )
+    )
 
 
 def audit_case(
@@ -109,8 +144,10 @@ def audit_case(
     source: str | None = None,
     server: ReferenceServer | None = None,
     key: str | None = None,
+    timeout: float | None = None,
 ) -> CaseResult:
-    """Run impl and lme4 on one case and compare; never raises for a failing case (see `.error`).
+    """Run impl and lme4 on one case and compare; never raises for a failing case (see `.error` and its
+    `error` finding).  timeout: seconds impl may take, in a process of its own (None: in this one).
 
     With `server` (a `vcheck.reference.server.ReferenceServer`), lme4 runs in its process, under `key`
     (the audit may already have asked for the fit there); the fit is asked for before impl runs, so the
@@ -121,14 +158,16 @@ def audit_case(
     try:
         data = case.data
     except Exception as exc:  # a case that cannot be rebuilt is this case's error, not the sweep's
-        result.error = f"cannot rebuild the case's data: {type(exc).__name__}: {exc}"
+        _error(result, case, "data", f"cannot rebuild the case's data: {type(exc).__name__}: {exc}")
         return result
     key = key or f"case-{next(_KEYS)}"
     if server is not None:
         server.prefetch(key, case.formula, data, case.REML)
     oracle = LmeOracle(case, criterion=criterion, server=server, key=key)
     try:
-        _compare_case(impl, case, data, name, result, start, oracle, tol_at_theta, tol_optimum, flat_optimum)
+        _compare_case(
+            impl, case, data, name, result, start, oracle, tol_at_theta, tol_optimum, flat_optimum, timeout
+        )
     finally:
         oracle.done()
         result.reference_seconds = oracle.seconds
@@ -147,8 +186,9 @@ def _compare_case(
     tol_at_theta: float,
     tol_optimum: float,
     flat_optimum: bool,
+    timeout: float | None = None,
 ) -> None:
-    output = call_impl(impl, case, data, name, result, start)
+    output = call_impl(impl, case, data, name, result, start, timeout)
     if output is None:
         return
     try:
@@ -165,23 +205,41 @@ def _compare_case(
             flat_optimum=flat_optimum,
         )
     except PluginError as exc:
-        result.error = f"{name} broke the plug-in protocol: {_one_line(exc)}"
+        _error(result, case, "output", f"{name} returned what the protocol cannot read: {_one_line(exc)}")
     except Exception as exc:  # lme4 refusing the case, or R failing: this case did not run
-        result.error = f"{type(exc).__name__}: {_one_line(exc)}"
+        _error(
+            result,
+            case,
+            "lme4",
+            f"the case did not run (lme4 or R failed): {type(exc).__name__}: {_one_line(exc)}",
+        )
     else:
-        result.findings = findings_of(cmp, case)
+        result.warnings = list(dict.fromkeys([*result.warnings, *cmp.warnings]))
+        result.versions = dict(cmp.versions)
+        result.findings = findings_of(cmp, case, result.warnings)
         result.comparison = cmp.to_dict()
 
 
 _KEYS = itertools.count()
 
 
-def findings_of(cmp: Comparison, case: Case) -> list[Finding]:
-    """A comparison's non-agreeing rows as findings on `case`."""
+def findings_of(cmp: Comparison, case: Case, warned: Sequence[str] | None = None) -> list[Finding]:
+    """A comparison's root causes as findings on `case`: one per root kind, the root quantity with the
+    other differing quantities as its consequences, and what the implementation warned (`warned`, else
+    the comparison's own record of it)."""
+    words = list(cmp.warnings if warned is None else warned)
     return [
-        Finding(case, r.quantity, r.kind or "", r.rel_diff, r.explanation, check=r.check)
-        for r in cmp.findings
-        if r.kind is not None
+        Finding(
+            case,
+            c.quantity,
+            c.kind,
+            c.rel_diff,
+            c.explanation,
+            check=c.check,
+            consequences=list(c.consequences),
+            implementation_warnings=words,
+        )
+        for c in cmp.causes
     ]
 
 
@@ -200,6 +258,7 @@ def audit(
     cases: Sequence[Case] | None = None,
     reference: str = "process",
     lme4_processes: int = 2,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> AuditResult:
     """Audit `impl` on the built-in examples plus `examples` cases drawn with `seed` (the same cases for
     the same seed), against live lme4.
@@ -211,6 +270,9 @@ def audit(
     (`vcheck.reference.server.shared`), the cases dealt to them in turn, each AHEAD cases ahead of the
     implementation, so lme4 and the implementation overlap on the machine's cores; "inline" runs lme4
     in this process's R, one case after the other.  The findings are the same.
+    timeout: seconds impl may take on one case, in a process of its own that is then stopped (the case
+    is an `error`); None runs impl in this process, unguarded.  Ctrl-C stops the audit: the result keeps
+    the cases that finished and says it was interrupted.
     """
     if reference not in ("process", "inline"):
         raise ValueError(f"reference must be 'process' or 'inline', not {reference!r}")
@@ -226,7 +288,9 @@ def audit(
     todo = list(cases) if cases is not None else audit_cases(seed, examples, builtin=builtin)
     result = AuditResult(impl=label, seed=seed, examples=examples if cases is None else len(todo))
     result.reference = reference
+    result.planned = len(todo)
     options = {
+        "timeout": timeout,
         "tol_at_theta": tol_at_theta,
         "tol_optimum": tol_optimum,
         "criterion": criterion,
@@ -234,7 +298,10 @@ def audit(
         "source": label,
     }
     with blas_threads(1):  # R shares the cores: OpenBLAS threads would spin against it
-        _run_cases(impl, todo, result, progress, servers, **options)
+        try:
+            _run_cases(impl, todo, result, progress, servers, **options)
+        except KeyboardInterrupt:
+            result.interrupted = True
     result.seconds = time.perf_counter() - start
     result.cpu_seconds = time.process_time() - cpu
     if servers:  # lme4's CPU ran in its processes: its time counts too

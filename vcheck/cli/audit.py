@@ -1,6 +1,7 @@
-"""`vcheck audit TARGET [--cases N] [--seed S] [--out DIR] [--fail-on KINDS] [--workers N]
-[--scheduler ADDRESS] [--resume] [--large MODELS]`: audit an implementation against live lme4 and write
-the report; exit 1 only when a --fail-on kind is found."""
+"""`vcheck audit TARGET [--cases N] [--seed S] [--out DIR] [--fail-on KINDS] [--timeout SECONDS]
+[--workers N] [--scheduler ADDRESS] [--resume] [--large MODELS]`: audit an implementation against live
+lme4 and write the report; exit 1 only when a --fail-on kind is found (a case that did not run is an
+error), 130 when interrupted."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vcheck.auditing.kinds import KINDS
+from vcheck.auditing.kinds import FAIL_ON_ALL, KINDS
 from vcheck.cli.status import EXIT_DISAGREE, EXIT_OK, PROG, UsageError
 
 
@@ -35,8 +36,8 @@ def _parse_kinds(text: str) -> list[str]:
         kind = raw.strip().lower().replace("-", " ").replace("_", " ")
         if not kind:
             continue
-        if kind == "all":
-            kinds.extend(KINDS)
+        if kind == "all":  # every kind but not available
+            kinds.extend(FAIL_ON_ALL)
             continue
         if kind not in KINDS:
             choices = ", ".join(k.replace(" ", "-") for k in KINDS)
@@ -72,8 +73,18 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         "--fail-on",
         default="",
         metavar="KINDS",
-        help="comma-separated kinds that make the exit status 1 when found: construction, optimization, "
-        "model, not-available (or all)",
+        help="comma-separated kinds that make the exit status 1 when found: "
+        + ", ".join(k.replace(" ", "-") for k in KINDS)
+        + " (or all: every kind but not-available).  A case that raised, hung, died or returned what "
+        "the protocol cannot read is an error",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds TARGET may take on one case (default 300); it runs in a process of its own, which "
+        "is stopped then, and the case is an error",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     # sweeps at scale (vcheck.auditing.sweep) and large models (vcheck.auditing.large)
@@ -119,6 +130,16 @@ def _nonnegative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more: {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {value}")
     return value
 
 
@@ -179,7 +200,16 @@ def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
             out_dir=audit_out_dir(args.target, args.out),
             resume=args.resume,
             progress=on_case,
+            options={"timeout": timeout_of(args)},
         )
+
+
+def timeout_of(args: argparse.Namespace) -> float:
+    """--timeout, or vcheck.auditing.run.DEFAULT_TIMEOUT."""
+    from vcheck.auditing.run import DEFAULT_TIMEOUT
+
+    value = getattr(args, "timeout", None)
+    return DEFAULT_TIMEOUT if value is None else float(value)
 
 
 def _reference_versions() -> dict[str, str]:
@@ -198,7 +228,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
     result = run_audit(impl, args)
 
     from vcheck.report import write_audit_report
-    from vcheck.report.audit import findings_by_kind
 
     written = write_audit_report(
         result, out_dir, target=args.target, seed=args.seed, cases=args.cases, versions=versions
@@ -216,9 +245,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     if hasattr(result, "checkpoint"):
         discard_checkpoint(result)
-    counts = findings_by_kind(result)
-    found = [k for k in fail_on if counts.get(k)]
+    found = result.failing(fail_on)
     if found:
-        print(f"{PROG}: --fail-on: found {', '.join(found)}", file=sys.stderr)
+        print(f"{PROG}: --fail-on: found {', '.join(found)}: {result.headline()}", file=sys.stderr)
         return EXIT_DISAGREE
     return EXIT_OK
