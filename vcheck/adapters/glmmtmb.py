@@ -103,6 +103,7 @@ def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
         "formula": formula,
         "converged": int(res["convergence"][0]) == 0 and bool(res["pdHess"][0]),
         "warnings": _r.strings(res["warnings"]),
+        "pdHess": bool(res["pdHess"][0]),
         "versions": {"glmmTMB": str(res["version"][0])},
         "n": n,
         "console": "".join(console),

@@ -268,8 +268,15 @@ def _fit(formula: str, data: pd.DataFrame, REML: bool, naive: bool) -> dict[str,
         "translation": plan.call(),
         "converged": bool(result.converged),
         "warnings": list(dict.fromkeys(str(w.message) for w in caught)),
+        "versions": {"statsmodels": _statsmodels_version()},
         "n": len(used),
     }
+
+
+def _statsmodels_version() -> str:
+    import statsmodels
+
+    return str(statsmodels.__version__)
 
 
 def _check_rank(model: Any) -> None:
