@@ -6,6 +6,7 @@
     nox -s report     regenerate reports/ (pages and pictures, agreement with live lme4)
     nox -s bench      vcheck versus lme4 timings in one process, written to reports/bench.md
     nox -s audit      audit statsmodels, glmmTMB and nlme against lme4 into reports/audit-*/
+    nox -s mutation   mutation testing of the comparison modules and covariance into reports/mutation.md
 
 Every session installs vcheck with its extras into its own virtualenv; R itself comes from Debian's
 packages (`bash .ci/setup`).  Pass extra arguments after `--`, e.g. `nox -s tests -- -k design`.
@@ -87,3 +88,12 @@ def audit(session: nox.Session) -> None:
             f"reports/audit-{target}",
             *session.posargs,
         )
+
+
+@nox.session(python=PYTHON)
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of the comparison modules (measure, classify, construction) and covariance against
+    their fast tests (tools/mutate.py: single-point AST mutants); writes reports/mutation.md and fails
+    below 90% of non-equivalent mutants killed in any module."""
+    _install(session)
+    session.run("python", "tools/mutate.py", "--out", "reports/mutation.md", *session.posargs)

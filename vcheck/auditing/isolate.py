@@ -45,28 +45,65 @@ class Isolated:
 
     def __init__(self, fn: Callable[..., Any], timeout: float) -> None:
         self.fn, self.timeout = fn, float(timeout)
-        self._proc: Any = None
+        self._pid: int | None = None
         self._conn: Any = None
 
     def _start(self) -> None:
-        ctx = multiprocessing.get_context("fork")
-        parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, self.fn), daemon=True, name="vcheck-impl")
-        self._proc.start()
+        # os.fork, not multiprocessing.Process: sweep workers are daemonic processes, which
+        # multiprocessing does not let have children
+        parent, child = multiprocessing.Pipe()
+        pid = os.fork()
+        if pid == 0:
+            parent.close()
+            code = 0
+            try:
+                _serve(child, self.fn)
+            except BaseException:
+                code = 70
+            os._exit(code)
         child.close()
-        self._conn = parent
+        self._pid, self._conn = pid, parent
 
-    def close(self) -> None:
-        """Stop the child (a new one starts on the next call)."""
-        if self._proc is not None:
+    def _alive(self) -> bool:
+        if self._pid is None:
+            return False
+        try:
+            done, _ = os.waitpid(self._pid, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        return done == 0
+
+    def close(self) -> int | None:
+        """Stop the child (a new one starts on the next call); its exit code when known."""
+        code = None
+        if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.close()
-            self._proc.kill()
-            self._proc.join()
-        self._proc = self._conn = None
+        if self._pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                _, status = os.waitpid(self._pid, 0)
+                code = os.waitstatus_to_exitcode(status)
+        self._pid = self._conn = None
+        return code
+
+    def _died(self) -> Died:
+        """The child ended without an answer: how (its signal or exit status)."""
+        code = None
+        if self._pid is not None:
+            with contextlib.suppress(ChildProcessError):
+                _, status = os.waitpid(self._pid, 0)
+                code = os.waitstatus_to_exitcode(status)
+            self._pid = None
+        self.close()
+        how = (
+            f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit status {code}"
+        )
+        return Died(f"its process died without an answer ({how})")
 
     def __call__(self, *args: Any) -> tuple[Any, list[str]]:
-        if self._proc is None or not self._proc.is_alive():
+        if not self._alive():
             self.close()
             self._start()
         try:
@@ -77,15 +114,7 @@ class Isolated:
                 raise Timeout(f"no answer within {self.timeout:g} s (its process was stopped)")
             payload = self._conn.recv()
         except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
-            self._proc.join(1.0)
-            code = self._proc.exitcode
-            self.close()
-            how = (
-                f"signal {signal.Signals(-code).name}"
-                if code is not None and code < 0
-                else f"exit status {code}"
-            )
-            raise Died(f"its process died without an answer ({how})") from None
+            raise self._died() from None
         if payload[0] == "ok":
             return payload[1], payload[2]
         if payload[0] == "not implemented":

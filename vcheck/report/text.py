@@ -44,7 +44,7 @@ def audit_summary(result: AuditResult) -> str:
         lines.append(
             f"  CPU time {result.cpu_seconds:.1f} s = {n / result.cpu_seconds:.1f} cases per CPU second"
         )
-    lines.insert(0, result.headline())
+    lines.insert(1, f"  {result.headline()}")
     roots = result.by_root_kind()
     lines.append("  cases by root kind (silent: the implementation warned nothing / warned):")
     for listed in [*KINDS, "agrees"]:
