@@ -169,6 +169,7 @@ vcheck_collect <- function(m, nrow_data, extras = TRUE, versions = TRUE) {
     y = as.numeric(m@resp$y),
     weights = as.numeric(m@resp$weights),  # prior weights (all 1 without weights=)
     offset = as.numeric(m@resp$offset),    # the offset= argument plus any offset() terms (0 without)
+    mu = as.numeric(m@resp$mu),            # fitted values offset + X beta + Z b
     Zt = vcheck_sparse(pp$Zt),
     Lambdat = vcheck_sparse(pp$Lambdat),
     Lind = as.integer(pp$Lind) - 1L,
@@ -193,8 +194,10 @@ vcheck_collect <- function(m, nrow_data, extras = TRUE, versions = TRUE) {
       lme4_code = as.integer(vcheck_chr(lme4conv$code)),
       theta_opt = as.numeric(unname(oi$val))
     ),
-    n_na_dropped = as.integer(nrow_data - nrow(X)),
+    n_na_dropped = length(attr(m@frame, "na.action")),
     row_index = as.integer(kept),
+    na_action = vcheck_na_kind(m@frame),
+    frame_rows = vcheck_frame_rows(m@frame),
     dropped_columns = vcheck_chr(names(dropped)),
     versions = if (isTRUE(versions)) vcheck_versions_fast() else NULL,
     vcov = NULL,
@@ -209,6 +212,28 @@ vcheck_collect <- function(m, nrow_data, extras = TRUE, versions = TRUE) {
   } else if (identical(extras, "modes")) {
     out$ranef <- vcheck_ranef(m, condVar = FALSE)$ranef
   }
+  out
+}
+
+# The model frame's na.action: "na.omit" or "na.exclude" (the class of its "na.action" attribute, which
+# R sets only when rows were dropped; "na.omit" otherwise).
+vcheck_na_kind <- function(fr) {
+  na <- attr(fr, "na.action")
+  if (inherits(na, "exclude")) "na.exclude" else "na.omit"
+}
+
+# The data rows (1-based) of the model frame before NA rows were dropped (after subset=): the rows kept
+# and the rows na.action dropped, in data order.  naresid() pads fitted values back to these rows.
+vcheck_frame_rows <- function(fr) {
+  sort(c(as.integer(rownames(fr)), as.integer(names(attr(fr, "na.action")))))
+}
+
+# With subset=, the frame's rows before NA removal are the data rows where the subset is TRUE or NA (R's
+# `[` makes an all-NA row of an NA, named "NA", which na.action then drops): their data row numbers.
+vcheck_subset_rows <- function(out, args, data, formula) {
+  if (is.null(args$subset) || !isTRUE(out$ok)) return(out)
+  s <- rep_len(eval(args$subset, data, environment(vcheck_formula(formula))), nrow(data))
+  out$value$frame_rows <- which(s | is.na(s))
   out
 }
 
@@ -232,7 +257,9 @@ vcheck_collect_design <- function(lf) {
     flist = vcheck_flist(rt$flist),
     Gp = as.integer(rt$Gp),
     row_index = as.integer(rownames(lf$fr)),
-    n_na_dropped = 0L,
+    n_na_dropped = length(attr(lf$fr, "na.action")),
+    na_action = vcheck_na_kind(lf$fr),
+    frame_rows = vcheck_frame_rows(lf$fr),
     dropped_columns = vcheck_chr(names(dropped)),
     versions = vcheck_versions_fast()
   )
@@ -269,15 +296,53 @@ vcheck_try <- function(expr) {
   list(ok = TRUE, value = value, warnings = warnings, messages = messages)
 }
 
-vcheck_lmer_fit <- function(formula, data, REML = TRUE, control = lmerControl()) {
-  lmer(vcheck_formula(formula), data = data, REML = REML, control = control)
+# lmer's further arguments from vcheck (a JSON object, "" for none), as R code would pass them: weights,
+# offset and subset are expressions evaluated in the data (column names; arrays arrive as data columns),
+# na.action a function name, contrasts a named list, start a vector or list(theta = ), control the
+# result of lmerControl(...) with optCtrl a list.
+vcheck_call_args <- function(args_json) {
+  if (is.null(args_json) || !nzchar(args_json)) return(list())
+  a <- jsonlite::fromJSON(args_json, simplifyVector = TRUE, simplifyDataFrame = FALSE)
+  out <- list()
+  if (!is.null(a$weights)) out$weights <- as.name(a$weights)
+  if (!is.null(a$offset)) out$offset <- as.name(a$offset)
+  if (!is.null(a$subset)) out$subset <- str2lang(a$subset)
+  if (!is.null(a$na.action)) out$na.action <- as.name(a$na.action)
+  if (!is.null(a$contrasts)) out$contrasts <- as.list(a$contrasts)
+  if (!is.null(a$start)) {
+    out$start <- if (is.list(a$start)) list(theta = as.numeric(a$start$theta)) else as.numeric(a$start)
+  }
+  if (!is.null(a$control)) {
+    ctrl <- a$control
+    if (!is.null(ctrl$optCtrl)) ctrl$optCtrl <- as.list(ctrl$optCtrl)
+    out$control <- do.call(lmerControl, ctrl)
+  }
+  out
+}
+
+vcheck_lmer_fit <- function(formula, data, REML = TRUE, args = list()) {
+  if (is.null(args$control)) args$control <- lmerControl()
+  do.call(lmer, c(list(vcheck_formula(formula), data = data, REML = REML), args))
+}
+
+# lFormula with lmer's arguments (start is mkLmerDevfun's, not lFormula's)
+vcheck_lformula_call <- function(formula, data, REML = TRUE, args = list()) {
+  args$start <- NULL
+  do.call(lFormula, c(list(vcheck_formula(formula), data = data, REML = REML), args))
+}
+
+vcheck_devfun_call <- function(lf, args = list()) {
+  extra <- list()
+  if (!is.null(args$start)) extra$start <- args$start
+  if (!is.null(args$control)) extra$control <- args$control
+  do.call(mkLmerDevfun, c(lf, extra))
 }
 
 # lme4's model at a fixed theta, without optimizing: the deviance function evaluated once at theta, then
 # mkMerMod reads beta, sigma and the criterion from the state that evaluation left in its environment.
-vcheck_fit_at_theta_model <- function(formula, data, theta, REML = TRUE) {
-  lf <- lFormula(vcheck_formula(formula), data = data, REML = REML)
-  dfun <- do.call(mkLmerDevfun, lf)
+vcheck_fit_at_theta_model <- function(formula, data, theta, REML = TRUE, args = list()) {
+  lf <- vcheck_lformula_call(formula, data, REML, args)
+  dfun <- vcheck_devfun_call(lf, args)
   theta <- as.numeric(theta)
   if (length(theta) != length(lf$reTrms$theta)) {
     stop(sprintf("theta has length %d, the model has %d variance parameters",
@@ -289,33 +354,45 @@ vcheck_fit_at_theta_model <- function(formula, data, theta, REML = TRUE) {
   mkMerMod(environment(dfun), opt, lf$reTrms, fr = lf$fr)
 }
 
-vcheck_lmer <- function(formula, data, REML = TRUE, extras = TRUE, versions = TRUE) {
-  vcheck_try(vcheck_collect(vcheck_lmer_fit(formula, data, REML), nrow(data), extras, versions))
+vcheck_lmer <- function(formula, data, REML = TRUE, extras = TRUE, versions = TRUE, args_json = "") {
+  args <- list()
+  out <- vcheck_try({
+    args <- vcheck_call_args(args_json)
+    vcheck_collect(vcheck_lmer_fit(formula, data, REML, args), nrow(data), extras, versions)
+  })
+  vcheck_subset_rows(out, args, data, formula)
 }
 
-vcheck_fit_at_theta <- function(formula, data, theta, REML = TRUE, extras = TRUE, versions = TRUE) {
-  vcheck_try(vcheck_collect(vcheck_fit_at_theta_model(formula, data, theta, REML), nrow(data), extras,
-                            versions))
+vcheck_fit_at_theta <- function(formula, data, theta, REML = TRUE, extras = TRUE, versions = TRUE,
+                                args_json = "") {
+  args <- list()
+  out <- vcheck_try({
+    args <- vcheck_call_args(args_json)
+    vcheck_collect(vcheck_fit_at_theta_model(formula, data, theta, REML, args), nrow(data), extras, versions)
+  })
+  vcheck_subset_rows(out, args, data, formula)
 }
 
 # lFormula's design; theta_start is where lmer's optimizer starts: mkLmerDevfun replaces lFormula's theta
 # (1 on diagonals) by sqrt(var(ave(y, f)) / v_e) when every term is a scalar intercept on its own factor.
-vcheck_lformula <- function(formula, data, REML = TRUE) {
-  vcheck_try({
-    lf <- lFormula(vcheck_formula(formula), data = data, REML = REML)
+vcheck_lformula <- function(formula, data, REML = TRUE, args_json = "") {
+  args <- list()
+  out <- vcheck_try({
+    args <- vcheck_call_args(args_json)
+    lf <- vcheck_lformula_call(formula, data, REML, args)
     out <- vcheck_collect_design(lf)
-    out$n_na_dropped <- as.integer(nrow(data) - nrow(lf$fr))
     # mkLmerDevfun's merPredD writes the start into reTrms' theta and Lambdat@x IN PLACE (its C++ side
     # maps R's memory), so the design above must hold copies (vcheck_collect_design makes them).
-    out$theta_start <- as.numeric(environment(do.call(mkLmerDevfun, lf))$pp$theta) + 0
+    out$theta_start <- as.numeric(environment(vcheck_devfun_call(lf, args))$pp$theta) + 0
     out
   })
+  vcheck_subset_rows(out, args, data, formula)
 }
 
-vcheck_devfun <- function(formula, data, REML = TRUE) {
+vcheck_devfun <- function(formula, data, REML = TRUE, args_json = "") {
   vcheck_try({
-    lf <- lFormula(vcheck_formula(formula), data = data, REML = REML)
-    do.call(mkLmerDevfun, lf)
+    args <- vcheck_call_args(args_json)
+    vcheck_devfun_call(vcheck_lformula_call(formula, data, REML, args), args)
   })
 }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from vcheck.core.errors import DataError, FormulaError, RError, RNotAvailableError, VcheckError
+from vcheck.core.errors import DataError, FormulaError, RError, RNotAvailableError, Unsupported, VcheckError
 from vcheck.core.record import Design, LmerFit, RandomTerm
 
 __version__ = "0.1.0"
@@ -34,6 +34,7 @@ __all__ = [
     "RError",
     "RNotAvailableError",
     "RandomTerm",
+    "Unsupported",
     "VcheckError",
     "__version__",
     *sorted(_LAZY),

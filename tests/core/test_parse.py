@@ -133,11 +133,15 @@ def test_terms_codes_follow_R_TermCode() -> None:
     assert terms(parse("a*b"), parse("y")).codes == [{1: 1}, {2: 1}, {1: 1, 2: 1}]
 
 
-def test_terms_reject_dot_offset_and_stray_numbers() -> None:
-    with pytest.raises(FormulaError, match=r"'\.' \(all other columns\) is accepted by lme4 but not"):
+def test_terms_dot_offset_and_stray_numbers() -> None:
+    # '.' needs the data's columns (parse_formula(columns=...) expands it before terms())
+    with pytest.raises(FormulaError, match=r"'\.' \(all other columns\) needs the data's columns"):
         terms(parse("x + ."))
-    with pytest.raises(FormulaError, match="offset"):
-        terms(parse("x + offset(z)"))
+    # offset(z) is a variable but no term: R's attr(terms(y ~ x + offset(z)), "offset") is 3
+    tt = terms(parse("x + offset(z)"), parse("y"))
+    assert tt.labels == ["x"]
+    assert tt.variable_names == ["y", "x", "offset(z)"]
+    assert tt.offsets == [2]
     with pytest.raises(FormulaError, match="invalid term '2'"):
         terms(parse("x + 2"))
 
@@ -187,7 +191,7 @@ def test_fixed_part_is_what_nobars_leaves() -> None:
         ("y + (1|g)", "no '~'"),
         ("", "malformed formula"),
         ("y ~ x", "no random effects terms specified"),
-        ("y ~ x * (1|g)", "not a summand of the formula; lme4 accepts this but vcheck does not"),
+        ("y ~ x * (1|g)", "not a summand of the formula; vcheck takes random-effects terms only as summands"),
         ("y ~ x + (1|factor(g))", "grouping factor 'factor\\(g\\)' is accepted by lme4 but not supported"),
         ("y ~ x + (1|(a/b))", "unparseable grouping factor"),
         ("y ~ x + (1|g|h)", "nested bars"),
@@ -216,3 +220,45 @@ def test_strings_sort_as_this_R_sorts_them() -> None:
         "x 1", "x_1", "x-1", "x01", "x1", "X1", "x1a", "x1A",
     ]
     # fmt: on
+
+
+# --- R's lexical rules: constants, reserved words, backticks, pkg:: ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("y ~ TRUE + x", "y ~ TRUE + x"),
+        ("y ~ splines::ns(Days, 3)", "y ~ splines::ns(Days, 3)"),
+        ("y ~ stats::poly(x, 2, raw = T)", "y ~ stats::poly(x, 2, raw = T)"),
+        ("y ~ `a\\`b` + x", "y ~ `a\\`b` + x"),
+        ("y ~ `my var` + (1 | `if`)", "y ~ `my var` + (1 | `if`)"),
+        ("y ~ x + `TRUE`", "y ~ x + `TRUE`"),
+    ],
+)
+def test_deparse_constants_backticks_and_prefixes(source: str, expected: str) -> None:
+    # each expected string is R 4.2.2's deparse(quote(<source>))
+    assert deparse(parse(source)) == expected
+
+
+def test_true_false_are_constants_and_backticked_names_are_columns() -> None:
+    tt = terms(parse("x + TRUE"))
+    assert tt.labels == ["x"] and tt.intercept
+    assert terms(parse("x + FALSE")).intercept is False
+    assert terms(parse("x - TRUE")).intercept is False
+    assert terms(parse("x + `TRUE`")).labels == ["x", "`TRUE`"]
+    assert parse("`a\\`b`") == Sym("a`b")
+
+
+@pytest.mark.parametrize("word", ["function", "if", "else", "for", "while", "repeat", "next", "break", "in"])
+def test_reserved_words_are_r_parse_errors(word: str) -> None:
+    with pytest.raises(FormulaError, match=f"'{word}' is a reserved word in R"):
+        parse_formula(f"y ~ x + (1|{word})")
+    assert parse_formula(f"y ~ x + (1|`{word}`)").bars[0].group_name == word
+
+
+def test_unsupported_constants_and_prefixes_say_so() -> None:
+    with pytest.raises(FormulaError, match="R's constant NA is not supported by vcheck"):
+        parse_formula("y ~ x + NA + (1|g)")
+    with pytest.raises(FormulaError, match="'splines::ns' is not called"):
+        parse("y ~ splines::ns")

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from vcheck.core.basis import Basis
+from vcheck.core.errors import Unsupported
 from vcheck.core.model_frame import ModelFrame, model_frame
 from vcheck.core.parse import parse_formula
 from vcheck.core.rexpr import Node, Num, Sym, deparse, symbols
@@ -95,10 +97,23 @@ def parse(formula: str) -> Formula:
 # --- data -------------------------------------------------------------------------------------------
 
 
-def model_rows(data: pd.DataFrame, formula: Formula) -> tuple[pd.DataFrame, ModelFrame]:
+def model_rows(
+    data: pd.DataFrame, formula: Formula, *, offsets: bool = False, matrix_terms: bool = False
+) -> tuple[pd.DataFrame, ModelFrame]:
     """The rows lme4 would use (R's model frame with na.omit: `vcheck.core.model_frame`), reindexed 0..n-1,
-    and the evaluated variables on them."""
+    and the evaluated variables on them.
+
+    An adapter that passes `offset()` terms or matrix terms (poly, ns, bs, dummy) through to its library
+    says so with `offsets=True` / `matrix_terms=True`; otherwise such a formula is `Unsupported` (rather
+    than an offset silently fitted as a covariate)."""
     frame = model_frame(data, formula.model_variables(), formula.text)
+    if frame.offset is not None and not offsets:
+        raise Unsupported(f"formula {formula.text!r}: this implementation is not given offset() terms")
+    matrices = [key for key, value in frame.values.items() if isinstance(value, Basis)]
+    if matrices and not matrix_terms:
+        raise Unsupported(
+            f"formula {formula.text!r}: this implementation is not given matrix terms ({', '.join(matrices)})"
+        )
     used = data.iloc[frame.rows].reset_index(drop=True)
     return used, frame
 

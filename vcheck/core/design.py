@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from vcheck.core import arguments
+from vcheck.core.contrasts import check_contrasts
+from vcheck.core.control import Control, parse_control
 from vcheck.core.errors import DataError, FormulaError
 from vcheck.core.factors import Factor, interaction
 from vcheck.core.model_frame import Logical, ModelFrame, Value, model_frame
@@ -28,7 +33,11 @@ from vcheck.core.model_matrix import drop_rank_deficient, model_matrix, scale_pr
 from vcheck.core.parse import Bar, ParsedFormula, parse_formula
 from vcheck.core.record import Design, RandomTerm
 from vcheck.core.rexpr import Call, Node, Sym, deparse
+from vcheck.core.subset import subset_rows
 from vcheck.core.terms import Terms, terms
+
+#: the model frame's columns for lmer's weights= and offset= arguments (R's names)
+WEIGHTS, OFFSET = "(weights)", "(offset)"
 
 
 class RankDeficiencyWarning(UserWarning):
@@ -147,30 +156,44 @@ def _build_Lambdat(blocks: list[_Block]) -> tuple[sp.csc_matrix, np.ndarray, np.
     return Lambdat, Lind, theta, lower
 
 
-def _check_levels(flist: dict[str, Factor], n: int) -> None:
+class CheckWarning(UserWarning):
+    """One of lme4's design checks (check.* = "warning") failed."""
+
+
+def _act(action: str, msg: str) -> None:
+    """lme4's check action: "stop" raises, "warning"/"message" warn, "ignore" does nothing."""
+    if action == "stop":
+        raise DataError(msg)
+    if action in ("warning", "message"):
+        warnings.warn(msg, CheckWarning, stacklevel=3)
+
+
+def _check_levels(flist: dict[str, Factor], n: int, ctrl: Control) -> None:
     """lme4's checkNlevels (check.nlev.gtr.1 and check.nobs.vs.nlev are "stop" by default)."""
     few = {name: f.nlevels for name, f in flist.items() if f.nlevels < 2}
     if few:
         detail = ", ".join(f"{name!r} has {k} level{'s' if k != 1 else ''}" for name, k in few.items())
-        raise DataError(f"grouping factors must have > 1 sampled level: {detail}")
+        _act(ctrl.check("check.nlev.gtr.1"), f"grouping factors must have > 1 sampled level: {detail}")
     many = {name: f.nlevels for name, f in flist.items() if f.nlevels >= n}
     if many:
         detail = ", ".join(f"{name!r} has {k} levels" for name, k in many.items())
-        raise DataError(
+        _act(
+            ctrl.check("check.nobs.vs.nlev"),
             "number of levels of each grouping factor must be < number of observations "
-            f"(problems: {detail}; {n} observations)"
+            f"(problems: {detail}; {n} observations)",
         )
 
 
-def _check_Zdims(blocks: list[_Block], n: int) -> None:
+def _check_Zdims(blocks: list[_Block], n: int, ctrl: Control) -> None:
     """lme4's checkZdims (check.nobs.vs.nRE = "stop"): each term needs fewer random effects than rows."""
     for b in blocks:
         q_i = b.factor.nlevels * len(b.cnms)
         if q_i >= n:
-            raise DataError(
+            _act(
+                ctrl.check("check.nobs.vs.nRE"),
                 f"number of observations (={n}) <= number of random effects (={q_i}) for term "
                 f"({b.bar.label}); the random-effects parameters and the residual variance are probably "
-                "unidentifiable"
+                "unidentifiable",
             )
 
 
@@ -182,34 +205,82 @@ def _response(value: Value, name: str) -> np.ndarray:
     return np.asarray(value, dtype=float)
 
 
-def lFormula(formula: str, data: pd.DataFrame) -> Design:
-    """lme4's `lFormula(formula, data)`: the design of `formula` on `data`, in lme4 1.1-31's layout.
+def lFormula(
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    control: Mapping[str, Any] | Control | None = None,
+) -> Design:
+    """lme4's `lFormula(formula, data, REML, weights, offset, subset, na.action, contrasts, control)`:
+    the design of `formula` on `data`, in lme4 1.1-31's layout.
 
-    Rows with NA in any variable the model uses are dropped (na.omit); Zt's columns are the remaining rows
-    in data order and `row_index` their labels.  Raises FormulaError / DataError naming the problem.
+    `subset` (a boolean array or an R expression, `vcheck.core.subset`) keeps rows; then rows with NA in
+    any variable of the model, the weights or the offset are dropped (na.omit / na.exclude) or refused
+    (na.fail).  Zt's columns are the remaining rows in data order and `row_index` their labels;
+    `frame_index` the labels of the subset's rows.  `weights`/`offset` are a column name or an array
+    (`vcheck.core.arguments`); unit weights and a zero offset are recorded as None.  `contrasts` maps
+    factor names to contr.* names for X (`core.contrasts`); `control` is read like lmerControl
+    (`core.control`: its check.nlev.gtr.1, check.nobs.vs.nlev and check.nobs.vs.nRE act here).
+    REML is accepted for lme4's signature; the design does not depend on it.  Raises FormulaError /
+    DataError naming the problem.
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
-    parsed = parse_formula(formula)
+    na_action = arguments.check_na_action(na_action)
+    ctrl = parse_control(control)
+    contr = check_contrasts(contrasts)
+    parsed = parse_formula(formula, columns=[str(c) for c in data.columns])
     fixed_terms = terms(parsed.fixed, parsed.response, text=formula)
     lhs_terms = [terms(bar.lhs, text=formula) for bar in parsed.bars]
     variables = _frame_variables(parsed, fixed_terms, lhs_terms)
-    frame = model_frame(data, variables, formula)
+    mask, mask_na = subset_rows(subset, data)
+    extras = {
+        key: v
+        for key, v in (
+            (WEIGHTS, arguments.column_or_array(weights, data, "weights")),
+            (OFFSET, arguments.column_or_array(offset, data, "offset")),
+        )
+        if v is not None
+    }
+    if mask is not None and mask_na is not None and mask_na.any():  # R: NA in subset -> an all-NA row
+        mask = mask | mask_na
+        extras["(subset)"] = np.where(mask_na, np.nan, 0.0)
+    frame = model_frame(data, variables, formula, subset=mask, extras=extras)
+    frame_rows = np.arange(len(data)) if mask is None else np.flatnonzero(mask)
     n = len(frame.rows)
+    if na_action == "na.fail" and frame.n_dropped:
+        raise DataError(
+            f"missing values in object: {frame.n_dropped} row(s) have NA in a variable of {formula!r} "
+            "(na_action='na.fail')"
+        )
     if n == 0:
         raise DataError(f"0 (non-NA) cases: every row has NA in some variable of {formula!r}")
+    w = frame.values.get(WEIGHTS)
+    if w is not None:
+        arguments.check_weights(np.asarray(w, dtype=float))
+    absent = sorted(set(contr) - {k for k, v in frame.values.items() if isinstance(v, Factor)})
+    if absent:
+        warnings.warn(
+            f"variable(s) {', '.join(map(repr, absent))} absent, contrasts ignored", UserWarning, stacklevel=2
+        )
     y = _response(frame.values[deparse(parsed.response)], deparse(parsed.response))
 
     blocks = _reorder(_random_blocks(parsed, frame, lhs_terms))
     flist: dict[str, Factor] = {}
     for b in blocks:
         flist.setdefault(b.bar.group_name, b.factor)
-    _check_levels(flist, n)
-    _check_Zdims(blocks, n)
+    _check_levels(flist, n, ctrl)
+    _check_Zdims(blocks, n, ctrl)
     Zt = _build_Zt(blocks, n)
     Lambdat, Lind, theta, lower = _build_Lambdat(blocks)
 
-    X, X_names = model_matrix(fixed_terms, frame.values, n)
+    X, X_names = model_matrix(fixed_terms, frame.values, n, contr)
     messages: list[str] = []
     X, X_names, dropped = drop_rank_deficient(X, X_names, tol=1e-7)
     if dropped:
@@ -250,7 +321,20 @@ def lFormula(formula: str, data: pd.DataFrame) -> Design:
         n_na_dropped=frame.n_dropped,
         dropped_columns=dropped,
         messages=messages,
+        weights=None if w is None or np.all(np.asarray(w) == 1.0) else np.asarray(w, dtype=float),
+        offset=_offset(frame),
+        na_action=na_action,
+        frame_index=data.index[frame_rows],
     )
+
+
+def _offset(frame: ModelFrame) -> np.ndarray | None:
+    """R's model.offset(): the "(offset)" column (offset= argument) plus the formula's offset() terms
+    (`frame.offset`, summed by the formula layer), over the rows used; None when there is neither or
+    their sum is 0 (the records' convention for no offset)."""
+    parts = [np.asarray(v, dtype=float) for v in (frame.values.get(OFFSET), frame.offset) if v is not None]
+    total = np.sum(parts, axis=0) if parts else None
+    return None if total is None or np.all(total == 0.0) else total
 
 
 def _frame_variables(parsed: ParsedFormula, fixed: Terms, lhs: list[Terms]) -> list[Node]:

@@ -9,13 +9,24 @@ For theta, with A = Lambda'Z'Z Lambda + I = L L' and RX, beta, u, pwrss from `vc
 
 exactly as lme4's C++ `lmerResp::Laplace` (pwrss = ||y - X beta - Z Lambda u||^2 + ||u||^2); p is X's
 column count after the rank drop.  sigma = sqrt(pwrss / (n - p)) for REML, sqrt(pwrss / n) for ML.
+
+With prior weights w and an offset o (lme4's `lmerResp`: its `sqrtXwt` scales the rows of X and Z, its
+wrss weights the residuals), the kernel runs on the transformed design
+
+    X* = W^1/2 X,   y* = W^1/2 (y - o),   Zt* = Zt W^1/2,        W = diag(w)
+
+and the criterion subtracts ldW = sum(log w) (`Laplace`: `ldL2 - d_ldW + ...`), so that it is -2 times
+the (REML) log-likelihood of y ~ N(o + X beta, sigma^2 (Z Lambda Lambda' Z' + W^-1)).  Scaling every
+weight by c leaves the criterion's optimum unchanged, with theta / sqrt(c) and sigma * sqrt(c).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
+import scipy.sparse as sp
 
 from vcheck.core.blocks import Factor, NotPositiveDefinite, make_pls
 from vcheck.core.record import Design
@@ -24,12 +35,38 @@ from vcheck.core.threads import single_threaded
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-def criterion(f: Factor, n: int, p: int, REML: bool) -> float:
-    """The REML criterion or ML deviance from one PLS factorization (formulas in the module docstring)."""
+def criterion(f: Factor, n: int, p: int, REML: bool, ldW: float = 0.0) -> float:
+    """The REML criterion or ML deviance from one PLS factorization (formulas in the module docstring);
+    ldW = sum(log w) for prior weights w."""
     if REML:
         nmp = n - p
-        return f.ldL2 + f.ldRX2 + nmp * (1.0 + _LOG_2PI + math.log(f.pwrss / nmp))
-    return f.ldL2 + n * (1.0 + _LOG_2PI + math.log(f.pwrss / n))
+        return f.ldL2 - ldW + f.ldRX2 + nmp * (1.0 + _LOG_2PI + math.log(f.pwrss / nmp))
+    return f.ldL2 - ldW + n * (1.0 + _LOG_2PI + math.log(f.pwrss / n))
+
+
+def weighted_design(design: Design) -> Design:
+    """The design the PLS kernel sees: rows scaled by sqrt(w), y shifted by the offset (module docstring).
+    The design itself when there are no weights and no offset."""
+    if design.weights is None and design.offset is None:
+        return design
+    y = np.asarray(design.y, dtype=float)
+    if design.offset is not None:
+        y = y - np.asarray(design.offset, dtype=float)
+    if design.weights is None:
+        return dataclasses.replace(design, y=y)
+    sw = np.sqrt(np.asarray(design.weights, dtype=float))
+    Zt = sp.csc_matrix(design.Zt @ sp.diags(sw))
+    Zt.sort_indices()
+    return dataclasses.replace(
+        design, X=np.ascontiguousarray(design.X * sw[:, None]), y=y * sw, Zt=Zt, weights=None, offset=None
+    )
+
+
+def log_det_weights(design: Design) -> float:
+    """ldW = sum(log w) (0 without weights)."""
+    if design.weights is None:
+        return 0.0
+    return float(np.sum(np.log(np.asarray(design.weights, dtype=float))))
 
 
 def sigma(f: Factor, n: int, p: int, REML: bool) -> float:
@@ -52,7 +89,8 @@ class Devfun:
         self.n, self.p = design.n, design.p
         if self.REML and self.n <= self.p:
             raise ValueError(f"REML needs more observations (n={self.n}) than fixed effects (p={self.p})")
-        self.pls = make_pls(design)
+        self.pls = make_pls(weighted_design(design))
+        self.ldW = log_det_weights(design)
         self.lower = np.asarray(design.lower, dtype=float)
         self.evaluations = 0
         self.failures: list[np.ndarray] = []
@@ -73,7 +111,7 @@ class Devfun:
             # only reachable at extreme theta (sigma -> 0 on a near-saturated design)
             self.failures.append(np.array(theta, dtype=float))
             return math.inf
-        return criterion(f, self.n, self.p, self.REML)
+        return criterion(f, self.n, self.p, self.REML, self.ldW)
 
 
 def devfun(design: Design, REML: bool = True) -> Devfun:

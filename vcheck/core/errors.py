@@ -29,3 +29,7 @@ class RError(VcheckError, RuntimeError):
 
     def __reduce__(self) -> tuple[type[RError], tuple[str, str]]:
         return (type(self), (self.r_message, self.call))  # pickles (to and from worker processes) intact
+
+
+class Unsupported(VcheckError):
+    """An implementation (or vcheck itself) does not support an argument or feature a case needs."""

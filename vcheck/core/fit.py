@@ -12,6 +12,7 @@ At the optimum theta, with the PLS solution of `vcheck.core.blocks` (A = Lambda'
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,11 @@ import scipy.sparse as sp
 
 import vcheck
 from vcheck.core import optimize
+from vcheck.core.arguments import start_theta_arg
 from vcheck.core.blocks import Factor
+from vcheck.core.control import Control, parse_control
 from vcheck.core.deviance import Devfun, criterion, sigma
+from vcheck.core.errors import DataError, Unsupported
 from vcheck.core.record import Design, LmerFit
 from vcheck.core.threads import single_threaded
 
@@ -29,30 +33,72 @@ from vcheck.core.threads import single_threaded
 SINGULAR_MESSAGE = "boundary (singular) fit: see help('isSingular')"
 
 
-def lmer(formula: str, data: pd.DataFrame, REML: bool = True, *, condVar: bool = True) -> LmerFit:
-    """Fit a linear mixed model as `lme4::lmer(formula, data, REML)` (lme4 1.1-31 defaults).
+def lmer(
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    start: object = None,
+    control: Mapping[str, Any] | Control | None = None,
+    condVar: bool = True,
+) -> LmerFit:
+    """Fit a linear mixed model as `lme4::lmer(formula, data, REML, weights=, offset=, subset=,
+    na.action=, contrasts=, start=, control=)` (lme4 1.1-31).
 
-    Returns an `LmerFit` with source "vcheck".  `condVar=False` skips the conditional variances, which
-    for crossed designs cost more than the fit itself (lme4's `lmer` does not compute them either).
+    weights/offset: a column name or an array of len(data); subset: a boolean array or an R expression
+    (`vcheck.core.subset`); na_action: "na.omit", "na.exclude" or "na.fail"; contrasts: {factor:
+    "contr.sum", ...}; start: theta or {"theta": theta}; control: an lmerControl-like mapping
+    (`vcheck.core.control`).  Returns an `LmerFit` with source "vcheck".  `condVar=False` skips the
+    conditional variances, which for crossed designs cost more than the fit itself.
     """
     from vcheck.core.design import lFormula
 
-    design = lFormula(formula, data)
-    return fit_design(design, REML=REML, condVar=condVar)
+    ctrl = parse_control(control)
+    design = lFormula(
+        formula,
+        data,
+        REML,
+        weights=weights,
+        offset=offset,
+        subset=subset,
+        na_action=na_action,
+        contrasts=contrasts,
+        control=ctrl,
+    )
+    return fit_design(design, REML=REML, condVar=condVar, start=start, control=ctrl)
 
 
 @single_threaded
-def fit_design(design: Design, REML: bool = True, *, condVar: bool = True) -> LmerFit:
+def fit_design(
+    design: Design,
+    REML: bool = True,
+    *,
+    condVar: bool = True,
+    start: object = None,
+    control: Mapping[str, Any] | Control | None = None,
+) -> LmerFit:
     """Optimize the profiled criterion of a design (lme4's `optimizeLmer`) and build the fit record."""
     from vcheck.core.design import start_theta
 
+    ctrl = parse_control(control)
     fn = Devfun(design, REML=REML)
-    opt = optimize.optimize_lmer(fn, start_theta(design), design.lower)
+    theta0 = start_theta_arg(start, len(design.lower))
+    if theta0 is None:
+        theta0 = start_theta(design)
+    elif np.any(theta0 < design.lower):
+        raise DataError(f"start theta {list(theta0)} is below the lower bounds {list(design.lower)}")
+    opt = _optimize(fn, theta0, design.lower, ctrl)
     fit = fit_at(fn, opt.theta, condVar=condVar)
     fit.optinfo.update(
         {
-            "optimizer": "nloptwrap",
+            "optimizer": ctrl.optimizer,
             "algorithm": "NLOPT_LN_BOBYQA",
+            "control": ctrl.as_r(),
             "feval": opt.feval,
             "message": opt.message,
             "conv": opt.conv,
@@ -79,6 +125,18 @@ def fit_design(design: Design, REML: bool = True, *, condVar: bool = True) -> Lm
     return fit
 
 
+def _optimize(fn: Devfun, theta0: np.ndarray, lower: np.ndarray, ctrl: Control) -> optimize.OptResult:
+    """lme4's optimizeLmer with control's optimizer, optCtrl, restart_edge and boundary.tol."""
+    if ctrl.optimizer != "nloptwrap" or ctrl.optCtrl:
+        raise Unsupported(
+            f"control optimizer={ctrl.optimizer!r} optCtrl={ctrl.optCtrl!r}: vcheck runs lme4's default "
+            "nloptwrap (LN_BOBYQA, xtol_abs = ftol_abs = 1e-8) only, so far"
+        )
+    return optimize.optimize_lmer(
+        fn, theta0, lower, restart_edge=ctrl.restart_edge, boundary_tol=ctrl.boundary_tol
+    )
+
+
 @single_threaded
 def fit_at(fn: Devfun, theta: np.ndarray, *, condVar: bool = True) -> LmerFit:
     """The fit record at a given theta (what lme4's `mkMerMod` reads from the deviance's last state)."""
@@ -86,12 +144,15 @@ def fit_at(fn: Devfun, theta: np.ndarray, *, condVar: bool = True) -> LmerFit:
     theta = np.asarray(theta, dtype=float)
     f = fn.pls.factor(theta)
     n, p = design.n, design.p
-    crit = criterion(f, n, p, REML)
+    crit = criterion(f, n, p, REML, fn.ldW)
     s = sigma(f, n, p, REML)
     assert f.beta is not None and f.RX is not None
     Lambdat = design.Lambdat_at(theta)
     u = fn.pls.modes(f)
     b = Lambdat.T @ u
+    mu = design.X @ f.beta + design.Zt.T @ b
+    if design.offset is not None:
+        mu = mu + design.offset
     RXinv = np.linalg.inv(f.RX)
     vcov = s**2 * (RXinv @ RXinv.T)
     names = list(design.X_names)
@@ -126,6 +187,9 @@ def fit_at(fn: Devfun, theta: np.ndarray, *, condVar: bool = True) -> LmerFit:
         row_index=design.row_index,
         weights=design.weights,
         offset=design.offset,
+        mu=np.asarray(mu, dtype=float),
+        na_action=design.na_action,
+        frame_index=design.frame_index,
         extra={
             "pwrss": f.pwrss,
             "ldL2": f.ldL2,

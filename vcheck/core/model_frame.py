@@ -1,9 +1,13 @@
 """R's `model.frame()` for vcheck: evaluate a formula's variables on a DataFrame and drop NA rows.
 
-Each variable is an R expression (`Days`, `log(x)`, `I(age^2)`, `factor(g)`) evaluated on the whole data,
-as R does, and then every row where any variable is NA (or NaN) is dropped, as `na.omit` does.  A value is
-a float array (numeric), or a `Factor` (strings, categoricals, factor(), and logicals, which model.matrix
-codes like a two-level factor FALSE/TRUE).  Infinite values are refused, naming the variable.
+Each variable is an R expression (`Days`, `log(x)`, `I(age^2)`, `factor(g)`, `poly(x, 2)`, `offset(z)`)
+evaluated on the whole data, as R does, and then every row where any variable is NA (or NaN) is dropped, as
+`na.omit` does.  A value is a float array (numeric), a `Factor` (strings, categoricals, factor(), and
+logicals, which model.matrix codes like a two-level factor FALSE/TRUE), or a `Basis` matrix (poly, ns, bs,
+dummy: `vcheck.core.frame_calls`).  Infinite values are refused, naming the variable.  The frame's
+`offset` is the sum of its `offset(...)` variables (R's `model.offset`), None when there are none.
+R's constants: TRUE/FALSE are logical; `T`, `F` and `pi` are base R's values unless the data has such a
+column (the data come first, as in R); as a term of their own R refuses them (one value, not n).
 """
 
 from __future__ import annotations
@@ -14,11 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from vcheck.core.basis import Basis
 from vcheck.core.errors import DataError, FormulaError
 from vcheck.core.factors import Factor, as_factor
-from vcheck.core.rexpr import Node, Num, Str, Sym, deparse, symbols
+from vcheck.core.frame_calls import evaluate_call, strip_package
+from vcheck.core.rexpr import Call, Node, Num, Str, Sym, deparse, symbols
 
-Value = np.ndarray | Factor
+Value = np.ndarray | Factor | Basis
+
+#: base R's constants that are names (TRUE and FALSE are parsed as constants)
+BASE_CONSTANTS = {"T": True, "F": False, "pi": float(np.pi)}
 
 _LOGICAL_LEVELS = ("FALSE", "TRUE")
 
@@ -120,23 +129,39 @@ class Evaluator:
             out[value.codes < 0] = np.nan
             return out
         if isinstance(value, Factor):
-            raise FormulaError(f"formula {self.formula!r}: {deparse(node)!r} is a factor, not a number")
+            raise FormulaError(
+                f"formula {self.formula!r}: {deparse(node)!r} is a factor, not a number "
+                "(as.numeric() of it gives its level codes, as in R)"
+            )
+        if isinstance(value, Basis):
+            raise FormulaError(f"formula {self.formula!r}: {deparse(node)!r} is a matrix, not a number")
         return value
+
+    def as_factor_of(self, node: Node) -> Factor:
+        """R's as.factor() of a variable (integer columns keep integer labels)."""
+        if isinstance(node, Sym) and node.name in self.data.columns:
+            return as_factor(self.data[node.name])
+        return as_factor(pd.Series(self.numeric(node)))
 
     def value(self, node: Node) -> Value:
         if isinstance(node, Num):
+            if node.logical:
+                return logical(np.full(len(self.data), bool(node.value)))
             return np.full(len(self.data), node.value)
         if isinstance(node, Str):
             raise self.unsupported(node, "a string constant")
         if isinstance(node, Sym):
             if node.name in self.data.columns:
                 return self.column(node.name)
-            if node.name in ("TRUE", "FALSE"):
-                return logical(np.full(len(self.data), node.name == "TRUE"))
+            if node.name in ("T", "F"):
+                return logical(np.full(len(self.data), node.name == "T"))
             if node.name == "pi":
                 return np.full(len(self.data), np.pi)
             raise DataError(f"column {node.name!r} (in formula {self.formula!r}) is not in the data")
-        fn, args = node.fn, node.args
+        special = evaluate_call(self, node)
+        if special is not None:
+            return special
+        fn, args = strip_package(node.fn, self.formula), node.args
         if fn in ("(", "I") and len(args) == 1:
             return self.value(args[0])
         if fn in ("factor", "as.factor", "ordered", "as.ordered") and len(args) == 1:
@@ -189,6 +214,8 @@ class Evaluator:
 def is_missing(value: Value) -> np.ndarray:
     if isinstance(value, Factor):
         return value.codes < 0
+    if isinstance(value, Basis):
+        return np.isnan(value.values).any(axis=1)
     return np.isnan(value)
 
 
@@ -200,6 +227,7 @@ class ModelFrame:
     rows: np.ndarray
     n_dropped: int
     data: pd.DataFrame  # the original data (a numeric grouping column is re-read as R's factor())
+    offset: np.ndarray | None = None  # the sum of the formula's offset() variables over the kept rows
 
     def factor_of_column(self, name: str) -> Factor:
         """R's `factor(column)` over the kept rows: integers keep integer labels ("100000", not "1e+05")."""
@@ -209,27 +237,53 @@ class ModelFrame:
         return as_factor(self.data[name].iloc[self.rows])
 
 
-def model_frame(data: pd.DataFrame, variables: list[Node], formula: str) -> ModelFrame:
-    """Evaluate `variables` on `data`, drop rows with any NA (na.omit), drop unused factor levels."""
+def model_frame(
+    data: pd.DataFrame,
+    variables: list[Node],
+    formula: str,
+    *,
+    subset: np.ndarray | None = None,
+    extras: dict[str, np.ndarray] | None = None,
+) -> ModelFrame:
+    """Evaluate `variables` on `data`, drop rows with any NA (na.omit), drop unused factor levels.
+
+    As R's model.frame: variables are evaluated on all rows, then `subset` (a boolean mask) keeps rows,
+    then NA rows are dropped.  `extras` are further full-length numeric columns of the frame (lmer's
+    "(weights)" and "(offset)"): their NAs drop rows too; `n_dropped` counts NA rows within the subset."""
     columns = list(dict.fromkeys(name for v in variables for name in symbols(v)))
-    missing_cols = [c for c in columns if c not in data.columns and c not in ("TRUE", "FALSE", "pi")]
+    missing_cols = [c for c in columns if c not in data.columns and c not in BASE_CONSTANTS]
     if missing_cols:
         raise DataError(
             f"column{'s' if len(missing_cols) > 1 else ''} {', '.join(map(repr, missing_cols))} "
             f"(in formula {formula!r}) not in the data; it has {', '.join(map(str, data.columns))}"
         )
+    for v in variables:
+        if len(data) > 1 and not any(name in data.columns for name in symbols(v)):
+            raise FormulaError(
+                f"formula {formula!r}: {deparse(v)!r} uses no column of the data, so R evaluates it to one "
+                f"value, not one per row: R's model.frame refuses it (variable lengths differ (found for "
+                f"'{deparse(v)}'))"
+            )
     ev = Evaluator(data, formula)
     with np.errstate(all="ignore"):  # R gives NaN / Inf here (and na.omit drops the NaN rows)
         full = {deparse(v): ev.value(v) for v in variables}
+    full.update(extras or {})
     na = np.zeros(len(data), dtype=bool)
     for value in full.values():
         na |= is_missing(value)
-    rows = np.flatnonzero(~na)
+    if subset is not None:
+        na &= subset
+    rows = np.flatnonzero(~na if subset is None else ~na & subset)
     values: dict[str, Value] = {}
     for key, value in full.items():
         if isinstance(value, Factor):
             kept = value.take(rows)
             values[key] = kept if isinstance(value, Logical) else kept.drop_unused()
+        elif isinstance(value, Basis):
+            kept_basis = value.take(rows)
+            if not np.isfinite(kept_basis.values).all():
+                raise DataError(f"{key!r} has infinite values (formula {formula!r})")
+            values[key] = kept_basis
         else:
             kept_num = value[rows]
             if not np.isfinite(kept_num).all():
@@ -239,4 +293,13 @@ def model_frame(data: pd.DataFrame, variables: list[Node], formula: str) -> Mode
                     "lme4 cannot fit with Inf, remove or recode those rows"
                 )
             values[key] = kept_num
-    return ModelFrame(values, rows, int(na.sum()), data)
+    offsets = [values[deparse(v)] for v in variables if isinstance(v, Call) and _is_offset(v)]
+    offset: np.ndarray | None = None
+    for value in offsets:  # R's model.offset: the sum of the offset() variables, in order
+        assert isinstance(value, np.ndarray)
+        offset = value.copy() if offset is None else offset + value
+    return ModelFrame(values, rows, int(na.sum()), data, offset=offset)
+
+
+def _is_offset(node: Call) -> bool:
+    return node.fn in ("offset", "stats::offset") and len(node.args) == 1

@@ -15,11 +15,15 @@ more than a factor 1000.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
+from vcheck.core.basis import Basis
+from vcheck.core.contrasts import contrast_matrix
 from vcheck.core.errors import DataError
 from vcheck.core.factors import Factor
+from vcheck.core.linpack import dqrdc2, qr_qy
 from vcheck.core.model_frame import Logical, Value
 from vcheck.core.terms import Terms
 
@@ -51,7 +55,9 @@ def contr_poly(k: int) -> tuple[np.ndarray, list[str]]:
     return contr[:, 1:], names[: k - 1]
 
 
-def _coding(name: str, value: Factor, code: int) -> tuple[np.ndarray, list[str]]:
+def _coding(
+    name: str, value: Factor, code: int, contrasts: Mapping[str, str] | None = None
+) -> tuple[np.ndarray, list[str]]:
     """The (n, k) columns of one factor in one term: contrasts (code 1) or dummies (code 2)."""
     if code == 2:
         contr, cnames = np.eye(value.nlevels), list(value.levels)
@@ -60,6 +66,8 @@ def _coding(name: str, value: Factor, code: int) -> tuple[np.ndarray, list[str]]
             f"factor {name!r} has {value.nlevels} level{'s' if value.nlevels != 1 else ''} "
             f"({', '.join(value.levels) or 'none'}) in the rows used; contrasts need 2 or more levels"
         )
+    elif contrasts and name in contrasts:  # lmer's contrasts= (vcheck.core.contrasts)
+        contr, cnames = contrast_matrix(contrasts[name], value.levels)
     elif value.ordered and not isinstance(value, Logical):
         contr, cnames = contr_poly(value.nlevels)
     else:
@@ -67,8 +75,10 @@ def _coding(name: str, value: Factor, code: int) -> tuple[np.ndarray, list[str]]
     return contr[value.codes], [name + c for c in cnames]
 
 
-def model_matrix(terms: Terms, values: dict[str, Value], n: int) -> tuple[np.ndarray, list[str]]:
-    """X (n, p) and its column names, as R's `model.matrix(terms, frame)`."""
+def model_matrix(
+    terms: Terms, values: dict[str, Value], n: int, contrasts: Mapping[str, str] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """X (n, p) and its column names, as R's `model.matrix(terms, frame, contrasts.arg = contrasts)`."""
     names_of = terms.variable_names
     codes = [dict(c) for c in terms.codes]
     if not terms.intercept:
@@ -92,7 +102,10 @@ def model_matrix(terms: Terms, values: dict[str, Value], n: int) -> tuple[np.nda
             name = names_of[i]
             value = values[name]
             if isinstance(value, Factor):
-                var_cols, var_names = _coding(name, value, term_codes[i])
+                var_cols, var_names = _coding(name, value, term_codes[i], contrasts)
+            elif isinstance(value, Basis):  # R names a matrix's columns name + colname (name alone if one)
+                var_cols = value.values
+                var_names = [name] if len(value.colnames) == 1 else [name + c for c in value.colnames]
             else:
                 var_cols, var_names = value.reshape(n, 1), [name]
             # the term's first variable varies fastest
@@ -104,80 +117,6 @@ def model_matrix(terms: Terms, values: dict[str, Value], n: int) -> tuple[np.nda
         return np.zeros((n, 0)), []
     X = np.column_stack(columns) if len(columns) > 1 else np.asarray(columns[0]).reshape(n, -1)
     return np.ascontiguousarray(X, dtype=float), colnames
-
-
-def _dot(a: np.ndarray, b: np.ndarray, sequential: bool) -> float:
-    """BLAS ddot; `sequential` sums left to right as reference BLAS does (bit-exact with R)."""
-    if not sequential:
-        return float(a @ b)
-    total = 0.0
-    for u, v in zip(a.tolist(), b.tolist(), strict=True):
-        total += u * v
-    return total
-
-
-def dqrdc2(
-    X: np.ndarray, tol: float = 1e-7, sequential: bool = False
-) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
-    """LINPACK dqrdc2 (R's default `qr()`): Householder QR in column order with limited pivoting.
-
-    A column whose remaining norm falls below `tol` times its original norm is moved to the end and
-    not used, so the independent columns keep their order.  Returns (qr, qraux, rank, pivot) as R's
-    `qr()` does (pivot 0-based; pivot[:rank] are the columns kept).
-    """
-    x = np.array(X, dtype=float, order="F", copy=True)
-    n, p = x.shape
-    pivot = np.arange(p)
-    qraux = np.array([math.sqrt(_dot(x[:, j], x[:, j], sequential)) for j in range(p)])
-    work1 = qraux.copy()
-    work2 = np.where(qraux == 0, 1.0, qraux)
-    k = p + 1  # 1-based as in dqrdc2: columns from k on have been moved to the end
-    for l in range(min(n, p)):
-        while l + 1 < k and qraux[l] < work2[l] * tol:
-            order = np.r_[np.arange(l), np.arange(l + 1, p), l]
-            x, pivot = x[:, order], pivot[order]
-            qraux, work1, work2 = qraux[order], work1[order], work2[order]
-            k -= 1
-        if l == n - 1:
-            break
-        nrmxl = math.sqrt(_dot(x[l:, l], x[l:, l], sequential))
-        if nrmxl == 0.0:
-            continue
-        if x[l, l] != 0.0:
-            nrmxl = math.copysign(nrmxl, x[l, l])
-        x[l:, l] *= 1.0 / nrmxl
-        x[l, l] += 1.0
-        for j in range(l + 1, p):
-            t = -_dot(x[l:, l], x[l:, j], sequential) / x[l, l]
-            x[l:, j] += t * x[l:, l]
-            if qraux[j] == 0.0:
-                continue
-            tt = max(1.0 - (abs(x[l, j]) / qraux[j]) ** 2, 0.0)
-            if abs(tt) < 1e-6:
-                qraux[j] = math.sqrt(_dot(x[l + 1 :, j], x[l + 1 :, j], sequential))
-                work1[j] = qraux[j]
-            else:
-                qraux[j] *= math.sqrt(tt)
-        qraux[l] = x[l, l]
-        x[l, l] = -nrmxl
-    return x, qraux, min(k - 1, n), pivot
-
-
-def qr_qy(
-    qr: np.ndarray, qraux: np.ndarray, rank: int, y: np.ndarray, sequential: bool = False
-) -> np.ndarray:
-    """R's `qr.qy(QR, y)` (LINPACK dqrsl): Q y, applying the Householder reflections last to first."""
-    n = qr.shape[0]
-    out = np.array(y, dtype=float, copy=True)
-    for j in reversed(range(min(rank, n - 1))):
-        if qraux[j] == 0.0:
-            continue
-        v = qr[j:, j].copy()
-        v[0] = qraux[j]
-        for c in range(out.shape[1]):
-            t = -_dot(v, out[j:, c], sequential) / v[0]
-            out[j:, c] += t * v
-    return out
 
 
 def qr_rank(X: np.ndarray, tol: float = 1e-7) -> tuple[int, np.ndarray]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import reduce
 
 from vcheck.core.errors import FormulaError
-from vcheck.core.rexpr import Call, Node, Num, Sym, deparse, parse
+from vcheck.core.rexpr import Call, Node, Num, Sym, deparse, parse, symbols
 from vcheck.core.terms import terms
 
 # lme4's slashTerms/makeInteraction work on nested lists of grouping expressions
@@ -67,12 +67,28 @@ def _summands(node: Node, text: str) -> list[Node]:
         if _has_bar(node.args[0]) or _has_bar(node.args[1]):
             raise FormulaError(f"malformed formula {text!r}: nested bars in {deparse(node)!r}")
         return [node]
+    if isinstance(node, Call) and node.fn in _COVARIANCE_SYNTAX and _has_bar(node):
+        what = _COVARIANCE_SYNTAX[node.fn]
+        if node.fn == "diag" and len(node.args) > 1:
+            what = _LME4_2 + "lme4 1.1-31 rejects it too (base R's diag() gets an unused argument)"
+        raise FormulaError(f"formula {text!r}: {deparse(node)!r} is " + what)
     if _has_bar(node):
         raise FormulaError(
             f"formula {text!r}: the random-effects term inside {deparse(node)!r} is not a summand of the "
-            "formula; lme4 accepts this but vcheck does not (write `... + (x | g)`)"
+            "formula; vcheck takes random-effects terms only as summands (write `... + (x | g)`)"
         )
     return [node]
+
+
+_LME4_2 = "lme4 2.x's covariance-structure syntax, which vcheck does not take; "
+#: what lme4 1.1-31 (vcheck's reference) does with lme4 2.x's covariance structures, as checked in R 4.2.2
+_COVARIANCE_SYNTAX = {
+    "us": _LME4_2 + 'lme4 1.1-31 rejects it too (could not find function "us")',
+    "cs": _LME4_2 + 'lme4 1.1-31 rejects it too (could not find function "cs")',
+    "ar1": _LME4_2 + 'lme4 1.1-31 rejects it too (could not find function "ar1")',
+    "diag": _LME4_2 + "lme4 1.1-31 has no such structure either (it reads diag(1 | g) as a fixed-effect "
+    "term, then fails with '0 (non-NA) cases')",
+}
 
 
 def _expand_double_vert(lhs: Node, group: Node) -> list[Bar]:
@@ -127,8 +143,36 @@ def _check_group(group: Node, text: str) -> None:
     )
 
 
-def parse_formula(text: str) -> ParsedFormula:
-    """Parse an lme4 model formula."""
+def _expand_dot(fixed: Node, response: Node, columns: list[str] | None, text: str) -> Node:
+    """R's terms.formula(data = ...): `.` is every data column not on the left-hand side, in data order."""
+    if not _contains_dot(fixed):
+        return fixed
+    if columns is None:
+        raise FormulaError(f"formula {text!r}: '.' (all other columns) needs the data's columns")
+    lhs = set(symbols(response)) | {deparse(response, backtick=False)}
+    others: list[Node] = [Sym(c) for c in columns if c not in lhs]
+    if not others:
+        raise FormulaError(f"formula {text!r}: '.' stands for no columns (the data has only the response)")
+    dot: Node = Call("(", (reduce(lambda a, b: Call("+", (a, b)), others),))  # R's "(a + b + c)"
+    return _replace_dot(fixed, dot)
+
+
+def _contains_dot(node: Node) -> bool:
+    if isinstance(node, Sym):
+        return node.name == "."
+    return isinstance(node, Call) and any(_contains_dot(a) for a in node.args)
+
+
+def _replace_dot(node: Node, dot: Node) -> Node:
+    if isinstance(node, Sym) and node.name == ".":
+        return dot
+    if isinstance(node, Call):
+        return Call(node.fn, tuple(_replace_dot(a, dot) for a in node.args), node.argnames)
+    return node
+
+
+def parse_formula(text: str, columns: list[str] | None = None) -> ParsedFormula:
+    """Parse an lme4 model formula; `columns` (the data's) expand a `.` in the fixed part."""
     if not isinstance(text, str) or not text.strip():
         raise FormulaError(f"malformed formula {text!r}: expected text like 'y ~ x + (x | g)'")
     tree = parse(text)
@@ -155,4 +199,9 @@ def parse_formula(text: str) -> ParsedFormula:
     if not bars:
         raise FormulaError(f"formula {text!r}: no random effects terms specified (lme4 needs at least one)")
     fixed_node = reduce(lambda a, b: Call("+", (a, b)), fixed) if fixed else Num(1.0)
+    if any(_contains_dot(b.lhs) for b in bars):
+        raise FormulaError(
+            f"formula {text!r}: vcheck expands '.' only in the fixed part, not in ({bars[0].label})"
+        )
+    fixed_node = _expand_dot(fixed_node, response, columns, text)
     return ParsedFormula(text, response, fixed_node, tuple(bars))

@@ -78,6 +78,8 @@ class Design:
     messages: list[str] = field(default_factory=list)
     weights: np.ndarray | None = None  # prior weights w (n,), None = all 1: residual variance sigma^2 / w
     offset: np.ndarray | None = None  # offset (n,), None = 0: E[y] = offset + X beta
+    na_action: str = "na.omit"  # "na.omit", "na.exclude" or "na.fail"
+    frame_index: pd.Index | None = None  # labels of the rows after subset=, before NA rows are dropped
 
     @property
     def n(self) -> int:
@@ -147,6 +149,27 @@ class LmerFit:
     extra: dict[str, Any] = field(default_factory=dict)
     weights: np.ndarray | None = None  # prior weights w (n,), None = all 1
     offset: np.ndarray | None = None  # offset (n,), None = 0
+    mu: np.ndarray | None = None  # fitted values offset + X beta + Z b (n,), lme4's resp$mu
+    na_action: str = "na.omit"  # "na.exclude": fitted() and residuals() padded with NA
+    frame_index: pd.Index | None = None  # labels of the rows after subset=, before NA rows are dropped
+
+    # --- fitted values and residuals (R's fitted() / residuals(), naresid() padding) ----------------------
+    def fitted(self) -> pd.Series:
+        """Fitted values mu = offset + X beta + Z b, one per row used, labelled by the data's index;
+        with na_action "na.exclude" one per row of the (subset) data, NaN at the rows dropped for NA."""
+        return self._pad(np.asarray(self._need("mu"), dtype=float), "fitted")
+
+    def residuals(self) -> pd.Series:
+        """Response residuals y - mu (lme4's default type for lmer), padded as fitted() is."""
+        y = np.asarray(self._need("y"), dtype=float)
+        return self._pad(y - np.asarray(self._need("mu"), dtype=float), "residuals")
+
+    def _pad(self, values: np.ndarray, name: str) -> pd.Series:
+        index = self.row_index if self.row_index is not None else pd.RangeIndex(len(values))
+        out = pd.Series(values, index=index, name=name)
+        if self.na_action == "na.exclude" and self.frame_index is not None:
+            out = out.reindex(self.frame_index)
+        return out
 
     # --- covariance views (vcheck.core.covariance does the work) -------------------------------------------
     @property

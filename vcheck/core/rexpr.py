@@ -24,10 +24,11 @@ class Sym:
 
 @dataclass(frozen=True)
 class Num:
-    """A numeric literal; `is_int` for R's `2L`."""
+    """A numeric literal; `is_int` for R's `2L`; `logical` for R's constants TRUE (1) and FALSE (0)."""
 
     value: float
     is_int: bool = False
+    logical: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,42 @@ _UNARY_BP = {"~": 10, "!": 40, "-": 100, "+": 100}
 # deparse writes these without surrounding spaces
 _TIGHT = {"/", ":", "^", "%%", "%/%"}
 
+#: R's reserved words that cannot be names (?Reserved); TRUE/FALSE are constants, the rest are refused
+RESERVED = frozenset(
+    {
+        "if",
+        "else",
+        "repeat",
+        "while",
+        "function",
+        "for",
+        "next",
+        "break",
+        "in",
+        "NULL",
+        "NA",
+        "Inf",
+        "NaN",
+        "NA_integer_",
+        "NA_real_",
+        "NA_character_",
+        "NA_complex_",
+        "TRUE",
+        "FALSE",
+    }
+)
+
+_CONSTANTS = frozenset(
+    {"NULL", "NA", "Inf", "NaN", "NA_integer_", "NA_real_", "NA_character_", "NA_complex_"}
+)
+
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
   | (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?L?)
+  | (?P<qualified>(?:[^\W\d_]|\.(?!\d))[\w.]*:::?(?:[^\W\d_]|\.(?!\d))[\w.]*)
   | (?P<name>(?:[^\W\d_]|\.(?!\d))[\w.]*|\.)
-  | (?P<backtick>`[^`]*`)
+  | (?P<backtick>`(?:[^`\\]|\\.)*`)
   | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
   | (?P<special>%[^%]*%)
   | (?P<op>\|\||&&|==|!=|<=|>=|[-+*/^:~|&!<>()=,\[\]$@])
@@ -93,7 +124,8 @@ _TOKEN = re.compile(
 
 
 def tokenize(text: str) -> list[tuple[str, str]]:
-    """Split R source into (kind, text) tokens; kind is num, name, str, op."""
+    """Split R source into (kind, text) tokens; kind is num, name (bare), quoted (a backticked name),
+    qualified (`pkg::fn`), str, op."""
     tokens: list[tuple[str, str]] = []
     pos = 0
     while pos < len(text):
@@ -106,8 +138,8 @@ def tokenize(text: str) -> list[tuple[str, str]]:
         pos = m.end()
         if kind == "ws":
             continue
-        if kind == "backtick":
-            tokens.append(("name", value[1:-1]))
+        if kind == "backtick":  # R's escapes inside backticks: \` and \\
+            tokens.append(("quoted", re.sub(r"\\(.)", r"\1", value[1:-1])))
         elif kind == "special":
             tokens.append(("op", value))
         else:
@@ -179,9 +211,21 @@ class _Parser:
             return Num(float(value.rstrip("L")), is_int)
         if kind == "str":
             return Str(value[1:-1])
-        if kind == "name":
-            if value in ("TRUE", "FALSE"):
-                return Sym(value)
+        if kind == "name" and value in ("TRUE", "FALSE"):
+            return Num(float(value == "TRUE"), logical=True)
+        if kind == "name" and value in _CONSTANTS:
+            raise self.fail(f"R's constant {value} is not supported by vcheck in a formula")
+        if kind == "name" and value in RESERVED:
+            raise self.fail(
+                f"{value!r} is a reserved word in R, which cannot parse it here; a column of that name "
+                f"must be written in backticks (`{value}`)"
+            )
+        if kind == "qualified":
+            if self.peek() != ("op", "("):
+                raise self.fail(f"{value!r} is not called; vcheck takes `pkg::fn(...)` calls only")
+            self.take()
+            return self.call_args(value)
+        if kind in ("name", "quoted"):
             if self.peek() == ("op", "("):
                 self.take()
                 return self.call_args(value)
@@ -204,7 +248,7 @@ class _Parser:
             name = None
             if (
                 self.pos + 1 < len(self.tokens)
-                and self.tokens[self.pos][0] == "name"
+                and self.tokens[self.pos][0] in ("name", "quoted")
                 and self.tokens[self.pos + 1] == ("op", "=")
             ):
                 name = self.take()[1]
@@ -226,6 +270,16 @@ def parse(text: str) -> Node:
 # --- deparse ----------------------------------------------------------------------------------------------
 
 _SYNTACTIC = re.compile(r"^((\.[^\W\d]|[^\W\d_])[\w.]*|\.)$")
+_QUALIFIED = re.compile(r"^((\.[^\W\d]|[^\W\d_])[\w.]*):::?((\.[^\W\d]|[^\W\d_])[\w.]*)$")
+
+
+def _backticked(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def syntactic(name: str) -> bool:
+    """A name R deparses without backticks (not a reserved word)."""
+    return bool(_SYNTACTIC.match(name)) and name not in RESERVED
 
 
 def format_number(x: float) -> str:
@@ -275,8 +329,8 @@ def deparse(node: Node, backtick: bool = True) -> str:
     non-syntactic names inside calls; `backtick=False` gives the bare-symbol form.
     """
     if isinstance(node, Sym):
-        if backtick and not _SYNTACTIC.match(node.name):
-            return f"`{node.name}`"
+        if backtick and not syntactic(node.name):
+            return _backticked(node.name)
         return node.name
     return _deparse(node)
 
@@ -285,6 +339,8 @@ def _deparse(node: Node) -> str:
     if isinstance(node, Sym):
         return deparse(node, backtick=True)
     if isinstance(node, Num):
+        if node.logical:
+            return "TRUE" if node.value else "FALSE"
         if node.is_int:
             return f"{int(node.value)}L"
         return format_number(node.value)
@@ -310,7 +366,7 @@ def _deparse(node: Node) -> str:
         if _binding(args[0]) < bp:
             inner = f"({inner})"
         return f"{fn}{inner}"
-    name = fn if _SYNTACTIC.match(fn) else f"`{fn}`"
+    name = fn if syntactic(fn) or _QUALIFIED.match(fn) else _backticked(fn)
     parts = [(f"{an} = " if an else "") + _deparse(a) for a, an in zip(args, node.argnames, strict=True)]
     return f"{name}({', '.join(parts)})"
 
@@ -321,7 +377,7 @@ def symbols(node: Node) -> list[str]:
 
     def walk(n: Node) -> None:
         if isinstance(n, Sym):
-            if n.name not in out and n.name not in ("TRUE", "FALSE", "pi"):
+            if n.name not in out:
                 out.append(n.name)
         elif isinstance(n, Call):
             for a in n.args:

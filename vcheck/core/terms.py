@@ -6,11 +6,13 @@ A term is a set of variables (`a:b` is {a, b}).  The operators follow R's model-
 keeping their order of creation within an order, and each variable of each term gets R's code:
 1 = coded by contrasts, 2 = coded by dummy variables (all levels), decided as R's `TermCode` does: by
 contrasts exactly when the term without that variable is the empty term or is contained in a preceding term.
+`offset(z)` is a variable but no term (its index is in `offsets`, R's attr(terms, "offset")); the
+constants TRUE and FALSE are 1 and 0 (intercept in / out), as R's terms.formula takes them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vcheck.core.errors import FormulaError
 from vcheck.core.rexpr import Call, Node, Num, Str, Sym, deparse
@@ -29,6 +31,7 @@ class Terms:
     intercept: bool
     has_response: bool
     codes: list[dict[int, int]]
+    offsets: list[int] = field(default_factory=list)  # variables that are offset(...) calls
 
     @property
     def variable_names(self) -> list[str]:
@@ -51,6 +54,7 @@ class _Encoder:
         self.keys = [deparse(v) for v in variables]
         self.intercept = True
         self.parity = True
+        self.offsets: list[int] = []
 
     def fail(self, what: str) -> FormulaError:
         return FormulaError(f"invalid model formula {self.text!r}: {what}")
@@ -76,8 +80,8 @@ class _Encoder:
         if isinstance(node, Sym):
             if node.name == ".":
                 raise FormulaError(
-                    f"formula {self.text!r}: '.' (all other columns) is accepted by lme4 but not "
-                    "supported by vcheck; write the columns out"
+                    f"formula {self.text!r}: '.' (all other columns) needs the data's columns here, and "
+                    "vcheck expands it only in the fixed part of lmer's formula"
                 )
             return [frozenset([self.install(node)])]
         fn, args = node.fn, node.args
@@ -86,10 +90,11 @@ class _Encoder:
                 raise self.fail(f"random-effects term {deparse(node)!r} is not allowed here")
             if fn == "~":
                 raise self.fail("a '~' inside a formula term")
-            if fn == "offset":
-                raise FormulaError(
-                    f"formula {self.text!r}: offset() terms are accepted by lme4 but not supported by vcheck"
-                )
+            if fn in ("offset", "stats::offset"):
+                index = self.install(node)
+                if index not in self.offsets:
+                    self.offsets.append(index)
+                return []
             return [frozenset([self.install(node)])]
         if fn == "(":
             return self.encode(args[0])
@@ -176,4 +181,5 @@ def terms(rhs: Node, response: Node | None = None, text: str = "") -> Terms:
         intercept=enc.intercept,
         has_response=response is not None,
         codes=codes,
+        offsets=sorted(enc.offsets),
     )

@@ -34,6 +34,7 @@ import scipy.sparse as sp
 
 from vcheck.core.errors import DataError, RNotAvailableError
 from vcheck.core.record import Design, LmerFit, RandomTerm
+from vcheck.reference.call_args import call_args
 
 __all__ = [
     "design_from_dict",
@@ -51,30 +52,86 @@ __all__ = [
 # ---- live lme4 ---------------------------------------------------------------------------------------
 
 
-def lmer(formula: str, data: pd.DataFrame, REML: bool = True, *, extras: bool | str = True) -> LmerFit:
-    """Fit `lme4::lmer(formula, data, REML)` in the embedded R and return every quantity of the fit.
+def lmer(
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    start: object = None,
+    control: Mapping[str, Any] | None = None,
+    extras: bool | str = True,
+) -> LmerFit:
+    """Fit `lme4::lmer(formula, data, REML, ...)` in the embedded R and return every quantity of the fit.
+
+    weights, offset, subset, na_action, contrasts, start and control are passed to lme4 as R code
+    passes them (`vcheck.reference.call_args`); they take what `vcheck.lmer` takes.
 
     Rows with NA in a variable of the formula are dropped by lme4 (na.omit); `n_na_dropped` counts them
     and `row_index` holds the labels of the rows kept.  `extras=False` skips vcov(beta), the conditional
     modes and their variances (ranef/condVar), which cost more than the rest of the record;
     `extras="modes"` gives the conditional modes alone (ranef, no condVar or vcov).
     """
-    return fit_from_dict(
-        lmer_value(formula, data, REML, extras=extras), source="lme4", formula=formula, index=data.index
+    value = lmer_value(
+        formula,
+        data,
+        REML,
+        weights=weights,
+        offset=offset,
+        subset=subset,
+        na_action=na_action,
+        contrasts=contrasts,
+        start=start,
+        control=control,
+        extras=extras,
     )
+    fit = fit_from_dict(value, source="lme4", formula=formula, index=data.index)
+    fit.na_action = na_action  # R records it only when it dropped rows; lme4 was called with it
+    return fit
 
 
 def lmer_value(
-    formula: str, data: pd.DataFrame, REML: bool = True, *, extras: bool | str = True
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    start: object = None,
+    control: Mapping[str, Any] | None = None,
+    extras: bool | str = True,
 ) -> dict[str, Any]:
     """`lmer`'s answer before it becomes a record: bridge.R's list of plain values (numpy arrays, lists,
     strings), which `fit_from_dict(value, source="lme4", formula=formula, index=data.index)` turns into
     the `LmerFit`.  lme4's process (`vcheck.reference.server`) sends this, the cheaper half, across."""
     from vcheck.reference import rbridge
 
-    frame = _r_frame(formula, data)
+    ca = call_args(
+        data,
+        weights=weights,
+        offset=offset,
+        subset=subset,
+        na_action=na_action,
+        contrasts=contrasts,
+        start=start,
+        control=control,
+    )
+    frame = _r_frame(formula, ca.data, ca.columns)
     value: dict[str, Any] = rbridge.session().call(
-        "vcheck_lmer", _r_str(formula), frame, _r_bool(REML), _r_extras(extras), _r_bool(False)
+        "vcheck_lmer",
+        _r_str(formula),
+        frame,
+        _r_bool(REML),
+        _r_extras(extras),
+        _r_bool(False),
+        _r_str(ca.json),
     )
     value["versions"] = _session_versions()
     return value
@@ -86,6 +143,13 @@ def fit_at_theta(
     theta: np.ndarray | Sequence[float],
     REML: bool = True,
     *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    start: object = None,
+    control: Mapping[str, Any] | None = None,
     extras: bool | str = True,
 ) -> LmerFit:
     """lme4's fit record at a FIXED theta, without optimizing.
@@ -97,7 +161,17 @@ def fit_at_theta(
     from vcheck.reference import rbridge
 
     s = rbridge.session()
-    frame = _r_frame(formula, data)
+    ca = call_args(
+        data,
+        weights=weights,
+        offset=offset,
+        subset=subset,
+        na_action=na_action,
+        contrasts=contrasts,
+        start=start,
+        control=control,
+    )
+    frame = _r_frame(formula, ca.data, ca.columns)
     theta_r = s.ri.FloatSexpVector(np.ascontiguousarray(np.asarray(theta, dtype=np.float64).ravel()))
     value = s.call(
         "vcheck_fit_at_theta",
@@ -107,24 +181,62 @@ def fit_at_theta(
         _r_bool(REML),
         _r_extras(extras),
         _r_bool(False),
+        _r_str(ca.json),
     )
     value["versions"] = _session_versions()
     fit = fit_from_dict(value, source="lme4", formula=formula, index=data.index)
+    fit.na_action = na_action
     fit.extra["at_fixed_theta"] = True
     return fit
 
 
-def lFormula(formula: str, data: pd.DataFrame, REML: bool = True) -> Design:
+def lFormula(
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    start: object = None,
+    control: Mapping[str, Any] | None = None,
+) -> Design:
     """lme4's `lFormula(formula, data)`: X, y, Zt, Lambdat at the starting theta, Lind, theta0, lower,
     the terms (cnms and levels) and flist, in lme4's layout."""
     from vcheck.reference import rbridge
 
-    frame = _r_frame(formula, data)
-    value = rbridge.session().call("vcheck_lformula", _r_str(formula), frame, _r_bool(REML))
-    return design_from_dict(value, formula=formula, index=data.index)
+    ca = call_args(
+        data,
+        weights=weights,
+        offset=offset,
+        subset=subset,
+        na_action=na_action,
+        contrasts=contrasts,
+        start=start,
+        control=control,
+    )
+    frame = _r_frame(formula, ca.data, ca.columns)
+    value = rbridge.session().call("vcheck_lformula", _r_str(formula), frame, _r_bool(REML), _r_str(ca.json))
+    design = design_from_dict(value, formula=formula, index=data.index)
+    design.na_action = na_action
+    return design
 
 
-def start_theta(formula: str, data: pd.DataFrame, REML: bool = True) -> np.ndarray:
+def start_theta(
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    start: object = None,
+    control: Mapping[str, Any] | None = None,
+) -> np.ndarray:
     """Where lmer's optimizer starts: mkLmerDevfun's theta.
 
     lFormula's theta (1 on diagonals, 0 off them) unless every term is a scalar intercept on its own
@@ -132,12 +244,34 @@ def start_theta(formula: str, data: pd.DataFrame, REML: bool = True) -> np.ndarr
     """
     from vcheck.reference import rbridge
 
-    frame = _r_frame(formula, data)
-    value = rbridge.session().call("vcheck_lformula", _r_str(formula), frame, _r_bool(REML))
+    ca = call_args(
+        data,
+        weights=weights,
+        offset=offset,
+        subset=subset,
+        na_action=na_action,
+        contrasts=contrasts,
+        start=start,
+        control=control,
+    )
+    frame = _r_frame(formula, ca.data, ca.columns)
+    value = rbridge.session().call("vcheck_lformula", _r_str(formula), frame, _r_bool(REML), _r_str(ca.json))
     return _floats(value["theta_start"])
 
 
-def devfun(formula: str, data: pd.DataFrame, REML: bool = True) -> Callable[[np.ndarray], float]:
+def devfun(
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    weights: object = None,
+    offset: object = None,
+    subset: object = None,
+    na_action: str = "na.omit",
+    contrasts: Mapping[str, str] | None = None,
+    start: object = None,
+    control: Mapping[str, Any] | None = None,
+) -> Callable[[np.ndarray], float]:
     """lme4's profiled criterion as a function of theta: `mkLmerDevfun(lFormula(formula, data))`.
 
     d(theta) = ldL2 + ldRX2 + (n - p)(1 + log(2 pi pwrss / (n - p)))   (REML)
@@ -147,8 +281,18 @@ def devfun(formula: str, data: pd.DataFrame, REML: bool = True) -> Callable[[np.
     from vcheck.reference import rbridge
 
     s = rbridge.session()
-    frame = _r_frame(formula, data)
-    closure = s.call("vcheck_devfun", _r_str(formula), frame, _r_bool(REML), packed=False)
+    ca = call_args(
+        data,
+        weights=weights,
+        offset=offset,
+        subset=subset,
+        na_action=na_action,
+        contrasts=contrasts,
+        start=start,
+        control=control,
+    )
+    frame = _r_frame(formula, ca.data, ca.columns)
+    closure = s.call("vcheck_devfun", _r_str(formula), frame, _r_bool(REML), _r_str(ca.json), packed=False)
 
     def d(theta: np.ndarray) -> float:
         theta_r = s.ri.FloatSexpVector(np.ascontiguousarray(np.asarray(theta, dtype=np.float64).ravel()))
@@ -184,7 +328,7 @@ def _session_versions() -> dict[str, str]:
     return dict(_VERSIONS)
 
 
-def _r_frame(formula: str, data: pd.DataFrame) -> Any:
+def _r_frame(formula: str, data: pd.DataFrame, extra_columns: Sequence[str] = ()) -> Any:
     from vcheck.reference import rbridge
 
     if not isinstance(formula, str):
@@ -192,6 +336,7 @@ def _r_frame(formula: str, data: pd.DataFrame) -> Any:
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     columns = rbridge.referenced_columns(formula, [str(c) for c in data.columns])
+    columns += [c for c in extra_columns if c not in columns]
     return rbridge.frame_to_r(data, columns)
 
 
@@ -281,6 +426,9 @@ def fit_from_dict(
         extra=extra,
         weights=_prior_weights(d.get("weights")),
         offset=_offset(d.get("offset")),
+        mu=_floats(d["mu"]) if d.get("mu") is not None else None,
+        na_action=_one_str(d.get("na_action")) or "na.omit",
+        frame_index=_row_index(d["frame_rows"], index) if d.get("frame_rows") is not None else None,
     )
 
 
@@ -317,6 +465,8 @@ def design_from_dict(d: Mapping[str, Any], *, formula: str, index: pd.Index | No
         messages=messages,
         weights=_prior_weights(d.get("weights")),
         offset=_offset(d.get("offset")),
+        na_action=_one_str(d.get("na_action")) or "na.omit",
+        frame_index=_row_index(d["frame_rows"], index) if d.get("frame_rows") is not None else None,
     )
 
 
