@@ -153,6 +153,9 @@ def call(fn: Callable[..., Any], args: tuple[Any, ...], timeout: float | None) -
     key = (id(fn), float(timeout))
     runner = _CACHE.get(key)
     if runner is None or runner.fn is not fn:
+        for other in _CACHE.values():  # one implementation at a time: the others' processes stop
+            other.close()
+        _CACHE.clear()
         runner = _CACHE[key] = Isolated(fn, timeout)
     return runner(*args)
 
