@@ -564,3 +564,14 @@ def test_isolated_calls_answer_raise_time_out_and_die() -> None:
         isolate.call(aborts, (1,), 20.0)
     # the next call after a death or a timeout gets a fresh process
     assert isolate.call(answer, (3,), 0.5 + 0.0)[0] == {"x": 3}
+
+
+def test_an_infinite_likelihood_is_a_finding_not_a_missing_criterion() -> None:
+    b = fit("sleepstudy")
+    sub = submission(as_mapping(b, with_criterion=False), source="statsmodels")
+    sub.extra["criterion_given"] = -math.inf  # -2 log L of a likelihood of +inf
+    cmp = compare(sub, b)
+    row = cmp.row("criterion", "at its parameters")
+    assert (row.verdict, row.kind) == ("differs", Kind.CONSTRUCTION)
+    assert "-inf" in row.explanation and "1743.6" in row.explanation
+    assert not any(r.quantity == "criterion" and r.verdict == "not available" for r in cmp.rows)

@@ -336,6 +336,8 @@ class _Meter:
         self.sigma_at_its_theta()
         if sub.criterion is not None:
             self.criterion_at_its_theta(kappa)
+        elif _infinite(sub.extra.get("criterion_given")):
+            self.infinite_criterion()
 
     def _nu(self, REML: bool) -> int:
         return self.lme.n - self.lme.p if REML else self.lme.n
@@ -417,6 +419,19 @@ class _Meter:
                 tol_abs / scale_o,
                 f"lme4's {_name(not b.REML)} at its parameters is {other:.10g}",
             )
+
+    def infinite_criterion(self) -> None:
+        """An infinite criterion (a likelihood of +inf, statsmodels#10239) where lme4's at its parameters
+        is finite: a difference of infinite size, never "not available"."""
+        given = float(self.sub.extra["criterion_given"])
+        d = self.crit(self.theta_a, self.b.REML) if self.theta_a is not None else math.nan
+        detail = f"its criterion is {given} (log-likelihood {-given / 2}), lme4's at its parameters {d:.10g}"
+        if math.isfinite(d):
+            self.m.at_parameters.append(
+                Diff("criterion", "at its parameters", math.inf, math.inf, 0.0, detail, math.inf, self.m.tie)
+            )
+        else:
+            self.m.ill_posed.append(f"{detail}: the criterion is unbounded")
 
     # --- at the optimum ---------------------------------------------------------------------------------
     def at_optimum(self) -> None:
@@ -509,7 +524,7 @@ class _Meter:
             "sigma": sub.sigma is not None,
             "varcorr": sub.varcorr is not None,
             "theta": sub.varcorr is not None and sub.sigma is not None,
-            "criterion": sub.criterion is not None,
+            "criterion": sub.criterion is not None or _infinite(sub.extra.get("criterion_given")),
             "V": sub.V is not None,
             "ranef": sub.ranef is not None and self.b.ranef is not None,
         }
@@ -544,6 +559,10 @@ class _Meter:
 # --- numerical helpers ---------------------------------------------------------------------------------
 def _name(REML: bool) -> str:
     return "REML" if REML else "ML"
+
+
+def _infinite(x: Any) -> bool:
+    return isinstance(x, int | float) and math.isinf(x)
 
 
 def _div(d: float, scale: float) -> float:

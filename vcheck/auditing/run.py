@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -193,6 +195,9 @@ def _compare_case(
         return
     try:
         sub = submission(output, data_index=data.index, source=name)
+        given = output.get("criterion") if isinstance(output, Mapping) else None
+        if isinstance(given, int | float) and math.isinf(given):  # protocol reads it as absent
+            sub.extra["criterion_given"] = float(given)
         b = oracle.fit(case.REML)
         cmp = compare(
             sub,
@@ -215,7 +220,7 @@ def _compare_case(
         )
     else:
         result.warnings = list(dict.fromkeys([*result.warnings, *cmp.warnings]))
-        result.versions = dict(cmp.versions)
+        result.versions = dict(cmp.versions) or _module_version(impl)
         result.findings = findings_of(cmp, case, result.warnings)
         result.comparison = cmp.to_dict()
 
@@ -344,6 +349,16 @@ def run_cases(
                 asked = j + 1
         server = servers[i % len(servers)] if servers else None
         yield audit_case(impl, case, server=server, key=keys[i], **options)
+
+
+def _module_version(impl: Any) -> dict[str, str]:
+    """A plug-in module's `__version__` (its top-level package's), when it has one."""
+    module = getattr(impl, "__module__", None) or type(impl).__module__
+    for name in (module, module.split(".")[0]) if module else ():
+        version = getattr(sys.modules.get(name), "__version__", None)
+        if version is not None:
+            return {name: str(version)}
+    return {}
 
 
 def _impl_name(impl: Any) -> str:
