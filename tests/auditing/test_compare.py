@@ -80,9 +80,13 @@ def at_theta(b: LmerFit, theta: np.ndarray) -> dict[str, object]:
 @pytest.mark.parametrize("name", examples.names())
 def test_lme4_record_against_itself_agrees_on_every_row(name: str) -> None:
     b = fit(name)
-    cmp = compare(b, b)
+    cmp = compare(b, b, flat_optimum=False)  # no "same optimum" excuse
     assert cmp.ok, str(cmp)
     assert cmp.findings == [], str(cmp)
+    for r in cmp.rows:  # every row within its own tolerance
+        assert r.verdict == "agrees" and r.rel_diff is not None and r.tol is not None, str(cmp)
+        assert r.rel_diff <= r.tol, str(cmp)
+    assert cmp.lower == "tie"  # lme4's criterion at its own theta is its optimum
     quantities = {r.quantity for r in cmp.rows}
     assert {"layout", "V", "beta", "criterion", "theta", "sigma", "varcorr", "G", "ranef"} <= quantities
 

@@ -192,6 +192,9 @@ def _at_parameters(m: Measurements, rows: list[Row], model: list[str]) -> None:
     for d in m.at_parameters:
         if _within(d):
             rows.append(Row(d.quantity, d.check, AGREES, None, d.rel, d.abs, d.tol, d.detail))
+        elif d.quantity == "criterion" and m.reference_inconsistent and _same_criterion_as_lme4(m):
+            text = f"{m.reference_inconsistent}; its criterion is the number lme4 reports ({d.detail})"
+            rows.append(Row(d.quantity, d.check, DIFFERS, Kind.REFERENCE, d.rel, d.abs, d.tol, text))
         elif d.quantity == "criterion" and _within(m.criterion_other):
             assert m.criterion_other is not None
             text = (
@@ -205,6 +208,11 @@ def _at_parameters(m: Measurements, rows: list[Row], model: list[str]) -> None:
             text = f"{_WHAT.get(d.quantity, d.quantity + ' differs')} (rel diff {d.rel:.1e} > tol {d.tol:.1e}"
             text += f"; {d.detail})" if d.detail else ")"
             rows.append(Row(d.quantity, d.check, DIFFERS, Kind.CONSTRUCTION, d.rel, d.abs, d.tol, text))
+
+
+def _same_criterion_as_lme4(m: Measurements) -> bool:
+    """Its criterion is the very number lme4 reports (the criterion row at the optimum agrees)."""
+    return any(d.quantity == "criterion" and d.rel <= d.tol for d in m.at_optimum)
 
 
 def _sigma(m: Measurements, rows: list[Row], model: list[str]) -> str:

@@ -92,6 +92,7 @@ class Measurements:
     optimum: float | None = None  # lme4's criterion at lme4's optimum
     tie: float = tolerances.CRITERION_ABS
     other_reml: bool | None = None  # True: its parameters are lme4's optimum of the other criterion
+    reference_inconsistent: str = ""  # lme4's reported criterion is not its devfun at its own theta
     missing: list[tuple[str, str]] = field(default_factory=list)  # (quantity, why not available)
     ill_posed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -186,6 +187,7 @@ class _Meter:
             return self.on_design().criterion(theta, REML)
 
     def run(self) -> Measurements:
+        self.reference_itself()
         self.model_structure()
         self.layout()
         self.at_its_parameters()
@@ -196,6 +198,25 @@ class _Meter:
         self.not_available()
         self.own_words()
         return self.m
+
+    def reference_itself(self) -> None:
+        """Is lme4's reported criterion its own devfun at its own theta?  Not always: with
+        use.last.params = TRUE lme4 reports the optimizer's best value beside its last theta.  Then lme4's
+        optimum is taken as its devfun at its theta, and the inconsistency is recorded."""
+        m, b = self.m, self.b
+        if b.criterion is None:
+            return
+        d_b = self.crit(self.lme.theta, b.REML, final=False)
+        if abs(d_b - b.criterion) <= m.tie:
+            return
+        d_b = self.crit(self.lme.theta, b.REML)
+        if abs(d_b - b.criterion) <= m.tie:
+            return
+        m.reference_inconsistent = (
+            f"lme4's reported {_name(b.REML)} criterion {b.criterion:.10g} is not its own devfun at its "
+            f"theta, {d_b:.10g} (e.g. lmerControl(use.last.params = TRUE))"
+        )
+        m.optimum = d_b
 
     # --- model ------------------------------------------------------------------------------------------
     def model_structure(self) -> None:
