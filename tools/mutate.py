@@ -7,8 +7,9 @@ statement (`rows.append(...)`, `out.extend(...)`), a dropped `return` value (-> 
 `if` test forced true/false.  A mutant is killed when the module's fast tests fail (or hang past a time
 limit) with it in place of the original.  Docstrings, strings and type annotations are never mutated.
 
-Mutants run in forked children of one process that has already imported numpy, scipy and pandas; the
-mutated module is supplied by an import hook, so the files on disk never change.
+Mutants run in forked children of one process that has already imported vcheck and the tests; in the
+child the mutant's code replaces the module's (and the names other modules imported from it), so the
+files on disk never change.  The module swapped in unchanged must pass its tests first.
 
     python tools/mutate.py --out reports/mutation.md [--judged tools/mutation_judged.toml] [-j 2]
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib
 import importlib.abc
 import importlib.util
 import itertools
@@ -188,22 +190,27 @@ def mutants(module: str) -> list[Mutant]:
     return out
 
 
-class _Hook(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Supplies the mutant's source for its module."""
-
-    def __init__(self, mutant: Mutant, path: str) -> None:
-        self.mutant, self.path = mutant, path
-
-    def find_spec(self, name, path, target=None):  # type: ignore[no-untyped-def]
-        if name == self.mutant.module:
-            return importlib.util.spec_from_file_location(name, self.path, loader=self)
-        return None
-
-    def create_module(self, spec):  # type: ignore[no-untyped-def]
-        return None
-
-    def exec_module(self, module) -> None:  # type: ignore[no-untyped-def]
-        exec(compile(self.mutant.source, self.path, "exec"), module.__dict__)
+def _swap_in(mutant: Mutant) -> None:
+    """Replace the loaded module's contents by the mutant's, and every name other loaded modules imported
+    from it (`from module import name`) by the mutant's object of that name."""
+    module = sys.modules[mutant.module]
+    old = dict(module.__dict__)
+    exec(compile(mutant.source, module.__file__ or mutant.module, "exec"), module.__dict__)
+    swaps = {
+        id(obj): module.__dict__[name]
+        for name, obj in old.items()
+        if not name.startswith("__") and name in module.__dict__ and module.__dict__[name] is not obj
+    }
+    for other in list(sys.modules.values()):
+        if other is module or other is None:
+            continue
+        name = getattr(other, "__name__", "")
+        if not (name.startswith("vcheck") or name.startswith("test") or name in ("faults", "conftest")):
+            continue
+        for attr, value in list(vars(other).items()):
+            new = swaps.get(id(value))
+            if new is not None:
+                setattr(other, attr, new)
 
 
 def run_one(mutant: Mutant | None, tests: list[str], limit: float) -> str:
@@ -214,16 +221,11 @@ def run_one(mutant: Mutant | None, tests: list[str], limit: float) -> str:
             import pytest
 
             if mutant is not None:
-                path = importlib.util.find_spec(mutant.module.rpartition(".")[0]).submodule_search_locations[
-                    0
-                ]  # type: ignore[union-attr,index]
-                sys.meta_path.insert(
-                    0, _Hook(mutant, os.path.join(path, mutant.module.rpartition(".")[2] + ".py"))
-                )
+                _swap_in(mutant)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
-            code = pytest.main([*tests, "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"])
+            code = pytest.main([*tests, "-x", "-q", "-p", "no:cacheprovider", "-p", "no:faulthandler"])
         except BaseException:
             code = 99
         os._exit(int(code))
@@ -237,6 +239,18 @@ def run_one(mutant: Mutant | None, tests: list[str], limit: float) -> str:
             os.waitpid(pid, 0)
             return "timeout"
         time.sleep(0.05)
+
+
+def _preload(tests: list[str]) -> None:
+    """Import vcheck, the test modules and their helpers once, before any fork (pytest's `prepend` import
+    mode then finds them in sys.modules in every child)."""
+    import importlib
+
+    for d in {str(Path(t).parent) for t in tests} | {"tests"}:
+        if d not in sys.path:
+            sys.path.insert(0, d)
+    for t in tests:
+        importlib.import_module(Path(t).stem)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,11 +285,18 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     for module in args.module or list(TARGETS):
         tests = TARGETS[module]
+        importlib.import_module(module)
+        _preload(tests)
         t = time.monotonic()
         base = run_one(None, tests, 3600)
         baseline = time.monotonic() - t
         if base != "survived":
             print(f"{module}: its tests fail without any mutant", file=sys.stderr)
+            return 2
+        path = importlib.util.find_spec(module).origin  # type: ignore[union-attr]
+        identity = Mutant(module, -1, 0, "identity", ast.unparse(ast.parse(Path(str(path)).read_text())))
+        if run_one(identity, tests, 3600) != "survived":  # the swap itself must not break the tests
+            print(f"{module}: its tests fail with the module swapped in unchanged", file=sys.stderr)
             return 2
         limit = args.limit or max(3 * baseline, 20.0)
         killed = equivalent = 0
