@@ -135,8 +135,8 @@ class AtTheta:
 
     def kappa(self) -> float:
         """An upper bound on cond(V / sigma^2) = cond(W'W + D^-1): (max 1/w + ||W W'||_1) / min 1/w."""
-        WWt = abs(self.W @ self.W.T)
-        norm1 = float(np.asarray(WWt.sum(axis=0)).max(initial=0.0))
+        WWt = sp.csc_matrix(abs(self.W @ self.W.T))
+        norm1 = float(np.asarray(WWt.sum(0)).max(initial=0.0))
         inv_w = 1.0 / self.lme.weights
         return float((inv_w.max() + norm1) / inv_w.min())
 

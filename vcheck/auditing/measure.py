@@ -126,9 +126,9 @@ def readable(sub: Submission) -> None:
             raise PluginError(f"its beta is not finite: {dict(sub.beta.items())}")
     if sub.varcorr is not None and not all(math.isfinite(r[3]) for r in sub.varcorr):
         raise PluginError("its varcorr has non-finite covariances")
-    V = sub.V
+    V: Any = sub.V
     if V is not None and not isinstance(V, LinearOperator):
-        data = V.data if sp.issparse(V) else np.asarray(V)
+        data = V.data if sp.issparse(V) else np.asarray(V)  # type: ignore[attr-defined]
         if not np.all(np.isfinite(data)):
             raise PluginError("its V has non-finite entries")
 
