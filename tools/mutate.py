@@ -259,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--judged", default="tools/mutation_judged.toml")
     parser.add_argument("--module", action="append", help="only these modules (default: all targets)")
     parser.add_argument("--limit", type=float, default=0.0, help="seconds per mutant (default 3 x baseline)")
+    parser.add_argument("--only", action="append", help="only the mutant with this description (repeatable)")
     parser.add_argument(
         "--sample", type=int, default=1, metavar="K", help="every K-th mutant only (default 1: all of them)"
     )
@@ -302,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         killed = equivalent = 0
         survivors: list[Mutant] = []
         muts = mutants(module)[:: max(args.sample, 1)]
+        if args.only:
+            muts = [m for m in mutants(module) if m.what in args.only or m.key in args.only]
         for i, m in enumerate(muts):
             outcome = run_one(m, tests, limit)
             if outcome == "survived":

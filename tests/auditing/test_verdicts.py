@@ -97,7 +97,7 @@ def test_which_optimum_is_lower_decides_optimization_or_reference(
     assert kinds(cmp) == {kind}
     assert cmp.lower == lower
     text = cmp.row("theta", "at optimum").explanation
-    assert words in text and f"{abs(delta):.3g}" in text
+    assert words in text and f"by {abs(delta):.3g} (" in text
     assert "102" in text or "98" in text  # both criteria are given as evidence
     assert "100" in text
 
