@@ -575,3 +575,13 @@ def test_an_infinite_likelihood_is_a_finding_not_a_missing_criterion() -> None:
     assert (row.verdict, row.kind) == ("differs", Kind.CONSTRUCTION)
     assert "-inf" in row.explanation and "1743.6" in row.explanation
     assert not any(r.quantity == "criterion" and r.verdict == "not available" for r in cmp.rows)
+
+
+def test_an_answer_without_beta_or_V_is_judged_on_the_rest() -> None:
+    b = fit("sleepstudy")
+    out = as_mapping(b)
+    del out["beta"], out["V"]
+    cmp = compare(out, b)
+    assert cmp.ok, str(cmp)
+    assert {r.quantity for r in cmp.findings} == {"beta", "V", "ranef"}
+    assert all(r.verdict == "not available" for r in cmp.findings)
