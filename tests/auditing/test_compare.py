@@ -271,6 +271,8 @@ def test_a_consistent_fit_away_from_the_optimum_is_optimization_and_lme4_is_lowe
     assert kinds(cmp) == {"optimization"}, str(cmp)
     assert cmp.lower == b.source
     assert "lme4's optimum is lower" in cmp.row("theta", "at optimum").explanation
+    for quantity in ("theta", "sigma", "criterion", "varcorr", "V"):  # each measured at the optimum
+        assert cmp.row(quantity, "at optimum").verdict == "differs", quantity
     assert all(r.verdict == "agrees" for r in cmp.rows if r.check == "at its parameters")
 
 

@@ -585,3 +585,35 @@ def test_an_answer_without_beta_or_V_is_judged_on_the_rest() -> None:
     assert cmp.ok, str(cmp)
     assert {r.quantity for r in cmp.findings} == {"beta", "V", "ranef"}
     assert all(r.verdict == "not available" for r in cmp.findings)
+
+
+def test_a_small_V_is_compared_entry_by_entry() -> None:
+    b = fit("sleepstudy")
+    V = b.V().toarray()
+    V[0, 1] += 1.0
+    V[1, 0] += 1.0
+    row = compare(as_mapping(b, V=V), b).row("V", "at its parameters")
+    assert row.kind == Kind.CONSTRUCTION
+    assert row.abs_diff == pytest.approx(1.0, rel=1e-9)  # the entry's own difference, not a probe's
+    assert row.rel_diff == pytest.approx(1.0 / np.abs(b.V().toarray()).max(), rel=1e-9)
+
+
+def test_the_woodbury_criterion_at_a_small_pwrss() -> None:
+    b = fit("sleepstudy")
+    small = LmerFit(**{**b.__dict__})
+    small.y = np.asarray(b.y) * 1e-3  # pwrss ~ 0.1: a criterion like any other
+    small.sigma = float(b.sigma) * 1e-3
+    lme = construction.require_design(small)
+    at = construction.AtTheta(lme, lme.theta, 1.0)
+    assert 0 < at.pwrss() < 1
+    fn = deviance.devfun(construction.reference_design(small), REML=True)
+    assert at.criterion(True) == pytest.approx(fn(lme.theta), rel=1e-11)
+
+
+def test_backward_error_without_fixed_effects_is_zero() -> None:
+    b = fit("sleepstudy")
+    lme = dataclasses.replace(construction.require_design(b), X=np.zeros((b.n, 0)), X_names=[])
+    at = construction.AtTheta(lme, lme.theta, lme.sigma)
+    A, c, beta = at.gls()
+    assert A.shape == (0, 0) and beta.shape == (0,)
+    assert at.backward_error(beta, A, c) == 0.0
