@@ -617,3 +617,62 @@ def test_backward_error_without_fixed_effects_is_zero() -> None:
     A, c, beta = at.gls()
     assert A.shape == (0, 0) and beta.shape == (0,)
     assert at.backward_error(beta, A, c) == 0.0
+
+
+# --- measurements, value by value ----------------------------------------------------------------------
+def test_the_tie_tolerance_scales_with_lme4s_criterion() -> None:
+    from vcheck.auditing.comparison import python_criterion
+    from vcheck.auditing.measure import measure
+
+    b = fit("sleepstudy")
+    m = measure(submission(b), b, criterion=python_criterion(b))
+    assert m.tie == pytest.approx(1e-7 * b.criterion)
+    assert m.optimum == b.criterion and m.d_at_theta == pytest.approx(b.criterion, rel=1e-12)
+
+
+def test_a_record_with_other_X_names_or_shape_is_a_layout_difference() -> None:
+    b = fit("sleepstudy")
+    renamed = LmerFit(**{**b.__dict__})
+    renamed.X_names = ["(Intercept)", "days"]
+    assert compare(renamed, b).row("X", "layout").kind == Kind.CONSTRUCTION
+    shorter = LmerFit(**{**b.__dict__})
+    shorter.X = np.asarray(b.X)[:, :1]
+    row = compare(shorter, b).row("X", "layout")
+    assert row.kind == Kind.CONSTRUCTION and "(180, 1)" in row.explanation
+
+
+def test_a_record_without_Lambdat_is_judged_on_its_other_pieces() -> None:
+    b = fit("sleepstudy")
+    rec = LmerFit(**{**b.__dict__})
+    rec.Lambdat = None
+    cmp = compare(rec, b)
+    assert cmp.row("layout", "layout").verdict == "agrees"
+    assert not any(r.quantity == "G" for r in cmp.rows)  # G needs its Lambdat
+
+
+def test_differences_at_the_optimum_are_measured_exactly() -> None:
+    b = fit("sleepstudy")
+    lme = construction.require_design(b)
+    out = as_mapping(b)
+    out["beta"] = {k: v + 0.5 for k, v in out["beta"].items()}
+    G = [np.array([[612.0, 10.0], [10.0, 35.0]])]
+    out["varcorr"] = [("Subject", "(Intercept)", None, 612.0), ("Subject", "Days", None, 35.0)]
+    out["varcorr"].append(("Subject", "(Intercept)", "Days", 10.0))
+    cmp = compare(out, b)
+    assert cmp.row("beta", "at optimum").abs_diff == pytest.approx(0.5)
+    from vcheck.auditing.plugin import cov_from_theta
+
+    Gb = cov_from_theta(lme.theta, lme.cnms, lme.sigma)[0]
+    expected = np.abs(G[0] - Gb).max() / max(np.abs(Gb).max(), lme.sigma**2)
+    assert cmp.row("varcorr", "at optimum").rel_diff == pytest.approx(expected, rel=1e-9)
+
+
+def test_only_both_theta_and_sigma_of_lme4s_other_optimum_make_it_the_other_criterion() -> None:
+    reml, ml = fit("sleepstudy"), fit("sleepstudy_ml")
+    from test_compare import at_theta
+
+    away = at_theta(reml, np.asarray(reml.theta) * np.array([1.3, 1.0, 0.8]))
+    same_sigma = LmerFit(**{**ml.__dict__})
+    same_sigma.sigma = float(away["sigma"])  # type: ignore[arg-type]
+    cmp = compare(away, reml, refit=lambda REML: same_sigma)
+    assert kinds(cmp) == {Kind.OPTIMIZATION}, str(cmp)
