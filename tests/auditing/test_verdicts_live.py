@@ -180,3 +180,14 @@ def test_lme4_agrees_with_itself_on_every_model_of_its_own_test_suite() -> None:
     assert checked >= 280, (checked, not_passed)
     assert differ == []
     assert len(not_passed) <= 15, not_passed
+
+
+def test_vcheck_agrees_with_lme4_on_the_large_theta_small_beta_case() -> None:
+    """lme4's tests/lmer-conv.R `Y3 ~ (1 | Sample) + (1 | Operator/Run)`: large theta, small beta."""
+    from vcheck.reference import corpus
+
+    entry = corpus.load("lmer-conv_L1_0a0789")
+    assert entry.formula == "Y3 ~ (1 | Sample) + (1 | Operator/Run)" and entry.data is not None
+    ref = reference.lmer(entry.formula, entry.data, entry.REML, extras=True)
+    cmp = compare(vcheck.lmer(entry.formula, entry.data, REML=entry.REML), ref)
+    assert cmp.ok and not cmp.findings, str(cmp)
