@@ -30,20 +30,26 @@ def register(sub: Any) -> None:
 
 
 def _parse_kinds(text: str) -> list[str]:
-    """`--fail-on` value -> kinds; accepts `not-available` / `not_available` for "not available"."""
+    """`--fail-on` value -> kinds: any of KINDS, spelled with spaces, hyphens or underscores
+    (`not-available`, `ill_posed`), or `all` (every kind but not available)."""
+    known = {_spelling(k): str(k) for k in KINDS}
     kinds: list[str] = []
     for raw in text.split(","):
-        kind = raw.strip().lower().replace("-", " ").replace("_", " ")
+        kind = _spelling(raw)
         if not kind:
             continue
-        if kind == "all":  # every kind but not available
-            kinds.extend(FAIL_ON_ALL)
+        if kind == "all":
+            kinds.extend(str(k) for k in FAIL_ON_ALL)
             continue
-        if kind not in KINDS:
+        if kind not in known:
             choices = ", ".join(k.replace(" ", "-") for k in KINDS)
             raise UsageError(f"--fail-on: unknown kind {raw.strip()!r} (choose from {choices}, or all)")
-        kinds.append(kind)
+        kinds.append(known[kind])
     return list(dict.fromkeys(kinds))
+
+
+def _spelling(text: str) -> str:
+    return text.strip().lower().replace("-", " ").replace("_", " ")
 
 
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
