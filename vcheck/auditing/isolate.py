@@ -13,6 +13,7 @@ audit.  Without os.fork (Windows) or with timeout None, `fn` runs in this proces
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import multiprocessing
 import os
 import signal
@@ -55,6 +56,7 @@ class Isolated:
         pid = os.fork()
         if pid == 0:
             parent.close()
+            faulthandler.disable()  # a crash of the implementation is reported by the parent, once
             code = 0
             try:
                 _serve(child, self.fn)
