@@ -88,7 +88,7 @@ def bench_sections(
     """The Markdown `nox -s bench` appends to reports/bench.md: sweep throughput (`bench_throughput`) and
     the full-size large-model audit of vcheck against lme4 (`vcheck audit vcheck --cases 0 --large ...
     --workers 2` without the built-in examples)."""
-    from vcheck.auditing import large
+    from vcheck.report.text import large_markdown
 
     log(f"bench: audit sweep throughput ({cases} cases, inline, 1 and 2 workers, Dask) ...")
     rows = bench_throughput(cases=cases, seed=seed)
@@ -114,7 +114,7 @@ def bench_sections(
                 "vcheck's fit against lme4's (tolerance 1e-6).  Fit times are per process, both running",
                 "side by side.",
                 "",
-                large.large_markdown(res),
+                large_markdown(res),
             ]
         )
     return text

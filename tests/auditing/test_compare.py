@@ -21,7 +21,6 @@ from vcheck.auditing.plugin import (
     PluginError,
     chol_psd,
     cov_from_theta,
-    lower_triangle_columnwise,
     submission,
     term_covariances,
     theta_from_cov,
@@ -29,6 +28,7 @@ from vcheck.auditing.plugin import (
 )
 from vcheck.core import covariance, deviance
 from vcheck.core.record import LmerFit
+from vcheck.core.theta import lower_triangle_columnwise
 from vcheck.reference import examples
 
 # vcheck exports the function `compare` under the module's name, so reach the module through importlib

@@ -1,6 +1,5 @@
-"""Large models in the audit (`vcheck.auditing.large`): V compared by its cluster blocks, random probes and
-its
-diagonal, never as a dense (or sparse) n x n matrix; the InstEval and random-slope audits against lme4
+"""Large models in the audit (`vcheck.auditing.large`): V compared by its cluster blocks, random probes
+and its diagonal, never as a dense (or sparse) n x n matrix; the InstEval and random-slope audits against lme4
 on scaled-down data (20,000 and 2,500 rows, above `compare.DENSE_V_MAX`: V goes through the operator,
 the same code path as the full-size runs of `nox -s bench`).
 """
@@ -15,10 +14,11 @@ import pytest
 import scipy.sparse as sp
 
 from vcheck.adapters import own
-from vcheck.auditing import large
+from vcheck.auditing import large, large_models
 from vcheck.auditing.plan import SweepPlan
+from vcheck.auditing.run import audit_case
 from vcheck.auditing.sweep import run_sweep
-from vcheck.core import covariance
+from vcheck.core import covariance, vdiff
 from vcheck.core.record import LmerFit
 
 
@@ -33,33 +33,33 @@ def no_n_by_n_V(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def slope_fit(rows: int = 2000, groups: int = 20, seed: int = 3) -> LmerFit:
-    return own.fit(large.SLOPE_FORMULA, large.slope_data(rows, groups, seed), True)
+    return own.fit(large_models.SLOPE_FORMULA, large_models.slope_data(rows, groups, seed), True)
 
 
 def test_slope_data_is_seeded_unsorted_and_balanced() -> None:
-    a = large.slope_data(2000, 20, seed=1)
-    pd.testing.assert_frame_equal(a, large.slope_data(2000, 20, seed=1))
-    assert not a.equals(large.slope_data(2000, 20, seed=2))
+    a = large_models.slope_data(2000, 20, seed=1)
+    pd.testing.assert_frame_equal(a, large_models.slope_data(2000, 20, seed=1))
+    assert not a.equals(large_models.slope_data(2000, 20, seed=2))
     assert list(a.columns) == ["y", "x", "g"] and len(a) == 2000
     assert list(a["g"].cat.categories[:2]) == ["g01", "g02"]
     assert set(a["g"].value_counts()) == {100}
     assert not a["g"].cat.codes.is_monotonic_increasing  # rows come in random order
     with pytest.raises(ValueError, match="2 rows per group"):
-        large.slope_data(30, 20, seed=1)
+        large_models.slope_data(30, 20, seed=1)
 
 
 def test_one_wrong_cluster_is_found_by_blocks_and_diagonal_where_probes_dilute_it(no_n_by_n_V: None) -> None:
     a = slope_fit()
-    assert large.V_block_diff(a, a) == (0.0, 20)
-    assert large.V_diagonal_diff(a, a) == 0.0 and large.V_probe_diff(a, a) == 0.0
+    assert vdiff.V_block_diff(a, a) == (0.0, 20)
+    assert vdiff.V_diagonal_diff(a, a) == 0.0 and vdiff.V_probe_diff(a, a) == 0.0
     b = copy.copy(a)
     Zt = sp.csc_matrix(a.Zt, copy=True)
     Zt.data[Zt.indptr[0] : Zt.indptr[1]] *= 1.5  # row 0's random-effect columns: only its cluster changes
     b.Zt = Zt
-    blocks = large.V_block_diff(b, a)
+    blocks = vdiff.V_block_diff(b, a)
     assert blocks is not None and blocks[1] == 20
-    probes = large.V_probe_diff(b, a)
-    assert blocks[0] > 1e-3 and large.V_diagonal_diff(b, a) > 1e-3
+    probes = vdiff.V_probe_diff(b, a)
+    assert blocks[0] > 1e-3 and vdiff.V_diagonal_diff(b, a) > 1e-3
     assert 0 < probes < blocks[0] / 3  # a norm over all 2,000 rows dilutes one cluster's error
     rows = large.V_rows(b, a)
     assert [(r.quantity, r.verdict, r.kind) for r in rows] == [
@@ -80,7 +80,7 @@ def test_crossed_rows_form_one_cluster_compared_by_diagonal_and_probes(no_n_by_n
     )
     data["y"] += data["a"].cat.codes * 0.05 + data["b"].cat.codes * 0.03
     fit = own.fit("y ~ 1 + (1|a) + (1|b)", data, True)
-    assert large.V_block_diff(fit, fit) is None
+    assert vdiff.V_block_diff(fit, fit) is None
     assert [r.quantity for r in large.V_rows(fit, fit)] == ["V diagonal"]
 
 
@@ -118,8 +118,8 @@ def test_random_slope_model_through_the_sweep_agrees_with_lme4(no_n_by_n_V: None
 @pytest.mark.r
 def test_instEval_sample_agrees_with_lme4_without_blocks(no_n_by_n_V: None) -> None:
     case = large.case("instEval10k", rows=2500)
-    assert case.formula == large.INSTEVAL_FORMULA and len(case.data) == 2500
-    one = large.audit_large_case(own.fit, case, source="vcheck")
+    assert case.formula == large_models.INSTEVAL_FORMULA and len(case.data) == 2500
+    one = audit_case(own.fit, case, source="vcheck")
     assert one.error is None, one.error
     assert {f.kind for f in one.findings} == {"not available"}
     assert one.comparison is not None

@@ -1,5 +1,5 @@
-"""Properties of vcheck against live lme4 on cases drawn by vcheck.auditing.strategies, and the replayed
-corpus.
+"""Properties of vcheck against live lme4 on cases drawn by vcheck.auditing.strategies, and the
+replayed corpus.
 
 Every property is a `check_*` function of one case that raises AssertionError with the comparison table.
 The hypothesis tests run them on drawn cases (profile `ci`: derandomized, 100 examples for the main

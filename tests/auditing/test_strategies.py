@@ -1,6 +1,5 @@
-"""vcheck.auditing.strategies and vcheck.auditing.cases: what the drawn cases cover, that lme4 would accept
-them, that they
-are reproducible one by one, and that hypothesis shrinks them toward small, simple cases."""
+"""vcheck.auditing.strategies, specs and cases: what the drawn cases cover, that lme4 would accept them,
+that they are reproducible one by one, and that hypothesis shrinks them toward small, simple cases."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, find, given, settings
 
-from vcheck.auditing import strategies
+from vcheck.auditing import specs, strategies
 from vcheck.auditing.cases import Case, frame_from_json, frame_to_json
 from vcheck.auditing.strategies import CaseSpec, case_specs, draw_case, draw_spec
 
@@ -26,8 +25,8 @@ def lme4_size_problems(case: Case) -> list[str]:
     data = case.data
     n = len(data)
     problems = []
-    if n > strategies.MAX_ROWS:
-        problems.append(f"{n} rows > {strategies.MAX_ROWS}")
+    if n > specs.MAX_ROWS:
+        problems.append(f"{n} rows > {specs.MAX_ROWS}")
     factors = {name: data[name].astype(str) for name in spec.group_columns}
     if spec.family == "nested":  # lme4's factors are s and the interaction s:t, not t alone
         factors = {"s": factors["s"], "s:t": factors["s"] + ":" + factors["t"]}
@@ -35,7 +34,7 @@ def lme4_size_problems(case: Case) -> list[str]:
         k = values.nunique()
         if not 2 <= k < n:
             problems.append(f"{name} has {k} levels for {n} rows")
-    for levels, nc in strategies._term_sizes(spec):
+    for levels, nc in specs._term_sizes(spec):
         if levels * nc >= n:
             problems.append(f"a term has {levels} x {nc} random effects for {n} rows")
     return problems
@@ -110,7 +109,7 @@ def test_categorical_levels_come_in_a_non_sorted_order(drawn: list[Case]) -> Non
 def test_random_slopes_have_nonzero_true_correlation() -> None:
     rng = np.random.default_rng(0)
     for _ in range(20):
-        G = strategies._random_cov(rng, 2)
+        G = specs._random_cov(rng, 2)
         rho = G[0, 1] / np.sqrt(G[0, 0] * G[1, 1])
         assert 0.3 <= abs(rho) <= 0.8
 
@@ -127,7 +126,7 @@ def test_sorted_cases_are_sorted_by_their_first_grouping_factor_in_r_level_order
         spec = CaseSpec.from_dict(case.spec or {})
         if spec.shuffled:
             continue
-        rank = strategies._r_level_rank(case.data[spec.group_columns[0]])
+        rank = specs._r_level_rank(case.data[spec.group_columns[0]])
         assert (np.diff(rank) >= 0).all(), case.label
 
 

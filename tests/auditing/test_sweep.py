@@ -1,7 +1,6 @@
-"""Audit sweeps at scale (`vcheck.auditing.sweep`): the same findings whatever runs them, a case that kills
-its
-worker or makes R fail costs only that case, and a sweep stopped part-way and resumed writes the same
-report as one that ran through.
+"""Audit sweeps at scale (`vcheck.auditing.sweep`): the same findings whatever runs them, a case that
+kills its worker or makes R fail costs only that case, and a sweep stopped part-way and resumed writes
+the same report as one that ran through.
 
 The plug-ins below are imported by name in the worker processes (this module is `test_sweep` on the
 path pytest gives the tests directory); environment variables name the cases on which they misbehave.
@@ -22,7 +21,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from vcheck.auditing import large
+from vcheck.auditing import large_models
 from vcheck.auditing.checkpoint import CHECKPOINT, Checkpoint
 from vcheck.auditing.plan import SweepError, SweepPlan
 from vcheck.auditing.results import CaseResult
@@ -287,7 +286,7 @@ def test_the_command_refuses_a_mismatched_resume_in_one_line(importable: None, t
 
 
 def test_unknown_large_model_is_a_usage_error(tmp_path: Path) -> None:
-    assert large.parse_names(" instEval, SLOPE200K,instEval") == ["instEval", "slope200k"]
+    assert large_models.parse_names(" instEval, SLOPE200K,instEval") == ["instEval", "slope200k"]
     proc = vcheck_command("audit", "vcheck", "--large", "instEval,bogus", "--quiet", cwd=tmp_path)
     assert proc.returncode == 2 and "unknown model 'bogus'" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -188,6 +188,14 @@ def test_bad_model_is_one_line(command: str, formula: str, needle: str, sleep_cs
     assert_clean_error(vcheck(command, formula, "--data", str(sleep_csv)), needle)
 
 
+def test_too_few_rows_for_REML_is_one_line_naming_the_way_out(tmp_path: Path) -> None:
+    path = tmp_path / "three_rows.csv"
+    path.write_text("y,x1,x2,g\n1.0,0.5,2.0,a\n2.0,1.5,1.0,a\n3.5,2.0,0.0,b\n", encoding="utf-8")
+    proc = vcheck("fit", "y ~ x1 + x2 + (1|g)", "--data", str(path))
+    assert_clean_error(proc, "REML needs more observations (n=3) than fixed effects (p=3)", "--ml")
+    assert "unexpected" not in proc.stderr and "bug" not in proc.stderr
+
+
 @pytest.mark.parametrize("which", ["empty", "binary", "ragged", "header", "dir", "missing"])
 @pytest.mark.parametrize("command", ["fit", "compare"])
 def test_unreadable_csv_is_one_line(command: str, which: str, bad_files: dict[str, Path]) -> None:

@@ -3,12 +3,13 @@
 Cases come from five places, and the address says which:
 
 - ``drawn``: case ``index`` of ``seed``, `vcheck.strategies.draw_case(seed, index)`; each case has its own
-  random stream, so case i is drawable alone (a sweep can be split across processes);
-- ``spec``: a `vcheck.auditing.strategies.CaseSpec` drawn by hypothesis, kept as a plain dict;
+  random stream, so case i is drawable alone (a sweep can be split across processes); its data is
+  rebuilt by `vcheck.auditing.specs`;
+- ``spec``: a `vcheck.auditing.specs.CaseSpec` drawn by hypothesis, kept as a plain dict;
 - ``example``: a built-in example, `vcheck.examples.load(name)`;
 - ``inline``: the data written out in full (the replayed corpus, shuffled or relabelled copies).
-- ``large``: a large model of `vcheck.auditing.large` by ``name`` (InstEval, simulated random slopes with
-  ``seed``).
+- ``large``: a large model of `vcheck.auditing.large_models` by ``name`` (InstEval, simulated random
+  slopes with ``seed``).
 
 `Case.to_dict()` is plain JSON and `Case` pickles without its data unless the data cannot be rebuilt, so
 findings stay small and cross process boundaries; `Case.data` rebuilds (and caches) the DataFrame.
@@ -18,12 +19,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-ORIGINS = ("drawn", "spec", "example", "inline", "large")
+from vcheck.auditing import large_models
+from vcheck.auditing.specs import CaseSpec, build_frame, draw_spec
+from vcheck.core.errors import VcheckError
+
+#: where a case comes from (see the module's docstring)
+Origin = Literal["drawn", "spec", "example", "inline", "large"]
+ORIGINS: tuple[Origin, ...] = ("drawn", "spec", "example", "inline", "large")
+
+
+class CaseError(VcheckError, ValueError):
+    """A case that cannot exist: an unknown origin, an inline case without its data."""
 
 
 @dataclass
@@ -32,7 +43,7 @@ class Case:
 
     formula: str
     REML: bool = True
-    origin: str = "inline"
+    origin: Origin = "inline"
     seed: int | None = None
     index: int | None = None
     name: str | None = None
@@ -42,9 +53,9 @@ class Case:
 
     def __post_init__(self) -> None:
         if self.origin not in ORIGINS:
-            raise ValueError(f"case origin must be one of {ORIGINS}, not {self.origin!r}")
+            raise CaseError(f"case origin must be one of {', '.join(ORIGINS)}, not {self.origin!r}")
         if self.origin == "inline" and self._data is None:
-            raise ValueError("an inline case needs its data")
+            raise CaseError("an inline case needs its data: pass the DataFrame as _data")
 
     # --- the data ------------------------------------------------------------------------------------
     @property
@@ -56,13 +67,9 @@ class Case:
 
     def _rebuild(self) -> pd.DataFrame:
         if self.origin == "drawn":
-            from vcheck.auditing.strategies import draw_case
-
             assert self.seed is not None and self.index is not None
-            return draw_case(self.seed, self.index).data
+            return build_frame(draw_spec(self.seed, self.index))
         if self.origin == "spec":
-            from vcheck.auditing.strategies import CaseSpec, build_frame
-
             assert self.spec is not None
             return build_frame(CaseSpec.from_dict(self.spec))
         if self.origin == "example":
@@ -71,11 +78,9 @@ class Case:
             assert self.name is not None
             return examples.load(self.name).data
         if self.origin == "large":
-            from vcheck.auditing import large
-
             assert self.name is not None
-            return large.load_data(self.name, self.seed, self.spec)
-        raise ValueError("an inline case has no address to rebuild its data from")
+            return large_models.load_data(self.name, self.seed, self.spec)
+        raise CaseError("an inline case has no address to rebuild its data from: give it its data")
 
     # --- addresses -----------------------------------------------------------------------------------
     @property

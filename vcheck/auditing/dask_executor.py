@@ -22,6 +22,7 @@ from typing import Any
 from vcheck.auditing.cases import Case
 from vcheck.auditing.plan import SweepError, SweepResult
 from vcheck.auditing.processes import children_ignore_sigint
+from vcheck.auditing.results import one_line
 from vcheck.auditing.worker import crash_result, prepare_once, prepare_worker, run_case
 
 
@@ -105,7 +106,7 @@ def dask_results(
             else:
                 client = Client(scheduler, timeout="30s")
         except OSError as exc:
-            raise SweepError(f"cannot reach the Dask scheduler at {scheduler!r}: {_one_line(exc)}") from exc
+            raise SweepError(f"cannot reach the Dask scheduler at {scheduler!r}: {one_line(exc)}") from exc
         stack.callback(client.close)
         client.register_plugin(worker_plugin(target))
         result.startup_seconds = time.perf_counter() - start
@@ -135,9 +136,9 @@ def dask_results(
                 payload = future.result()
             except KilledWorker as exc:
                 result.workers_lost += 1
-                payload = crash_result(case, f"its Dask worker died running it ({_one_line(exc)})")
+                payload = crash_result(case, f"its Dask worker died running it ({one_line(exc)})")
             except Exception as exc:
-                payload = crash_result(case, f"Dask failed to run it: {type(exc).__name__}: {_one_line(exc)}")
+                payload = crash_result(case, f"Dask failed to run it: {type(exc).__name__}: {one_line(exc)}")
             future.release()
             while pending and len(running) < _threads(client):
                 finished.add(submit())
@@ -150,7 +151,3 @@ def _threads(client: Any) -> int:
         return max(1, sum(client.nthreads().values()))
     except Exception:  # the scheduler is going away: one at a time
         return 1
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]

@@ -17,6 +17,7 @@ strings, sorting, JSON and the findings files keep working unchanged.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 
 class Kind(StrEnum):
@@ -43,3 +44,7 @@ KINDS: tuple[Kind, ...] = (
 )
 #: what `--fail-on all` means: every kind but not available
 FAIL_ON_ALL: tuple[Kind, ...] = tuple(k for k in KINDS if k != Kind.NOT_AVAILABLE)
+
+#: where in the comparison a difference shows: the layout of the answer, lme4's construction at the
+#: implementation's own parameters, the optimum, the model itself, the run (an error), or nowhere ("-")
+Check = Literal["layout", "at its parameters", "at optimum", "model", "run", "-"]

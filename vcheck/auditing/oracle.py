@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vcheck.auditing.cases import Case
+from vcheck.core.errors import ArgumentError
 from vcheck.core.record import LmerFit
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class LmeOracle:
         self, case: Case, criterion: str = "lme4", server: ReferenceServer | None = None, key: str = ""
     ) -> None:
         if criterion not in ("lme4", "vcheck"):
-            raise ValueError(f"criterion must be 'lme4' or 'vcheck', not {criterion!r}")
+            raise ArgumentError(f"criterion must be 'lme4' or 'vcheck', not {criterion!r}")
         self.case = case
         self.how = criterion
         self.server, self.key = server, key
@@ -82,8 +83,8 @@ class LmeOracle:
         return value
 
     def done(self) -> None:
-        """The case is finished: lme4's time on it (CPU time in the server) is added, its data dropped
-        there."""
+        """The case is finished: lme4's time on it (CPU time in the server) is added, and the server
+        drops its data."""
         if self.server is not None:
             self.seconds += self.server.forget(self.key)
 

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vcheck.auditing import large
 from vcheck.auditing.cases import Case
 from vcheck.auditing.results import AuditResult
+from vcheck.auditing.run import audit_cases
 from vcheck.core.errors import VcheckError
 
 #: lme4's processes serving the cases of a sweep run in this process (`vcheck.reference.server`)
@@ -33,9 +35,6 @@ class SweepPlan:
 
     def cases(self) -> list[Case]:
         """The cases in their fixed order (a case's position is its identity in the checkpoint)."""
-        from vcheck.auditing import large
-        from vcheck.auditing.run import audit_cases
-
         return audit_cases(self.seed, self.examples, builtin=self.builtin) + [
             large.case(n) for n in self.large
         ]

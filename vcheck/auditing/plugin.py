@@ -32,8 +32,10 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
+from vcheck.core import theta
 from vcheck.core.errors import VcheckError
 from vcheck.core.record import LmerFit
+from vcheck.core.theta import cov_from_theta
 
 VarCorrRow: TypeAlias = tuple[str, str, str | None, float]
 Output: TypeAlias = LmerFit | Mapping[str, Any]
@@ -331,63 +333,18 @@ def _terms_text(cnms: Sequence[tuple[str, Sequence[str]]]) -> str:
 
 
 def theta_from_cov(cov: Sequence[np.ndarray], sigma: float) -> np.ndarray:
-    """lme4's theta for per-term covariances: lower triangle of chol(G_k / sigma^2), column by column.
-
-    Zero variances (a boundary fit) give zero columns, as lme4's theta has them.  Raises PluginError when a
-    term's matrix is not positive semi-definite (no theta gives it).
-    """
-    parts = [lower_triangle_columnwise(chol_psd(np.asarray(G, dtype=float) / sigma**2)) for G in cov]
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def lower_triangle_columnwise(L: np.ndarray) -> np.ndarray:
-    """[L[0,0], L[1,0], ..., L[nc-1,0], L[1,1], ...]: lme4's theta order for one term."""
-    nc = len(L)
-    return np.array([L[i, j] for j in range(nc) for i in range(j, nc)])
-
-
-def _lower_from_theta(theta: np.ndarray, nc: int) -> np.ndarray:
-    """The term's lower-triangular relative factor from its slice of theta (column by column)."""
-    L = np.zeros((nc, nc))
-    k = 0
-    for j in range(nc):
-        for i in range(j, nc):
-            L[i, j] = theta[k]
-            k += 1
-    return L
-
-
-def cov_from_theta(
-    theta: np.ndarray, cnms: Sequence[tuple[str, Sequence[str]]], sigma: float
-) -> list[np.ndarray]:
-    """Per-term G_k = sigma^2 Lambda_k Lambda_k' from lme4's theta."""
-    out = []
-    start = 0
-    for _, names in cnms:
-        nc = len(names)
-        L = _lower_from_theta(theta[start : start + nc * (nc + 1) // 2], nc)
-        start += nc * (nc + 1) // 2
-        out.append(sigma**2 * (L @ L.T))
-    return out
+    """`vcheck.core.theta.theta_from_cov`, for an implementation's covariances: PluginError when a term's
+    matrix is not positive semi-definite (no theta gives it)."""
+    try:
+        return theta.theta_from_cov(cov, sigma)
+    except theta.NotPositiveSemidefinite as exc:
+        raise PluginError(str(exc)) from None
 
 
 def chol_psd(A: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
-    """Lower L with non-negative diagonal and L L' = A, for A positive SEMI-definite.
-
-    A pivot below rtol * max(diag A) is a zero variance direction: its column of L is set to zero (the
-    boundary factor lme4 reports).  Raises PluginError if A is not (numerically) positive semi-definite.
-    """
-    A = 0.5 * (A + A.T)
-    nc = len(A)
-    scale = max(float(np.max(np.abs(np.diag(A)))) if nc else 0.0, np.finfo(float).tiny)
-    L = np.zeros_like(A)
-    for j in range(nc):
-        d = A[j, j] - L[j, :j] @ L[j, :j]
-        rest = A[j + 1 :, j] - L[j + 1 :, :j] @ L[j, :j]
-        if d <= rtol * scale:
-            if d < -1e-8 * scale or np.max(np.abs(rest), initial=0.0) > 1e-6 * scale:
-                raise PluginError(f"covariance matrix {A.tolist()} is not positive semi-definite")
-            continue  # zero variance in this direction: column j of L stays 0
-        L[j, j] = math.sqrt(d)
-        L[j + 1 :, j] = rest / L[j, j]
-    return L
+    """`vcheck.core.theta.chol_psd` of an implementation's covariance: PluginError when it is not
+    positive semi-definite."""
+    try:
+        return theta.chol_psd(A, rtol)
+    except theta.NotPositiveSemidefinite as exc:
+        raise PluginError(str(exc)) from None

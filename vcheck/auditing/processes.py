@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from vcheck.auditing.cases import Case
 from vcheck.auditing.plan import SweepError, SweepResult
-from vcheck.auditing.results import CaseResult
+from vcheck.auditing.results import CaseResult, one_line
 from vcheck.auditing.worker import crash_result, prepare_worker, run_case
 from vcheck.reference.server import exit_text
 
@@ -55,7 +55,7 @@ def _worker_main(conn: Connection, target: str, options: dict[str, Any] | None) 
         try:
             payload = run_case(target, case, options)
         except BaseException as exc:  # run_case never raises; this keeps the protocol even if it does
-            payload = CaseResult(case=case, error=f"{type(exc).__name__}: {_one_line(exc)}").to_dict()
+            payload = CaseResult(case=case, error=f"{type(exc).__name__}: {one_line(exc)}").to_dict()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         conn.send(("result", position, payload))
 
@@ -216,7 +216,3 @@ def _stop_workers(pool: Sequence[_Worker]) -> None:
             w.process.join(1.0)
         with contextlib.suppress(OSError):
             w.conn.close()
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vcheck.auditing.cases import Case
-from vcheck.auditing.kinds import FAIL_ON_ALL, KINDS, Kind
+from vcheck.auditing.kinds import FAIL_ON_ALL, KINDS, Check, Kind
 
 
 @dataclass
@@ -28,10 +28,10 @@ class Finding:
 
     case: Case
     quantity: str
-    kind: str  # a vcheck.auditing.kinds.Kind
+    kind: Kind | str  # a vcheck.auditing.kinds.Kind
     rel_diff: float | None
     explanation: str
-    check: str = ""  # "layout", "at its parameters", "at optimum", "model", "-", "run"
+    check: Check | str = ""  # "layout", "at its parameters", "at optimum", "model", "-", "run"
     consequences: list[dict[str, Any]] = field(default_factory=list)
     implementation_warnings: list[str] = field(default_factory=list)
 
@@ -287,3 +287,8 @@ class AuditResult:
             planned=d.get("planned", 0),
             interrupted=d.get("interrupted", False),
         )
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message as one line of at most 300 characters (for a case's error)."""
+    return " ".join(str(exc).split())[:300]

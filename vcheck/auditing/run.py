@@ -44,10 +44,13 @@ import pandas as pd
 from vcheck.auditing.cases import Case
 from vcheck.auditing.comparison import Comparison, compare
 from vcheck.auditing.kinds import Kind
+from vcheck.auditing.large import V_rows, root_kind
 from vcheck.auditing.oracle import LmeOracle
 from vcheck.auditing.plugin import Impl, PluginError, submission
-from vcheck.auditing.results import AuditResult, CaseResult, Finding
+from vcheck.auditing.results import AuditResult, CaseResult, Finding, one_line
 from vcheck.core import tolerances
+from vcheck.core.errors import ArgumentError
+from vcheck.core.record import LmerFit
 from vcheck.core.threads import blas_threads
 
 if TYPE_CHECKING:
@@ -114,7 +117,7 @@ def call_impl(
     except isolate.Raised as exc:
         _error(result, case, "raised", f"{name} raised {exc.type_name}: {exc.message[:300]}")
     except Exception as exc:
-        _error(result, case, "raised", f"{name} raised {type(exc).__name__}: {_one_line(exc)}")
+        _error(result, case, "raised", f"{name} raised {type(exc).__name__}: {one_line(exc)}")
     else:
         result.impl_seconds = time.perf_counter() - t
         result.warnings = list(dict.fromkeys([*result.warnings, *caught]))
@@ -153,15 +156,26 @@ def audit_case(
 
     With `server` (a `vcheck.reference.server.ReferenceServer`), lme4 runs in its process, under `key`
     (the audit may already have asked for the fit there); the fit is asked for before impl runs, so the
-    two overlap."""
+    two overlap.
+
+    A large case (origin "large", `vcheck.auditing.large`) runs lme4 in this process's R without its
+    extras (vcov, ranef, condVar), and for a full record V is also compared by its diagonal and its
+    cluster blocks (`vcheck.auditing.large.V_rows`)."""
     start = time.perf_counter()
     result = CaseResult(case=case)
     name = source or _impl_name(impl)
+    large = case.origin == "large"
     try:
         data = case.data
     except Exception as exc:  # a case that cannot be rebuilt is this case's error, not the sweep's
-        _error(result, case, "data", f"cannot rebuild the case's data: {type(exc).__name__}: {exc}")
+        if large:  # R missing for InstEval, ...
+            text = f"cannot build the large model's data: {type(exc).__name__}: {one_line(exc)}"
+        else:
+            text = f"cannot rebuild the case's data: {type(exc).__name__}: {exc}"
+        _error(result, case, "data", text)
         return result
+    if large:
+        server = None
     key = key or f"case-{next(_KEYS)}"
     if server is not None:
         server.prefetch(key, case.formula, data, case.REML)
@@ -193,12 +207,13 @@ def _compare_case(
     output = call_impl(impl, case, data, name, result, start, timeout)
     if output is None:
         return
+    large = case.origin == "large"
     try:
         sub = submission(output, data_index=data.index, source=name)
         given = output.get("criterion") if isinstance(output, Mapping) else None
         if isinstance(given, int | float) and math.isinf(given):  # protocol reads it as absent
             sub.extra["criterion_given"] = float(given)
-        b = oracle.fit(case.REML)
+        b = oracle.fit(case.REML, extras=False) if large else oracle.fit(case.REML)
         cmp = compare(
             sub,
             b,
@@ -209,14 +224,18 @@ def _compare_case(
             tol_optimum=tol_optimum,
             flat_optimum=flat_optimum,
         )
+        if large and isinstance(output, LmerFit):
+            extra = V_rows(output, b, tol_optimum)
+            root_kind(cmp, extra)
+            cmp.rows.extend(extra)
     except PluginError as exc:
-        _error(result, case, "output", f"{name} returned what the protocol cannot read: {_one_line(exc)}")
+        _error(result, case, "output", f"{name} returned what the protocol cannot read: {one_line(exc)}")
     except Exception as exc:  # lme4 refusing the case, or R failing: this case did not run
         _error(
             result,
             case,
             "lme4",
-            f"the case did not run (lme4 or R failed): {type(exc).__name__}: {_one_line(exc)}",
+            f"the case did not run (lme4 or R failed): {type(exc).__name__}: {one_line(exc)}",
         )
     else:
         result.warnings = list(dict.fromkeys([*result.warnings, *cmp.warnings]))
@@ -280,7 +299,7 @@ def audit(
     the cases that finished and says it was interrupted.
     """
     if reference not in ("process", "inline"):
-        raise ValueError(f"reference must be 'process' or 'inline', not {reference!r}")
+        raise ArgumentError(f"reference must be 'process' or 'inline', not {reference!r}")
     label = name or _impl_name(impl)
     start, cpu = time.perf_counter(), time.process_time()
     servers: list[ReferenceServer] = []
@@ -365,8 +384,3 @@ def _impl_name(impl: Any) -> str:
     name = getattr(impl, "name", None) or getattr(impl, "__name__", None) or type(impl).__name__
     module = getattr(impl, "__module__", None)
     return f"{module}:{name}" if module and module not in ("__main__", "builtins") else str(name)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300]

@@ -7,13 +7,13 @@
     result = run_sweep(plan, out_dir=..., resume=True)     # continue an interrupted sweep
 
 The cases are `vcheck.auditing.run.audit_cases(seed, examples)` plus the large models
-(`vcheck.auditing.large`), each audited on its own by `vcheck.auditing.run.audit_case`
-(`vcheck.auditing.large.audit_large_case` for a large one).  The implementation travels as its spec
-string (`statsmodels`, `MODULE:CALLABLE`, ...) and each process resolves it itself
-(`vcheck.auditing.worker`); results come back as plain JSON (`CaseResult.to_dict()`, each finding's rel_diff
-to 6 significant digits: the digits beyond are floating-point noise that differs between processes,
-see `canonical`) and are sorted by the case's position, so the findings, and the report made of them,
-are the same whatever ran them.  Worker processes run BLAS single-threaded, as Dask's workers do.
+(`vcheck.auditing.large`), each audited on its own by `vcheck.auditing.run.audit_case`.  The
+implementation travels as its spec string (`statsmodels`, `MODULE:CALLABLE`, ...) and each process
+resolves it itself (`vcheck.auditing.worker`); results come back as plain JSON (`CaseResult.to_dict()`,
+each finding's rel_diff to 6 significant digits: the digits beyond are floating-point noise that differs
+between processes, see `canonical`) and are sorted by the case's position, so the findings, and the
+report made of them, are the same whatever ran them.  Worker processes run BLAS single-threaded, as
+Dask's workers do.
 
 The plan and result are in `vcheck.auditing.plan`, the executors in `vcheck.auditing.processes` and
 `vcheck.auditing.dask_executor`, the checkpoint in `vcheck.auditing.checkpoint`; this module runs them.
@@ -51,7 +51,9 @@ from vcheck.auditing.dask_executor import dask_results
 from vcheck.auditing.plan import INLINE_LME4_PROCESSES, SweepPlan, SweepResult
 from vcheck.auditing.processes import process_results
 from vcheck.auditing.results import AuditResult, CaseResult
+from vcheck.auditing.run import run_cases
 from vcheck.auditing.worker import canonical, prepare_process, resolve, run_case
+from vcheck.reference import server as reference_server
 
 Progress = Callable[[CaseResult], None]
 
@@ -139,9 +141,6 @@ def _inline_results(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """The cases one after the other in this process, lme4 in INLINE_LME4_PROCESSES processes of its own
     (`vcheck.reference.server`) working ahead of them; large models with lme4 in this process's R."""
-    from vcheck.auditing.run import run_cases
-    from vcheck.reference import server as reference_server
-
     t = time.perf_counter()
     prepare_process(target)
     opts = dict(options or {})

@@ -15,7 +15,8 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from vcheck.auditing.cases import Case
-from vcheck.auditing.results import CaseResult
+from vcheck.auditing.results import CaseResult, one_line
+from vcheck.auditing.run import audit_case
 
 if TYPE_CHECKING:
     from vcheck.auditing.plugin import Impl
@@ -37,19 +38,15 @@ def resolve(target: str) -> Impl:
 
 def run_case(target: str, case: Case, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Audit one case against lme4 in this process; its `CaseResult.to_dict()` (never raises)."""
-    from vcheck.auditing.large import audit_large_case
-    from vcheck.auditing.run import audit_case
-
     opts = dict(options or {})
     try:
         impl = resolve(target)
     except Exception as exc:  # an unloadable plug-in fails every case, each saying why
-        return CaseResult(case=case, error=f"cannot load {target}: {_one_line(exc)}").to_dict()
-    run = audit_large_case if case.origin == "large" else audit_case
+        return CaseResult(case=case, error=f"cannot load {target}: {one_line(exc)}").to_dict()
     try:
-        return canonical(run(impl, case, source=target, **opts).to_dict())
+        return canonical(audit_case(impl, case, source=target, **opts).to_dict())
     except Exception as exc:  # audit_case catches the case's own failures; this is anything else
-        return CaseResult(case=case, error=f"{type(exc).__name__}: {_one_line(exc)}").to_dict()
+        return CaseResult(case=case, error=f"{type(exc).__name__}: {one_line(exc)}").to_dict()
 
 
 def canonical(payload: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +119,3 @@ def main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]

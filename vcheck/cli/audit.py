@@ -166,10 +166,10 @@ def resolve_target(target: str) -> Callable[..., Any]:
 
 def audit_total(args: argparse.Namespace) -> int:
     """How many cases the audit runs: the built-in examples plus --cases drawn ones (plus --large)."""
-    from vcheck.auditing import large
+    from vcheck.auditing import large_models
     from vcheck.reference import examples
 
-    return len(examples.names()) + args.cases + len(large.parse_names(getattr(args, "large", "")))
+    return len(examples.names()) + args.cases + len(large_models.parse_names(getattr(args, "large", "")))
 
 
 def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
@@ -188,7 +188,7 @@ def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
             flagged += sum(f.kind != "not available" for f in one.findings)
             tick(done, total, f"{flagged} findings")
 
-        from vcheck.auditing import large
+        from vcheck.auditing import large_models
         from vcheck.auditing.plan import SweepPlan
         from vcheck.auditing.sweep import run_sweep
 
@@ -197,7 +197,7 @@ def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
             target=args.target,
             seed=args.seed,
             examples=args.cases,
-            large=tuple(large.parse_names(args.large)),
+            large=tuple(large_models.parse_names(args.large)),
         )
         return run_sweep(
             plan,

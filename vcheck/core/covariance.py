@@ -179,6 +179,12 @@ def V_operator(
     return spla.LinearOperator((n, n), matvec=matvec, rmatvec=matvec, matmat=matvec, dtype=np.float64)
 
 
+def V_diagonal(Zt: sp.csc_matrix, Lambdat: sp.csc_matrix, sigma: float) -> np.ndarray:
+    """diag(V) = sigma^2 (colSums(W^2) + 1), W = Lambdat Zt: the n variances, in O(nnz(W))."""
+    W = _W(Zt, Lambdat)
+    return float(sigma) ** 2 * (np.asarray(W.multiply(W).sum(axis=0)).ravel() + 1.0)
+
+
 @single_threaded
 def gls_beta(
     X: np.ndarray,

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from vcheck.core.blocks import Factor, NotPositiveDefinite, make_pls
+from vcheck.core.errors import DataError
 from vcheck.core.record import Design
 from vcheck.core.threads import single_threaded
 
@@ -88,7 +89,10 @@ class Devfun:
         self.REML = bool(REML)
         self.n, self.p = design.n, design.p
         if self.REML and self.n <= self.p:
-            raise ValueError(f"REML needs more observations (n={self.n}) than fixed effects (p={self.p})")
+            raise DataError(
+                f"REML needs more observations (n={self.n}) than fixed effects (p={self.p}): give more "
+                "rows, fewer fixed effects, or fit by maximum likelihood (REML=False, `vcheck fit --ml`)"
+            )
         self.pls = make_pls(weighted_design(design))
         self.ldW = log_det_weights(design)
         self.lower = np.asarray(design.lower, dtype=float)

@@ -15,6 +15,15 @@ class DataError(VcheckError, ValueError):
     """The data cannot make this model: a missing column, NaN/inf, non-numeric response, too few levels."""
 
 
+class ArgumentError(VcheckError, ValueError):
+    """An argument vcheck cannot use (an unknown option value, a negative seed); the message lists the
+    values it takes."""
+
+
+class NotAvailableError(VcheckError, ValueError):
+    """A fit record lacks a quantity the caller asked for (the implementation did not report it)."""
+
+
 class RNotAvailableError(VcheckError, ImportError):
     """R, lme4 or rpy2 is not installed; the message says what to install."""
 

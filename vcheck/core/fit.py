@@ -27,6 +27,7 @@ from vcheck.core.control import Control, parse_control
 from vcheck.core.deviance import Devfun, criterion, sigma
 from vcheck.core.errors import DataError, Unsupported
 from vcheck.core.record import Design, LmerFit
+from vcheck.core.theta import relative_factor
 from vcheck.core.threads import single_threaded
 
 #: lme4's message for a singular fit (checkConv with check.conv.singular = "message")
@@ -198,16 +199,6 @@ def fit_at(fn: Devfun, theta: np.ndarray, *, condVar: bool = True) -> LmerFit:
             "dropped_columns": design.dropped_columns,
         },
     )
-
-
-def relative_factor(design: Design, term: int, theta: np.ndarray) -> np.ndarray:
-    """The term's nc x nc lower-triangular relative covariance factor, filled column-wise from theta."""
-    t = design.terms[term]
-    lam = np.zeros((t.nc, t.nc))
-    rows, cols = np.tril_indices(t.nc)
-    order = np.lexsort((rows, cols))  # column-major order of the lower triangle
-    lam[rows[order], cols[order]] = theta[t.theta_slice[0] : t.theta_slice[1]]
-    return lam
 
 
 def varcorr(design: Design, theta: np.ndarray, s: float) -> pd.DataFrame:

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from vcheck.core.errors import NotAvailableError
+
 if TYPE_CHECKING:
     from scipy.sparse.linalg import LinearOperator
 
@@ -221,5 +223,8 @@ class LmerFit:
     def _need(self, name: str) -> Any:
         value = getattr(self, name)
         if value is None:
-            raise ValueError(f"{self.source} fit record has no {name!r}: not available")
+            raise NotAvailableError(
+                f"{self.source} fit record has no {name!r}: not available "
+                "(the implementation did not report it)"
+            )
         return value

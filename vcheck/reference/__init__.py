@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from vcheck.core.errors import DataError, RNotAvailableError
+from vcheck.core.errors import ArgumentError, DataError, RNotAvailableError
 from vcheck.core.record import Design, LmerFit, RandomTerm
 from vcheck.reference.call_args import call_args
 
@@ -352,7 +352,7 @@ def _r_extras(extras: bool | str) -> Any:
         return _r_str("modes")
     if isinstance(extras, bool):
         return _r_bool(extras)
-    raise ValueError(f"extras must be True, False or 'modes', not {extras!r}")
+    raise ArgumentError(f"extras must be True, False or 'modes', not {extras!r}")
 
 
 def _r_bool(x: bool) -> Any:

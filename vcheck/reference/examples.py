@@ -19,9 +19,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vcheck.core.errors import DataError, VcheckError
 from vcheck.core.record import Design, LmerFit
 
 __all__ = ["Example", "frozen_dir", "load", "load_all", "names"]
+
+
+class UnknownExampleError(VcheckError, KeyError):
+    """A built-in example name that does not exist; the message lists the names."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass
@@ -85,7 +93,7 @@ def _load_cached(name: str) -> Example:
     folder = root / name
     ref_path = folder / "reference.json"
     if not ref_path.is_file():
-        raise KeyError(f"unknown example {name!r}; built-in examples: {', '.join(names())}")
+        raise UnknownExampleError(f"unknown example {name!r}; built-in examples: {', '.join(names())}")
     ref = json.loads(ref_path.read_text(encoding="utf-8"))
     ex = ref["example"]
     formula = _one(ex["formula"])
@@ -115,7 +123,10 @@ def read_data(path: Path, columns: list[dict[str, Any]]) -> pd.DataFrame:
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=["NA"], encoding="utf-8")
     expected = [c["name"] for c in columns]
     if list(raw.columns) != expected:
-        raise ValueError(f"{path}: columns {list(raw.columns)} do not match the spec {expected}")
+        raise DataError(
+            f"{path}: columns {list(raw.columns)} do not match the spec {expected}; "
+            "regenerate the frozen data with r_reference/freeze.R"
+        )
     out = {c["name"]: _typed(raw[c["name"]], c) for c in columns}
     return pd.DataFrame(out)
 
@@ -135,7 +146,10 @@ def _typed(text: pd.Series, spec: dict[str, Any]) -> Any:
         return text.astype("str")
     if kind in ("factor", "ordered"):
         return pd.Categorical(text, categories=spec["levels"], ordered=kind == "ordered")
-    raise ValueError(f"unknown column kind {kind!r} for column {spec['name']!r}")
+    raise DataError(
+        f"unknown column kind {kind!r} for column {spec['name']!r} (float, int, bool, string, factor or "
+        "ordered); regenerate the frozen data with r_reference/freeze.R"
+    )
 
 
 def _column_spec(c: dict[str, Any]) -> dict[str, Any]:

@@ -159,15 +159,6 @@ def session() -> RSession:
         return _SESSION
 
 
-def r_available() -> bool:
-    """True when R with lme4 can be used through rpy2 (starts R if needed)."""
-    try:
-        session()
-    except RNotAvailableError:
-        return False
-    return True
-
-
 # ---- pandas -> R -----------------------------------------------------------------------------------------
 
 _DOT_TERM = re.compile(r"(^|[~+*:(|\s])\.($|[\s+*:)|])")
@@ -318,6 +309,15 @@ def frame_from_r(frame: Any) -> pd.DataFrame:
 
 
 # ---- R -> Python ---------------------------------------------------------------------------------------
+
+
+def r_data(expr: str) -> pd.DataFrame:
+    """The data.frame an R expression gives (a package's data set, e.g. "lme4::InstEval"), as pandas:
+    factors as Categoricals in R's level order (`frame_from_r`)."""
+    s = session()
+    with _LOCK:
+        frame = s.ri.baseenv.find("eval")(s.ri.parse(expr))
+    return frame_from_r(frame)
 
 
 def from_r(x: Any) -> Any:

@@ -62,6 +62,13 @@ SERVER_ENVIRON = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_
 EXIT_SECONDS = 5.0
 
 
+class UnknownCaseError(VcheckError, KeyError):
+    """A case key the server was not given (`prefetch` it first)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class ReferenceServerDied(VcheckError, RuntimeError):
     """The lme4 process died while serving a request (R crashed, or it was killed)."""
 
@@ -208,7 +215,7 @@ class ReferenceServer:
 
     def _send(self, key: str, message: tuple[Any, ...]) -> int:
         if key not in self._data:
-            raise KeyError(f"no case registered under {key!r}: prefetch it first")
+            raise UnknownCaseError(f"no case registered under {key!r}: prefetch it first")
         rid = next(self._rids)
         if self._failed:
             self._answers[rid] = ("error", RNotAvailableError(self._failed), 0.0)

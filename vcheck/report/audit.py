@@ -1,9 +1,9 @@
 """An audit's report: index.html, index.md and findings.json, with every finding's case reproducible.
 
-A finding (from `vcheck.auditing.run`) has `.case` (a `vcheck.auditing.cases.Case`: formula, REML and an
-address that
-rebuilds its data), `.quantity`, `.kind` ("construction", "optimization", "model" or "not available"),
-`.rel_diff` and a one-line `.explanation`.  The report gives:
+A finding (`vcheck.auditing.results.Finding`) has `.case` (a `vcheck.auditing.cases.Case`: formula,
+REML and an address that rebuilds its data), `.quantity`, `.kind` (a `vcheck.auditing.kinds.Kind`:
+"construction", "optimization", "model" or "not available"), `.rel_diff` and a one-line
+`.explanation`.  The report gives:
 
 - a summary by kind, and a table of counts by quantity and kind;
 - per case with findings: the formula, the Python that rebuilds the data (`vcheck.strategies.draw_case(seed,

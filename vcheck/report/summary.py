@@ -140,7 +140,9 @@ def residuals(fit: LmerFit) -> np.ndarray | None:
     """Response residuals y - X beta - Z b, with b = Lambda u the conditional modes at the fit's theta.
 
     u solves the penalized least-squares system (Lambda' Z' Z Lambda + I) u = Lambda' Z' (y - X beta),
-    which is what lme4's `residuals()` uses.  None when the record lacks X, y, Zt, Lambdat or beta.
+    which is what lme4's `residuals()` uses: the record's own u (extra "u", as vcheck's fit keeps it from
+    the PLS solution of `vcheck.core.blocks`), else solved here.  None when the record lacks X, y, Zt,
+    Lambdat or beta.
     """
     stored = fit.extra.get("residuals")
     if stored is not None:
@@ -151,9 +153,11 @@ def residuals(fit: LmerFit) -> np.ndarray | None:
     Zt = sp.csc_matrix(fit.Zt)
     Lambdat = sp.csc_matrix(fit.Lambdat)
     LtZt = (Lambdat @ Zt).tocsc()  # Lambda' Z'
-    A = (LtZt @ LtZt.T + sp.identity(LtZt.shape[0], format="csc")).tocsc()
-    u = spla.spsolve(A, LtZt @ r)
-    return np.asarray(r - LtZt.T @ np.atleast_1d(u), dtype=float)
+    u = fit.extra.get("u")  # vcheck's fit keeps the PLS solution (vcheck.core.fit)
+    if u is None:  # another implementation's record: solve the PLS system for u at its beta
+        A = (LtZt @ LtZt.T + sp.identity(LtZt.shape[0], format="csc")).tocsc()
+        u = spla.spsolve(A, LtZt @ r)
+    return np.asarray(r - LtZt.T @ np.atleast_1d(np.asarray(u, dtype=float)), dtype=float)
 
 
 def _varcorr_groups(varcorr: pd.DataFrame) -> list[tuple[str, list[str], list[float], np.ndarray]]:

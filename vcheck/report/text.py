@@ -1,4 +1,5 @@
-"""The audit's results as text: `AuditResult.summary()` and `SweepResult.summary()` print these.
+"""The audit's results as text: `AuditResult.summary()` and `SweepResult.summary()` print these, and the
+large models' tables (text for the summary, Markdown for reports/bench.md).
 
 Plain functions of a result, importing nothing of the audit at run time but its vocabulary of kinds, so
 the result types can call them.
@@ -6,9 +7,10 @@ the result types can call them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vcheck.auditing.kinds import KINDS
+from vcheck.auditing.large_models import MODELS
 
 if TYPE_CHECKING:
     from vcheck.auditing.plan import SweepResult
@@ -81,8 +83,6 @@ def audit_summary(result: AuditResult) -> str:
 def sweep_summary(result: SweepResult) -> str:
     """`SweepResult.summary()`: `audit_summary`, with the cases counted by origin, how the sweep ran, and
     any large models."""
-    from vcheck.auditing import large
-
     lines = audit_summary(result).split("\n")
     origins = {o: sum(c.case.origin == o for c in result.cases) for o in ("example", "drawn", "large")}
     parts = [f"{origins['example']} built-in examples", f"{origins['drawn']} drawn with seed {result.seed}"]
@@ -106,7 +106,7 @@ def sweep_summary(result: SweepResult) -> str:
     lines.extend(f"  {note}" for note in result.notes)
     if result.workers_lost:
         lines.append(f"  {result.workers_lost} worker(s) died; their cases are reported as errors above")
-    table = large.large_table(result)
+    table = large_table(result)
     if table:
         lines.append(table)
     if result.interrupted:
@@ -115,3 +115,77 @@ def sweep_summary(result: SweepResult) -> str:
             f"{len(result.cases)} that finished (continue with --resume)"
         )
     return "\n".join(lines)
+
+
+def large_table(result: Any) -> str:
+    """A text table of an audit's large cases: rows, fit times and each quantity's relative difference."""
+    lines: list[str] = []
+    for one in getattr(result, "cases", []):
+        if one.case.origin != "large":
+            continue
+        model = MODELS.get(one.case.name or "")
+        head = f"large model {one.case.name}: {one.case.formula}"
+        if model is not None:
+            head += f" ({model.description})"
+        lines.append(head)
+        if one.error is not None:
+            lines.append(f"  did not run: {one.error}")
+            continue
+        lines.append(f"  fits: implementation {one.impl_seconds:.1f} s, lme4 {one.reference_seconds:.1f} s")
+        for row in (one.comparison or {}).get("rows", []):
+            rel = row.get("rel_diff")
+            rel_text = f"{float(rel):9.2e}" if rel is not None else "        -"
+            kind = row.get("kind") or ""
+            lines.append(
+                f"  {row['quantity']:<10} {row['check']:<18} {rel_text}  {row['verdict']:<13} {kind}"
+            )
+    return "\n".join(lines)
+
+
+#: the rows of a large case's comparison shown in its Markdown table: (quantity, check)
+MARKDOWN_ROWS = [
+    ("V", "at its parameters"),
+    ("criterion", "at its parameters"),
+    ("theta", "at optimum"),
+    ("beta", "at optimum"),
+    ("sigma", "at optimum"),
+    ("criterion", "at optimum"),
+    ("V", "at optimum"),
+    ("V diagonal", "at optimum"),
+    ("V blocks", "at optimum"),
+]
+
+
+def large_markdown(result: Any) -> str:
+    """The large cases of an audit as a Markdown table: rows, fit times, relative differences."""
+    heads = [f"{q} ({'own theta' if c == 'at its parameters' else 'optimum'})" for q, c in MARKDOWN_ROWS]
+    lines = [
+        "| model | n | lme4 | implementation | " + " | ".join(heads) + " | findings |",
+        "|---|---:|---:|---:|" + "---:|" * len(heads) + "---|",
+    ]
+    for one in getattr(result, "cases", []):
+        if one.case.origin != "large":
+            continue
+        if one.error is not None:
+            lines.append(
+                f"| {one.case.name} | | | | {' | '.join('' for _ in heads)} | did not run: {one.error} |"
+            )
+            continue
+        rows = {(r["quantity"], r["check"]): r for r in (one.comparison or {}).get("rows", [])}
+        cells = []
+        for key in MARKDOWN_ROWS:
+            r = rows.get(key)
+            rel = None if r is None else r.get("rel_diff")
+            cells.append(
+                "-"
+                if rel is None
+                else f"{float(rel):.1e}" + ("" if r and r["verdict"] == "agrees" else " **x**")
+            )
+        real = sorted({f"{f.kind}: {f.quantity}" for f in one.findings if f.kind != "not available"})
+        n = (one.case.spec or {}).get("rows", "")
+        lines.append(
+            f"| {one.case.name} | {n:,} | {one.reference_seconds:.1f} s | {one.impl_seconds:.1f} s | "
+            + " | ".join(cells)
+            + f" | {', '.join(real) or 'none'} |"
+        )
+    return "\n".join(lines) + "\n"
