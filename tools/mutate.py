@@ -39,6 +39,8 @@ TARGETS: dict[str, list[str]] = {
     "vcheck.auditing.classify": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
     "vcheck.auditing.measure": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
     "vcheck.auditing.construction": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
+    "vcheck.auditing.differences": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
+    "vcheck.auditing.measurements": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
     "vcheck.core.covariance": ["tests/core/test_covariance.py", "tests/core/test_covariance_weights.py"],
 }
 SWAP_BIN = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.Pow: ast.Mult}

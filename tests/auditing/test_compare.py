@@ -33,7 +33,7 @@ from vcheck.reference import examples
 
 # vcheck exports the function `compare` under the module's name, so reach the module through importlib
 compare_module = importlib.import_module("vcheck.auditing.comparison")
-measure_module = importlib.import_module("vcheck.auditing.measure")
+differences = importlib.import_module("vcheck.auditing.differences")
 
 
 def fit(name: str) -> LmerFit:
@@ -191,13 +191,13 @@ def test_large_V_is_compared_through_probe_vectors(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(construction, "DENSE_V_MAX", 50)
     b = fit("sleepstudy")
     seen = []
-    real = measure_module._dense
+    real = differences.dense
 
     def no_dense(M: object) -> np.ndarray:
         seen.append(M)
         return real(M)
 
-    monkeypatch.setattr(measure_module, "_dense", no_dense)
+    monkeypatch.setattr(differences, "dense", no_dense)
     ok = compare(as_mapping(b, V=b.V()), b)
     assert ok.ok, str(ok)
     bad = compare(as_mapping(b, V=b.V() - b.sigma**2 * covariance.sp.identity(b.n)), b)

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from vcheck.auditing.kinds import Kind
-from vcheck.auditing.measure import Diff, Measurements
+from vcheck.auditing.measurements import Diff, Measurements
 
 AGREES, DIFFERS, NOT_AVAILABLE = "agrees", "differs", "not available"
 

@@ -23,80 +23,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
-from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
 from vcheck.auditing import construction as cons
+from vcheck.auditing.differences import (
+    abs_diff,
+    alignment,
+    crit_name,
+    div,
+    infinite,
+    layout_differences,
+    ranef_diff,
+    relative,
+    v_diff,
+)
+from vcheck.auditing.measurements import Diff, Measurements, readable
 from vcheck.auditing.plugin import PluginError, Submission, cov_from_theta, term_covariances, theta_from_cov
 from vcheck.core import tolerances
 from vcheck.core.errors import RError
 from vcheck.core.record import LmerFit
 
-#: random probe vectors for a V too large to compare entry by entry
-N_PROBES = 8
-
 #: (theta, REML) -> lme4's criterion at theta (REML criterion or ML deviance)
 Criterion = Callable[[np.ndarray, bool], float]
 #: REML -> lme4's fit of the same model and data with that REML flag
 Refit = Callable[[bool], LmerFit]
-
-
-@dataclass
-class Diff:
-    """One measured difference: relative (and absolute) size against the tolerance its numerics allow."""
-
-    quantity: str
-    check: str  # "at its parameters" or "at optimum"
-    rel: float
-    abs: float
-    tol: float
-    detail: str = ""  # the numbers behind it, for the explanation
-    cost: float | None = None  # what the difference costs in lme4's criterion (deviance units)
-    cost_tol: float | None = None  # the tie tolerance: a smaller cost cannot change any verdict
-
-    @property
-    def within(self) -> bool:
-        """Within its numerical tolerance, or too small to move lme4's criterion by the tie tolerance."""
-        if self.rel <= self.tol:
-            return True
-        return self.cost is not None and self.cost_tol is not None and self.cost <= self.cost_tol
-
-
-@dataclass
-class Measurements:
-    """Everything `classify` needs, as plain numbers and facts (see the module docstring)."""
-
-    formula: str
-    REML: bool
-    a: str
-    b: str
-    n: int
-    p: int
-    q: int
-    flat_optimum: bool = True
-    model: list[tuple[str, str, str]] = field(default_factory=list)  # (quantity, check, what differs)
-    unmapped: bool = False
-    theta_error: str | None = None
-    layout: list[tuple[str, str, float]] | None = None  # None: no full record; []: every layout agrees
-    at_parameters: list[Diff] = field(default_factory=list)
-    criterion_other: Diff | None = None  # its criterion against lme4's OTHER criterion at its parameters
-    sigma_own: Diff | None = None  # its sigma against the profiled sigma at its theta
-    sigma_other: Diff | None = None  # ... against the other criterion's profiled sigma
-    at_optimum: list[Diff] = field(default_factory=list)
-    d_at_theta: float | None = None  # lme4's criterion at its theta
-    optimum: float | None = None  # lme4's criterion at lme4's optimum
-    tie: float = tolerances.CRITERION_ABS
-    other_reml: bool | None = None  # True: its parameters are lme4's optimum of the other criterion
-    reference_inconsistent: str = ""  # lme4's reported criterion is not its devfun at its own theta
-    missing: list[tuple[str, str]] = field(default_factory=list)  # (quantity, why not available)
-    ill_posed: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    versions: dict[str, str] = field(default_factory=dict)
 
 
 def measure(
@@ -113,24 +65,6 @@ def measure(
     """Measure implementation `sub` against lme4's fit `b` (raises PluginError for an unreadable answer)."""
     readable(sub)
     return _Meter(sub, b, criterion, screen, refit, tol_at_theta, tol_optimum, flat_optimum).run()
-
-
-def readable(sub: Submission) -> None:
-    """PluginError when the answer gives nothing the protocol knows or carries non-finite numbers."""
-    given = [sub.beta, sub.sigma, sub.varcorr, sub.V, sub.criterion, sub.record]
-    if all(x is None for x in given):
-        raise PluginError(f"{sub.source} gives none of beta, sigma, varcorr, V, criterion")
-    if sub.beta is not None:
-        values = sub.beta.to_numpy(dtype=float)
-        if np.isinf(values).any() or (values.size and np.isnan(values).all()):
-            raise PluginError(f"its beta is not finite: {dict(sub.beta.items())}")
-    if sub.varcorr is not None and not all(math.isfinite(r[3]) for r in sub.varcorr):
-        raise PluginError("its varcorr has non-finite covariances")
-    V: Any = sub.V
-    if V is not None and not isinstance(V, LinearOperator):
-        data = V.data if sp.issparse(V) else np.asarray(V)  # type: ignore[attr-defined]
-        if not np.all(np.isfinite(data)):
-            raise PluginError("its V has non-finite entries")
 
 
 class _Meter:
@@ -213,7 +147,7 @@ class _Meter:
         if abs(d_b - b.criterion) <= m.tie:
             return
         m.reference_inconsistent = (
-            f"lme4's reported {_name(b.REML)} criterion {b.criterion:.10g} is not its own devfun at its "
+            f"lme4's reported {crit_name(b.REML)} criterion {b.criterion:.10g} is not its own devfun at its "
             f"theta, {d_b:.10g} (e.g. lmerControl(use.last.params = TRUE))"
         )
         m.optimum = d_b
@@ -222,7 +156,9 @@ class _Meter:
     def model_structure(self) -> None:
         sub, b, m = self.sub, self.b, self.m
         if sub.REML is not None and sub.REML != b.REML:
-            m.model.append(("REML", "model", f"it fitted {_name(sub.REML)} where {_name(b.REML)} was asked"))
+            m.model.append(
+                ("REML", "model", f"it fitted {crit_name(sub.REML)} where {crit_name(b.REML)} was asked")
+            )
         if sub.beta is not None:
             given = {str(k) for k, v in sub.beta.items() if not math.isnan(v)}
             expected = set(b.X_names or [])
@@ -256,7 +192,7 @@ class _Meter:
             return
         back = cov_from_theta(self.theta_a, self.lme.cnms, sub.sigma)
         self.e_G = max(
-            (_rel(Gb, Ga, floor=float(np.finfo(float).tiny)) for Ga, Gb in zip(cov, back, strict=True)),
+            (relative(Gb, Ga, floor=float(np.finfo(float).tiny)) for Ga, Gb in zip(cov, back, strict=True)),
             default=0.0,
         )
 
@@ -280,51 +216,8 @@ class _Meter:
 
     # --- layout ---------------------------------------------------------------------------------------
     def layout(self) -> None:
-        rec, b = self.sub.record, self.b
-        if rec is None:
-            return
-        out: list[tuple[str, str, float]] = []
-
-        def exact(name: str, ok: bool, what: str) -> None:
-            if not ok:
-                out.append((name, what, math.inf))
-
-        exact("cnms", rec.cnms == b.cnms, f"terms {rec.cnms} vs lme4's {b.cnms}")
-        exact(
-            "X", list(rec.X_names or []) == list(b.X_names or []), f"X columns {rec.X_names} vs {b.X_names}"
-        )
-        if rec.flist is not None and b.flist is not None:
-            for g, f in b.flist.items():
-                mine = rec.flist.get(g)
-                same = mine is not None and [str(c) for c in mine.categories] == [
-                    str(c) for c in f.categories
-                ]
-                exact("flist", same, f"levels of {g} are not in lme4's order")
-        if rec.X is not None and b.X is not None and rec.X.shape == b.X.shape:
-            rel = _rel(rec.X, b.X, floor=1.0)
-            if rel > self.tol_theta:
-                out.append(("X", f"X values differ (max rel {rel:.1e})", rel))
-        elif rec.X is not None:
-            exact("X", False, f"X is {rec.X.shape}, lme4's {None if b.X is None else b.X.shape}")
-        for name in ("Zt", "Lambdat"):
-            mine, ref = getattr(rec, name), getattr(b, name)
-            if mine is None:
-                continue
-            if mine.shape != ref.shape or not _same_pattern(mine, ref):
-                exact(
-                    name,
-                    False,
-                    f"{name} is {mine.shape} with another sparsity pattern than lme4's {ref.shape}",
-                )
-            elif name == "Zt":
-                rel = _rel(_sorted(mine).data, _sorted(ref).data, 1.0)
-                if rel > self.tol_theta:
-                    out.append(("Zt", f"Zt values differ (max rel {rel:.1e})", rel))
-        if rec.Lind is not None:
-            exact(
-                "Lind", np.array_equal(np.asarray(rec.Lind), np.asarray(b.Lind)), "Lind differs from lme4's"
-            )
-        self.m.layout = out
+        if self.sub.record is not None:
+            self.m.layout = layout_differences(self.sub.record, self.b, self.tol_theta)
 
     # --- at its own parameters --------------------------------------------------------------------------
     def at_its_parameters(self) -> None:
@@ -335,7 +228,7 @@ class _Meter:
         at = cons.AtTheta(lme, self.theta_a, sub.sigma)
         kappa = at.kappa()
         if sub.V is not None and not self._model_problem("V"):
-            abs_d, rel = _v_diff(sub.V, at.V(), _alignment(sub, self.b), lme.n)
+            abs_d, rel = v_diff(sub.V, at.V(), alignment(sub, self.b), lme.n)
             tol = tolerances.V_tolerance(at.max_effects_per_row(), self.e_G)
             m.at_parameters.append(Diff("V", check, rel, abs_d, tol, "max |V_a - V| / max |V|"))
         if sub.beta is not None and not self._model_problem("beta"):
@@ -349,15 +242,15 @@ class _Meter:
                 f"backward error {eta:.1e} in the GLS normal equations X'V^-1X beta = X'V^-1(y - o), "
                 f"tolerance {tol:.1e} (kappa_V <= {kappa:.2g}); it costs the criterion "
                 f"(beta - beta_GLS)' X'V^-1X (beta - beta_GLS) = {cost:.1e} (tie {m.tie:.0e}); "
-                f"forward rel diff {_rel(mine, gls):.1e}"
+                f"forward rel diff {relative(mine, gls):.1e}"
             )
             m.at_parameters.append(
-                Diff("beta", check, eta, _abs(mine, gls), tol, detail, cost=cost, cost_tol=m.tie)
+                Diff("beta", check, eta, abs_diff(mine, gls), tol, detail, cost=cost, cost_tol=m.tie)
             )
         self.sigma_at_its_theta()
         if sub.criterion is not None:
             self.criterion_at_its_theta(kappa)
-        elif _infinite(sub.extra.get("criterion_given")):
+        elif infinite(sub.extra.get("criterion_given")):
             self.infinite_criterion()
 
     def _nu(self, REML: bool) -> int:
@@ -396,7 +289,7 @@ class _Meter:
                 abs(sub.sigma - other) / other,
                 abs(sub.sigma - other),
                 tolerances.sigma_tolerance(self._nu(not REML), self.m.tie),
-                f"{_name(not REML)} profiled sigma {other:.6g} at its theta",
+                f"{crit_name(not REML)} profiled sigma {other:.6g} at its theta",
             )
 
     def _criterion_at(self, REML: bool, *, final: bool) -> float:
@@ -423,10 +316,11 @@ class _Meter:
         scale = max(abs(expected), 1.0) if math.isfinite(expected) else 1.0
         d = abs(sub.criterion - expected)
         detail = (
-            f"lme4's {_name(b.REML)} at its parameters is {expected:.10g}, its criterion {sub.criterion:.10g}"
+            f"lme4's {crit_name(b.REML)} at its parameters is {expected:.10g}, "
+            f"its criterion {sub.criterion:.10g}"
         )
         self.m.at_parameters.append(
-            Diff("criterion", check, _div(d, scale), d, tol_abs / scale, detail, cost=d, cost_tol=self.m.tie)
+            Diff("criterion", check, div(d, scale), d, tol_abs / scale, detail, cost=d, cost_tol=self.m.tie)
         )
         if not (d <= tol_abs or d <= self.m.tie):
             other = self._criterion_at(not b.REML, final=True)
@@ -435,10 +329,10 @@ class _Meter:
             self.m.criterion_other = Diff(
                 "criterion",
                 check,
-                _div(d_o, scale_o),
+                div(d_o, scale_o),
                 d_o,
                 tol_abs / scale_o,
-                f"lme4's {_name(not b.REML)} at its parameters is {other:.10g}",
+                f"lme4's {crit_name(not b.REML)} at its parameters is {other:.10g}",
             )
 
     def infinite_criterion(self) -> None:
@@ -464,7 +358,13 @@ class _Meter:
         if self.theta_a is not None:
             theta_b = theta_from_cov(cov_b, b_sigma)  # canonical: boundary factors are not unique in lme4
             out.append(
-                Diff("theta", check, _rel(self.theta_a, theta_b, floor=1.0), _abs(self.theta_a, theta_b), tol)
+                Diff(
+                    "theta",
+                    check,
+                    relative(self.theta_a, theta_b, floor=1.0),
+                    abs_diff(self.theta_a, theta_b),
+                    tol,
+                )
             )
         if sub.sigma is not None:
             out.append(
@@ -473,25 +373,27 @@ class _Meter:
         if sub.beta is not None and not self._model_problem("beta"):
             mine = sub.beta.reindex(lme.X_names).to_numpy(dtype=float)
             theirs = np.asarray(b.beta, dtype=float)
-            out.append(Diff("beta", check, _rel(mine, theirs), _abs(mine, theirs), tol))
+            out.append(Diff("beta", check, relative(mine, theirs), abs_diff(mine, theirs), tol))
         if sub.criterion is not None and b.criterion is not None:
             d = abs(sub.criterion - b.criterion)
             out.append(Diff("criterion", check, d / max(abs(b.criterion), 1.0), d, tol))
         if self.cov_a is not None:
             pairs = list(zip(self.cov_a, cov_b, strict=True))
-            rel = max((_rel(Ga, Gb, floor=b_sigma**2) for Ga, Gb in pairs), default=0.0)
-            out.append(Diff("varcorr", check, rel, max((_abs(Ga, Gb) for Ga, Gb in pairs), default=0.0), tol))
+            rel = max((relative(Ga, Gb, floor=b_sigma**2) for Ga, Gb in pairs), default=0.0)
+            out.append(
+                Diff("varcorr", check, rel, max((abs_diff(Ga, Gb) for Ga, Gb in pairs), default=0.0), tol)
+            )
         rec = sub.record
         if rec is not None and rec.Lambdat is not None and rec.sigma is not None and not self.m.layout:
             Ga = (rec.sigma**2 * (rec.Lambdat.T @ rec.Lambdat)).toarray()
             Gb = (b_sigma**2 * (lme.Lambdat.T @ lme.Lambdat)).toarray()
-            out.append(Diff("G", check, _rel(Ga, Gb, floor=b_sigma**2), _abs(Ga, Gb), tol))
+            out.append(Diff("G", check, relative(Ga, Gb, floor=b_sigma**2), abs_diff(Ga, Gb), tol))
         if sub.V is not None and not self._model_problem("V"):
             V_b = cons.AtTheta(lme, lme.theta, b_sigma).V()
-            abs_d, rel = _v_diff(sub.V, V_b, _alignment(sub, b), lme.n)
+            abs_d, rel = v_diff(sub.V, V_b, alignment(sub, b), lme.n)
             out.append(Diff("V", check, rel, abs_d, tol))
         if sub.ranef is not None and b.ranef is not None:
-            rel, abs_d = _ranef_diff(sub.ranef, b.ranef)
+            rel, abs_d = ranef_diff(sub.ranef, b.ranef)
             out.append(Diff("ranef", check, rel, abs_d, tol))
 
     def which_lower(self) -> None:
@@ -518,7 +420,7 @@ class _Meter:
         theta_alt = theta_from_cov(cov_from_theta(np.asarray(alt.theta), cnms, alt_sigma), alt_sigma)
         tol = max(self.tol_opt, 10 * tolerances.AT_OPTIMUM)
         m.other_reml = bool(
-            _rel(self.theta_a, theta_alt, floor=1.0) <= tol
+            relative(self.theta_a, theta_alt, floor=1.0) <= tol
             and abs(self.sub.sigma - alt_sigma) / alt_sigma <= tol
         )
 
@@ -545,7 +447,7 @@ class _Meter:
             "sigma": sub.sigma is not None,
             "varcorr": sub.varcorr is not None,
             "theta": sub.varcorr is not None and sub.sigma is not None,
-            "criterion": sub.criterion is not None or _infinite(sub.extra.get("criterion_given")),
+            "criterion": sub.criterion is not None or infinite(sub.extra.get("criterion_given")),
             "V": sub.V is not None,
             "ranef": sub.ranef is not None and self.b.ranef is not None,
         }
@@ -577,113 +479,4 @@ class _Meter:
             self.m.versions = {str(k): str(v) for k, v in versions.items()}
 
 
-# --- numerical helpers ---------------------------------------------------------------------------------
-def _name(REML: bool) -> str:
-    return "REML" if REML else "ML"
-
-
-def _infinite(x: Any) -> bool:
-    return isinstance(x, int | float) and math.isinf(x)
-
-
-def _div(d: float, scale: float) -> float:
-    return d / scale if math.isfinite(d) else math.inf
-
-
-def _rel(a: Any, b: Any, floor: float = tolerances.ABS_FLOOR) -> float:
-    """max |a - b| / max(max |b|, floor); inf when shapes differ or a has NaN where b has numbers."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape:
-        return math.inf
-    if a.size == 0:
-        return 0.0
-    diff = np.abs(a - b)
-    if np.isnan(diff).any():
-        return math.inf
-    return float(diff.max() / max(float(np.abs(b).max()), floor))
-
-
-def _abs(a: Any, b: Any) -> float:
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.shape != b.shape:
-        return math.inf
-    return float(np.abs(a - b).max()) if a.size else 0.0
-
-
-def _same_pattern(m: sp.spmatrix, r: sp.spmatrix) -> bool:
-    m, r = sp.csc_matrix(m), sp.csc_matrix(r)
-    m.sort_indices()
-    r.sort_indices()
-    return bool(np.array_equal(m.indptr, r.indptr) and np.array_equal(m.indices, r.indices))
-
-
-def _sorted(M: sp.spmatrix) -> sp.csc_matrix:
-    out = sp.csc_matrix(M, copy=True)
-    out.sort_indices()
-    return out
-
-
-def _alignment(sub: Submission, b: LmerFit) -> np.ndarray | None:
-    """Positions in a's V of lme4's rows (lme4 keeps the data's order, minus NA rows); None = identity."""
-    if sub.row_index is None or b.row_index is None or sub.row_index.equals(b.row_index):
-        return None
-    pos = sub.row_index.get_indexer(b.row_index)
-    if (pos < 0).any():
-        raise PluginError("V's rows cannot be matched to lme4's rows (labels of the data rows differ)")
-    return np.asarray(pos)
-
-
-def _v_diff(Va: Any, Vb: Any, pos: np.ndarray | None, n: int) -> tuple[float, float]:
-    """(max abs diff, relative diff) of a's V (data rows, aligned by pos) and lme4's V (n x n).
-
-    Entry by entry when both are small matrices; otherwise through N_PROBES Gaussian probe vectors
-    (||(Va - Vb) P|| / ||Vb P||: any non-zero difference shows, with probability 1), never n x n dense.
-    """
-    if Va.shape[0] < n:
-        return math.inf, math.inf
-    if n <= cons.DENSE_V_MAX and not isinstance(Va, LinearOperator) and not isinstance(Vb, LinearOperator):
-        A = _dense(Va)
-        if pos is not None:
-            A = A[np.ix_(pos, pos)]
-        elif A.shape[0] != n:
-            return math.inf, math.inf
-        B = _dense(Vb)
-        d = float(np.abs(A - B).max()) if n else 0.0
-        return d, d / max(float(np.abs(B).max()) if n else 0.0, tolerances.ABS_FLOOR)
-    rng = np.random.default_rng(0)
-    P = rng.standard_normal((n, N_PROBES))
-    opA = aslinearoperator(Va)
-    if pos is not None:
-        Pd = np.zeros((Va.shape[0], N_PROBES))
-        Pd[pos] = P
-        AP = (opA @ Pd)[pos]
-    else:
-        AP = opA @ P
-    BP = aslinearoperator(Vb) @ P
-    d = float(np.abs(AP - BP).max())
-    rel = float(np.linalg.norm(AP - BP) / max(float(np.linalg.norm(BP)), tolerances.ABS_FLOOR))
-    return d, rel
-
-
-def _dense(M: Any) -> np.ndarray:
-    """A dense copy of an ndarray or scipy.sparse matrix (small V only)."""
-    toarray = getattr(M, "toarray", None)
-    return np.asarray(toarray()) if toarray is not None else np.asarray(M, dtype=float)
-
-
-def _ranef_diff(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> tuple[float, float]:
-    """Conditional modes aligned by group, level label and coefficient name (not by position)."""
-    rel, abs_d = 0.0, 0.0
-    for g, ref in b.items():
-        mine = a.get(g)
-        if mine is None:
-            return math.inf, math.inf
-        ref = ref.copy()
-        ref.index = ref.index.astype(str)
-        mine = mine.copy()
-        mine.index = mine.index.astype(str)
-        aligned = mine.reindex(index=ref.index, columns=ref.columns)
-        scale = max(float(np.abs(ref.to_numpy()).max()) if ref.size else 0.0, 1e-8)
-        rel = max(rel, _rel(aligned.to_numpy(dtype=float), ref.to_numpy(dtype=float), floor=scale))
-        abs_d = max(abs_d, _abs(aligned.to_numpy(dtype=float), ref.to_numpy(dtype=float)))
-    return rel, abs_d
+__all__ = ["Criterion", "Diff", "Measurements", "Refit", "measure", "readable"]

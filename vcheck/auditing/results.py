@@ -237,8 +237,8 @@ class AuditResult:
         return [c for c in self.cases if any(f.kind == kind for f in c.findings)]
 
     def ok(self, kinds: Iterable[str] = FAIL_ON_ALL) -> bool:
-        """No finding of these kinds, no case error, and not interrupted."""
-        return not self.failing(kinds) and not self.interrupted
+        """No finding of these kinds, no case that did not run, and not interrupted."""
+        return not self.errors and not self.failing(kinds) and not self.interrupted
 
     def summary(self) -> str:
         """Counts by kind and quantity, rates, errors and the first finding of each kind
