@@ -110,6 +110,22 @@ writeLines(jsonlite::toJSON(list(
 
 .corpus$caller_line <- function() .corpus$line
 
+## the lme4 functions (other than update) on the call stack: a call made by lme4 itself (influence(),
+## allFit(), profile(), bootMer() refitting) names the outermost one
+.corpus$via <- function() {
+  ns <- asNamespace("lme4")
+  out <- character()
+  for (i in seq_len(sys.nframe())) {
+    f <- sys.function(i)
+    if (is.function(f) && identical(environment(f), ns)) {
+      head <- sys.call(i)[[1]]
+      name <- if (is.name(head)) as.character(head) else .corpus$deparse(head)
+      if (!name %in% c("update", "update.merMod", "lmer", "lme4::lmer")) out <- c(out, name)
+    }
+  }
+  if (length(out)) out[[1]] else NULL
+}
+
 .corpus$describe <- function(mc, env) {
   rec <- list()
   f <- eval(mc$formula, env)
@@ -206,7 +222,8 @@ lmer <- function(formula, data = NULL, REML = TRUE, control = lmerControl(), sta
   env <- parent.frame()
   mc <- match.call()
   .corpus$seq <- .corpus$seq + 1L
-  rec <- list(source = list(file = .corpus$file, line = .corpus$caller_line(), seq = .corpus$seq),
+  rec <- list(source = list(file = .corpus$file, line = .corpus$caller_line(), seq = .corpus$seq,
+                            via = .corpus$via()),
               call = .corpus$deparse(call))
   desc <- tryCatch(.corpus$describe(mc, env), error = function(e) list(describe_error = conditionMessage(e)))
   rec <- c(rec, desc)

@@ -11,10 +11,31 @@ suppressPackageStartupMessages({
   library(dplyr)
 })
 
-vcheck_example <- function(name, formula, data, REML = TRUE, description = "") {
+# `args`: lmer's further arguments in the form bridge.R's vcheck_call_args reads (weights and offset as
+# column names, subset as R code, na.action as a function name, contrasts, start, control as a list of
+# lmerControl's arguments).  Examples with args are listed apart in Python (examples.argument_names()).
+vcheck_example <- function(name, formula, data, REML = TRUE, description = "", args = list()) {
   data <- as.data.frame(data)
   rownames(data) <- NULL
-  list(name = name, formula = formula, REML = REML, data = data, description = description)
+  list(name = name, formula = formula, REML = REML, data = data, description = description, args = args)
+}
+
+# sleepstudy with lme4's tests/priorWeightsModComp.R weights (seed 0: w = 1 / (rpois(n, 1) + 1)), an
+# offset column, and NA in the response and in Days for the na.action examples.
+vcheck_sleep_args_data <- function() {
+  sleep <- get("sleepstudy", envir = asNamespace("lme4"))
+  set.seed(0)
+  sleep$w <- 1 / (rpois(nrow(sleep), 1) + 1)
+  sleep$o <- 2.5 * sleep$Days
+  sleep
+}
+
+vcheck_sleep_na_data <- function() {
+  sleep <- vcheck_sleep_args_data()
+  sleep$Reaction[c(1, 50)] <- NA
+  sleep$Days[100] <- NA
+  sleep$w[120] <- NA
+  sleep
 }
 
 # The seed note's simulated three-level data, generated exactly as the note does.
@@ -145,7 +166,27 @@ vcheck_examples <- function() {
                    description = "rank-deficient X: lme4 drops x2 by pivoted QR"),
     vcheck_example("star_k_ml", "math ~ cltype + hdeg + exp + (1|sch) + (1|tch)", vcheck_star_k_data(),
                    REML = FALSE,
-                   description = "ML; ordered factor with unused levels in X (contr.poly); crossed-as-nested")
+                   description = "ML; ordered factor with unused levels in X (contr.poly); crossed-as-nested"),
+    vcheck_example("sleepstudy_weights", "Reaction ~ Days + (Days|Subject)", vcheck_sleep_args_data(),
+                   REML = FALSE, args = list(weights = "w"),
+                   description = "prior weights (lme4's tests/priorWeightsModComp.R, seed 0), ML"),
+    vcheck_example("sleepstudy_offset", "Reaction ~ Days + (Days|Subject)", vcheck_sleep_args_data(),
+                   args = list(offset = "o", subset = "Days >= 1 & Subject != \"308\""),
+                   description = "an offset column and a subset expression"),
+    vcheck_example("sleepstudy_na_exclude", "Reaction ~ Days + (1|Subject)", vcheck_sleep_na_data(),
+                   args = list(weights = "w", na.action = "na.exclude"),
+                   description = "na.exclude with NA in the response, a covariate and the weights"),
+    vcheck_example("sleepstudy_bobyqa", "Reaction ~ Days + (Days|Subject)", vcheck_sleep_args_data(),
+                   args = list(weights = "w", control = list(optimizer = "bobyqa")),
+                   description = "a non-default optimizer: minqa's bobyqa, on a weighted model"),
+    vcheck_example("penicillin_nelder_mead", "diameter ~ 1 + (1|plate) + (1|sample)",
+                   get("Penicillin", envir = asNamespace("lme4")),
+                   args = list(control = list(optimizer = "Nelder_Mead")),
+                   description = "a non-default optimizer: lme4's own Nelder_Mead, crossed intercepts"),
+    vcheck_example("cake_contr_sum", "angle ~ recipe + temperature + (1|recipe:replicate)",
+                   get("cake", envir = asNamespace("lme4")),
+                   args = list(contrasts = list(recipe = "contr.sum")),
+                   description = "contrasts = list(recipe = contr.sum) for the fixed effects")
   )
   names(ex) <- vapply(ex, `[[`, "", "name")
   ex

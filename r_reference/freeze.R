@@ -88,13 +88,15 @@ vcheck_freeze_one <- function(ex, out_dir) {
   dir <- file.path(out_dir, ex$name)
   dir.create(dir, recursive = TRUE, showWarnings = FALSE)
   data <- ex$data
-  fit <- vcheck_lmer(ex$formula, data, REML = ex$REML, extras = TRUE)
+  args_json <- if (length(ex$args)) as.character(jsonlite::toJSON(ex$args, auto_unbox = TRUE)) else ""
+  fit <- vcheck_lmer(ex$formula, data, REML = ex$REML, extras = TRUE, args_json = args_json)
   if (!isTRUE(fit$ok)) stop(sprintf("example %s: lmer failed: %s", ex$name, fit$error))
-  design <- vcheck_lformula(ex$formula, data, REML = ex$REML)
+  design <- vcheck_lformula(ex$formula, data, REML = ex$REML, args_json = args_json)
   if (!isTRUE(design$ok)) stop(sprintf("example %s: lFormula failed: %s", ex$name, design$error))
   ref <- list(
     format = 1L,
-    example = list(name = ex$name, formula = ex$formula, REML = ex$REML, description = ex$description),
+    example = c(list(name = ex$name, formula = ex$formula, REML = ex$REML, description = ex$description),
+                if (nzchar(args_json)) list(args = args_json)),
     columns = unname(Map(vcheck_column_spec, data, names(data))),
     nrow = nrow(data),
     design = c(design$value, list(warnings = design$warnings, messages = design$messages)),

@@ -27,7 +27,7 @@ from vcheck.core import tolerances
 from vcheck.core.contrasts import contrast_matrix
 from vcheck.core.control import parse_control
 from vcheck.core.deviance import Devfun
-from vcheck.core.errors import DataError, Unsupported, VcheckError
+from vcheck.core.errors import DataError, VcheckError
 from vcheck.core.subset import SubsetError, subset_mask, subset_rows
 from vcheck.reference import examples
 
@@ -167,6 +167,8 @@ def test_subset_expression_equals_mask_equals_fitting_the_rows() -> None:
         ("n == 2", [False, True, False, False]),
         ("xor(x > 0, g == 'a')", [False, True, False, True]),
         ("TRUE", [True, True, True, True]),
+        ("n %in% 2:3", [False, True, True, False]),
+        ("n %in% c(4, 1)", [True, False, False, True]),
         ("-x < -1.5", [False, True, False, False]),
     ],
 )
@@ -314,7 +316,13 @@ def test_start_at_the_optimum_stays_there() -> None:
 
 @pytest.mark.parametrize(
     ("start", "match"),
-    [([1.0], "3 theta"), ({"fixef": [1.0]}, "fixef"), ([-1.0, 0.0, 1.0], "lower bounds"), ("1", "vector")],
+    [
+        ([1.0], "number of theta"),
+        ({"fixef": [1.0]}, "no 'theta'"),
+        ({"theta": [1.0, 0, 1], "beta": 1}, "incorrect components"),
+        ([-1.0, 0.0, 1.0], "lower bounds"),
+        (["a", "b", "c"], "numeric vector"),
+    ],
 )
 def test_bad_start_is_refused(start: object, match: str) -> None:
     with pytest.raises(DataError, match=match):
@@ -348,13 +356,11 @@ def test_control_checks_act_in_lFormula() -> None:
     assert des.q == len(d)
 
 
-def test_control_restart_edge_and_unsupported_optimizers() -> None:
+def test_control_reaches_the_optimizer() -> None:
     d = sleep()
     fit = vcheck.lmer(SLEEP, d, control={"restart_edge": False, "calc.derivs": False})
     assert fit.optinfo["control"] == {"restart_edge": False, "calc.derivs": False}
-    try:
-        other = vcheck.lmer(SLEEP, d, control={"optimizer": "bobyqa"})
-    except Unsupported as e:
-        assert "bobyqa" in str(e)
-    else:
-        assert other.optinfo["optimizer"] == "bobyqa"
+    for optimizer in ("bobyqa", "Nelder_Mead"):
+        other = vcheck.lmer(SLEEP, d, weights="w", control={"optimizer": optimizer})
+        assert other.optinfo["optimizer"] == optimizer
+        assert other.criterion == pytest.approx(vcheck.lmer(SLEEP, d, weights="w").criterion, abs=1e-4)

@@ -193,63 +193,7 @@ def test_bad_input_is_a_clear_error() -> None:
         vcheck.lmer("Reaction ~ nosuch + (1|Subject)", ex.data)
 
 
-# --- the optimizer stage (lme4's optimizeLmer), on synthetic criteria -----------------------------------
-def test_bobyqa_settings_and_messages() -> None:
-    """nloptwrap's stopping rule on a smooth interior minimum: lme4's XTOL message, conv 0, feval counted."""
-    from vcheck.core.optimize import NLOPTR_MESSAGES, bobyqa
-
-    calls = []
-
-    def f(x: np.ndarray) -> float:
-        calls.append(x.copy())
-        return float((x[0] - 0.7) ** 2 + 2 * (x[1] + 0.3) ** 2 + 0.5 * x[0] * x[1])
-
-    opt = bobyqa(f, np.array([1.0, 0.0]), np.array([0.0, -np.inf]))
-    assert opt.feval == len(calls) and opt.conv == 0
-    assert opt.message == NLOPTR_MESSAGES[opt.status] and opt.status in (3, 4)
-    expected = np.linalg.solve([[2.0, 0.5], [0.5, 4.0]], [1.4, -1.2])
-    assert np.allclose(opt.theta, expected, atol=1e-4)
-
-
-def test_restart_at_the_edge(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A first run ending on a bound with a negative one-sided slope is restarted from there (lme4's
-    optimizeLmer); lme4's feval is the second run's."""
-    from vcheck.core import optimize
-
-    runs: list[np.ndarray] = []
-
-    def fake_bobyqa(fn, x0, lower):  # type: ignore[no-untyped-def]
-        runs.append(np.array(x0))
-        theta = np.array([0.0, 0.5]) if len(runs) == 1 else np.array([0.2, 0.5])
-        return optimize.OptResult(theta, fn(theta), 10 * len(runs), 4, "m", 0)
-
-    monkeypatch.setattr(optimize, "bobyqa", fake_bobyqa)
-    opt = optimize.optimize_lmer(lambda t: float((t[0] - 0.2) ** 2 + t[1] ** 2), np.ones(2), np.zeros(2))
-    assert opt.restarted and len(runs) == 2 and np.array_equal(runs[1], [0.0, 0.5])
-    assert opt.feval == 20 and np.array_equal(opt.theta, [0.2, 0.5])
-    # a positive slope at the bound: no restart
-    runs.clear()
-    opt = optimize.optimize_lmer(lambda t: float((t[0] + 0.2) ** 2 + t[1] ** 2), np.ones(2), np.zeros(2))
-    assert not opt.restarted and len(runs) == 1
-
-
-def test_boundary_snap() -> None:
-    """check.boundary: thetas within 1e-5 of their bound go onto it, in order and cumulatively, each
-    trial compared with the criterion of the unsnapped optimum (lme4's rule, quirk included)."""
-    from vcheck.core import optimize
-
-    def snapped(fn, theta):  # type: ignore[no-untyped-def]
-        opt = optimize.OptResult(np.array(theta), fn(np.array(theta)), 5, 4, "m", 0)
-        optimize._snap_to_boundary(opt, fn, np.zeros(3), optimize.BOUNDARY_TOL)
-        assert opt.fval == fn(opt.theta)
-        return opt.theta, opt.snapped
-
-    theta, which = snapped(lambda t: float(t[0] + (t[1] - 0.3) ** 2 - 10 * t[2]), [4e-6, 0.3, 2e-6])
-    assert np.array_equal(theta, [0.0, 0.3, 2e-6]) and which == [0]
-    # snapping theta[2] alone would raise the criterion, but after theta[0]'s snap the trial is still
-    # below the unsnapped optimum's value, so lme4 snaps it too
-    theta, which = snapped(lambda t: float(t[0] + (t[1] - 0.3) ** 2 - t[2]), [4e-6, 0.3, 2e-6])
-    assert np.array_equal(theta, [0.0, 0.3, 0.0]) and which == [0, 2]
+# (the optimizer stage, lme4's optimizeLmer on synthetic criteria: tests/core/test_optimize.py)
 
 
 def test_start_theta_rule() -> None:

@@ -198,6 +198,18 @@ def test_refusals_say_what(frame: pd.DataFrame) -> None:
         quiet("y ~ mgcv::s(x) + (1|g)", frame)
     with pytest.raises(FormulaError, match=r"'\.' only in the fixed part"):
         parse_formula("y ~ x + (.|g)", ["y", "x", "g"])
+    # bad arguments are named, never a traceback (R fails on each of these too)
+    bad = [
+        ("y ~ splines::ns(x, knots = 100) + (1|g)", DataError, r"knots \[100.0\] outside Boundary.knots"),
+        ("y ~ splines::ns(x, Boundary.knots = 3) + (1|g)", DataError, "Boundary.knots must be two numbers"),
+        ('y ~ poly(x, 2, raw = "yes") + (1|g)', FormulaError, "argument is not interpretable as logical"),
+        ("y ~ poly(x, 2.5) + (1|g)", FormulaError, "poly\\(\\)'s degree must be a whole number"),
+        ("y ~ poly(sex, 2) + (1|g)", FormulaError, "'sex' is a factor, not a number"),
+        ('y ~ dummy(sex, "Other") + (1|g)', DataError, "at least some of the levels in f"),
+    ]
+    for formula, error, message in bad:
+        with pytest.raises(error, match=message):
+            quiet(formula, frame)
     with pytest.raises(FormulaError, match="unused argument foo in poly"):
         quiet("y ~ poly(x, foo = 2) + (1|g)", frame)
 
@@ -216,6 +228,10 @@ LIVE = [
     "y ~ . + (1|g)",
     "y ~ as.numeric(sex) + as.integer(g2) + (1|g)",
     "y ~ TRUE + x + (1|g)",
+    'y ~ dummy(g, c("b", "c")) + (1|sex)',
+    "y ~ stats::poly(x, 2, raw = TRUE) + (splines::ns(x, 2)|g)",
+    "y ~ x + splines::ns(x) + (1|g)",
+    "y ~ splines::bs(x, knots = c(2, 2)) + (1|g)",
     "y ~ x + offset(x) + offset(2 * x) + (1|g)",
 ]
 
@@ -244,3 +260,32 @@ def test_x_matches_lme4(frame: pd.DataFrame, formula: str) -> None:
     assert ours.X_names == list(theirs.X_names)
     np.testing.assert_allclose(ours.X, theirs.X, rtol=0, atol=1e-12)
     assert [t.cnms for t in ours.terms] == [t.cnms for t in theirs.terms]
+
+
+def test_r_arithmetic_to_the_last_bit() -> None:
+    from vcheck.core.rmath import r_pow
+
+    # R 4.2.2: sprintf("%.17g", c(0.3, 1.7, -2.2, 5, 3.1)^3), and ^0.5
+    x = np.array([0.3, 1.7, -2.2, 5, 3.1])
+    cubes = [0.026999999999999996, 4.9129999999999994, -10.648000000000003, 125, 29.791000000000004]
+    np.testing.assert_array_equal(r_pow(x, np.full(5, 3.0)), cubes)
+    roots = r_pow(x, np.full(5, 0.5))
+    np.testing.assert_array_equal(
+        roots[[0, 1, 3, 4]], [0.54772255750516607, 1.3038404810405297, 2.2360679774997898, 1.7606816861659009]
+    )
+    assert np.isnan(roots[2])
+    np.testing.assert_array_equal(r_pow(x, np.full(5, 2.0)), x * x)
+    np.testing.assert_array_equal(r_pow(np.array([1.0, np.nan]), np.array([np.nan, 0.0])), [1.0, 1.0])
+
+
+@pytest.mark.r
+def test_arithmetic_in_x_is_lme4s_to_the_last_bit(frame: pd.DataFrame) -> None:
+    from vcheck import reference
+
+    formula = "y ~ scale(x) + exp(x/3) + log(x) + I(x^3) + I(x^2) + sin(x) + poly(x, 3) + (1|g)"
+    ours = quiet(formula, frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = reference.lFormula(formula, frame)
+    assert ours.X_names == list(theirs.X_names)
+    np.testing.assert_array_equal(ours.X, theirs.X)

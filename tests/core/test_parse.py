@@ -192,7 +192,8 @@ def test_fixed_part_is_what_nobars_leaves() -> None:
         ("", "malformed formula"),
         ("y ~ x", "no random effects terms specified"),
         ("y ~ x * (1|g)", "not a summand of the formula; vcheck takes random-effects terms only as summands"),
-        ("y ~ x + (1|factor(g))", "grouping factor 'factor\\(g\\)' is accepted by lme4 but not supported"),
+        ("y ~ x + (1|factor(g))", "vcheck takes grouping factors that are columns .* not 'factor\\(g\\)'"),
+        ("y ~ x + (1|TRUE)", "grouping factor 'TRUE' is a constant, not a column"),
         ("y ~ x + (1|(a/b))", "unparseable grouping factor"),
         ("y ~ x + (1|g|h)", "nested bars"),
         ("(1|g) ~ x + (1|g)", "bad response"),
@@ -262,3 +263,11 @@ def test_unsupported_constants_and_prefixes_say_so() -> None:
         parse_formula("y ~ x + NA + (1|g)")
     with pytest.raises(FormulaError, match="'splines::ns' is not called"):
         parse("y ~ splines::ns")
+
+
+def test_string_escapes_as_r_reads_and_deparses_them() -> None:
+    # R 4.2.2: deparse(quote(dummy(Sex, "Fe\"male"))), deparse(quote(f('it\'s'))), deparse(quote(f("a\\b")))
+    assert deparse(parse('dummy(Sex, "Fe\\"male")')) == 'dummy(Sex, "Fe\\"male")'
+    assert deparse(parse("f('it\\'s')")) == 'f("it\'s")'
+    assert deparse(parse('f("a\\\\b")')) == 'f("a\\\\b")'
+    assert deparse(parse('f("a\\nb")')) == 'f("a\\nb")'

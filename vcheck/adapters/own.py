@@ -7,7 +7,7 @@ designs they cost more than the fit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from vcheck.core.record import LmerFit
 
 
-def fit(formula: str, data: pd.DataFrame, REML: bool) -> LmerFit:
-    """`vcheck.lmer(formula, data, REML)` without condVar."""
+def fit(formula: str, data: pd.DataFrame, REML: bool, **lmer_args: Any) -> LmerFit:
+    """`vcheck.lmer(formula, data, REML, **lmer_args)` without condVar (lmer_args: weights, offset,
+    subset, na_action, contrasts, start, control)."""
     from vcheck.core.fit import lmer
 
-    return lmer(formula, data, REML=REML, condVar=False)
+    return lmer(formula, data, REML=REML, condVar=False, **lmer_args)

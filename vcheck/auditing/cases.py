@@ -49,6 +49,9 @@ class Case:
     name: str | None = None
     spec: dict[str, Any] | None = None
     features: tuple[str, ...] = ()  # what the case exercises: "unsorted", "nested", "boundary", ...
+    # lmer's further arguments as vcheck.lmer keywords, JSON-able: weights/offset as column names, subset
+    # as an R expression, na_action, contrasts, start, control ({} = lmer(formula, data, REML))
+    args: dict[str, Any] = field(default_factory=dict)
     _data: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -120,6 +123,8 @@ class Case:
                 out[key] = value
         if self.features:
             out["features"] = list(self.features)
+        if self.args:
+            out["args"] = dict(self.args)
         if with_data or (with_data is None and self.origin == "inline"):
             out["data"] = frame_to_json(self.data)
         return out
@@ -139,6 +144,7 @@ class Case:
             name=d.get("name"),
             spec=d.get("spec"),
             features=tuple(d.get("features", ())),
+            args=dict(d.get("args") or {}),
             _data=data,
         )
 
@@ -151,6 +157,7 @@ class Case:
             name=name or self.name or self.label,
             spec=self.spec,
             features=self.features,
+            args=dict(self.args),
             _data=(self.data if data is None else data).copy(),
         )
 

@@ -143,6 +143,9 @@ def _serve(conn: Any, fn: Callable[..., Any]) -> None:
             conn.send(("raised", type(exc).__name__, f"its answer cannot be sent back: {exc}"))
 
 
+#: processes kept for implementations called recently (an implementation, and one bound to a case's
+#: lmer arguments, which is a new callable per such case)
+KEEP = 2
 _CACHE: dict[tuple[int, float], Isolated] = {}
 
 
@@ -154,11 +157,15 @@ def call(fn: Callable[..., Any], args: tuple[Any, ...], timeout: float | None) -
         return _here(fn, args)
     key = (id(fn), float(timeout))
     runner = _CACHE.get(key)
-    if runner is None or runner.fn is not fn:
-        for other in _CACHE.values():  # one implementation at a time: the others' processes stop
-            other.close()
-        _CACHE.clear()
-        runner = _CACHE[key] = Isolated(fn, timeout)
+    if runner is not None and runner.fn is not fn:  # a new callable that reuses a dead one's id
+        _CACHE.pop(key).close()
+        runner = None
+    if runner is None:
+        while len(_CACHE) >= KEEP:  # the least recently used implementation's process stops
+            _CACHE.pop(next(iter(_CACHE))).close()
+        runner = Isolated(fn, timeout)
+    _CACHE.pop(key, None)
+    _CACHE[key] = runner  # most recently used last
     return runner(*args)
 
 

@@ -55,11 +55,13 @@ class LmeOracle:
             extras = "modes" if REML == self.case.REML else False
         cached = self._fits.get(REML)
         if cached is None or (extras and cached.ranef is None):
-            if self.server is not None:
+            if self.server is not None and not self.case.args:  # the server calls lmer without arguments
                 cached = self.server.fit(self.key, REML, extras)
             else:
                 t = time.perf_counter()
-                cached = reference.lmer(self.case.formula, self.case.data, REML, extras=extras)
+                cached = reference.lmer(
+                    self.case.formula, self.case.data, REML, extras=extras, **self.case.args
+                )
                 self.seconds += time.perf_counter() - t
             self._fits[REML] = cached
         return cached
@@ -71,13 +73,13 @@ class LmeOracle:
         """lme4's criterion at theta: lme4's deviance function in R (or the screen, for "vcheck")."""
         if self.how == "vcheck":
             return self.screen(theta, REML)
-        if self.server is not None:
+        if self.server is not None and not self.case.args:
             return self.server.criterion(self.key, theta, REML)
         t = time.perf_counter()
         if REML not in self._devfuns:
             from vcheck import reference
 
-            self._devfuns[REML] = reference.devfun(self.case.formula, self.case.data, REML)
+            self._devfuns[REML] = reference.devfun(self.case.formula, self.case.data, REML, **self.case.args)
         value = float(self._devfuns[REML](np.asarray(theta, dtype=float)))
         self.seconds += time.perf_counter() - t
         return value

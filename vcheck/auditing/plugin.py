@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
 from vcheck.core import theta
-from vcheck.core.errors import VcheckError
+from vcheck.core.errors import Unsupported, VcheckError
 from vcheck.core.record import LmerFit
 from vcheck.core.theta import cov_from_theta
 
@@ -348,3 +348,29 @@ def chol_psd(A: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
         return theta.chol_psd(A, rtol)
     except theta.NotPositiveSemidefinite as exc:
         raise PluginError(str(exc)) from None
+
+
+def bind_arguments(impl: Callable[..., Any], args: Mapping[str, Any], name: str = "") -> Callable[..., Any]:
+    """impl called with a case's lmer arguments (weights, offset, subset, na_action, contrasts, start,
+    control) as keywords: `impl(formula, data, REML, **args)`.  An implementation whose signature takes
+    none of them by name (nor **kwargs) is `Unsupported` for a case that carries one: the returned
+    callable raises it, naming the arguments."""
+    if not args:
+        return impl
+    import inspect
+
+    try:
+        params = inspect.signature(impl).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: no way to know, call it plainly
+        params = ()  # type: ignore[assignment]
+    takes_all = any(p.kind is p.VAR_KEYWORD for p in params)
+    named = {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    missing = [k for k in args if not takes_all and k not in named]
+
+    def call(formula: str, data: pd.DataFrame, REML: bool) -> Any:
+        if missing:
+            who = name or getattr(impl, "__name__", "the implementation")
+            raise Unsupported(f"{who} takes no {', '.join(missing)} argument (the case needs {dict(args)})")
+        return impl(formula, data, REML, **args)
+
+    return call

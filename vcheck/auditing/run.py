@@ -46,7 +46,7 @@ from vcheck.auditing.comparison import Comparison, compare
 from vcheck.auditing.kinds import Kind
 from vcheck.auditing.large import V_rows, root_kind
 from vcheck.auditing.oracle import LmeOracle
-from vcheck.auditing.plugin import Impl, PluginError, submission
+from vcheck.auditing.plugin import Impl, PluginError, bind_arguments, submission
 from vcheck.auditing.results import AuditResult, CaseResult, Finding, one_line
 from vcheck.core import tolerances
 from vcheck.core.errors import ArgumentError
@@ -101,7 +101,9 @@ def call_impl(
 
     t = time.perf_counter()
     try:
-        output, caught = isolate.call(impl, (case.formula, data.copy(), case.REML), timeout)
+        # a case's lmer arguments (weights, offset, ...) bound by name; Unsupported when impl takes none
+        bound = bind_arguments(impl, case.args, name)
+        output, caught = isolate.call(bound, (case.formula, data.copy(), case.REML), timeout)
     except NotImplementedError as exc:
         result.impl_seconds = time.perf_counter() - t
         text = str(exc)

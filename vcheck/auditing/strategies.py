@@ -164,3 +164,47 @@ def relabel_levels(case: Case, seed: int) -> Case:
         values = [mapping[v] for v in col.tolist()]
         data[name] = np.array(values, dtype=np.int64) if code == "int" else pd.Series(values, dtype="str")
     return case.inline(data, name=f"{case.label} relabelled({seed})")
+
+
+# --- lmer's further arguments -----------------------------------------------------------------------------
+@st.composite
+def argument_cases(draw: Callable[[st.SearchStrategy[Any]], Any], families: Sequence[str] = FAMILIES) -> Case:
+    """Cases that call lmer with further arguments (`Case.args`): prior weights (column "w_prior",
+    positive, spread over a factor up to 100), an offset (column "o_offset"), NA rows in the response
+    and the weights, a subset expression over a row-number column ("row_id %% k != j") and na.omit or
+    na.exclude.  Each is drawn independently, so a failing case shrinks toward the plain case."""
+    case = draw(cases(families))
+    data = case.data.copy()
+    n = len(data)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    response = case.formula.split("~", 1)[0].strip()
+    args: dict[str, Any] = {}
+    if draw(st.booleans()):
+        data["w_prior"] = np.exp(rng.uniform(-np.log(10), np.log(10), n)).round(6)
+        args["weights"] = "w_prior"
+    if draw(st.booleans()):
+        data["o_offset"] = rng.normal(0, 1, n).round(6)
+        args["offset"] = "o_offset"
+    if draw(st.booleans()) and response in data.columns:
+        y = data[response].astype(float).to_numpy(copy=True)
+        y[rng.choice(n, size=max(1, n // 20), replace=False)] = np.nan
+        data[response] = y
+        if "weights" in args:
+            w = data["w_prior"].to_numpy(copy=True)
+            w[rng.choice(n, size=1)] = np.nan
+            data["w_prior"] = w
+    if draw(st.booleans()):
+        k = draw(st.integers(5, 9))
+        data["row_id"] = np.arange(n)
+        args["subset"] = f"row_id %% {k} != {draw(st.integers(0, k - 1))}"
+    if draw(st.booleans()):
+        args["na_action"] = "na.exclude"
+    return Case(
+        formula=case.formula,
+        REML=case.REML,
+        origin="inline",
+        name=f"{case.label} with {', '.join(sorted(args)) or 'no arguments'}",
+        features=(*case.features, *(f"arg:{a}" for a in sorted(args))),
+        args=args,
+        _data=data,
+    )

@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import Any
 
+from vcheck.cli.arguments import lmer_kwargs
 from vcheck.cli.data import add_model_arguments, read_csv
 from vcheck.cli.data import fit_lme4 as _fit_lme4
 from vcheck.cli.data import fit_vcheck as _fit_vcheck
@@ -41,11 +42,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     data = read_csv(args.data)
     REML = not args.ml
-    mine = _fit_vcheck(args.formula, data, REML=REML)
-    ref = _fit_lme4(args.formula, data, REML=REML)
+    kwargs = lmer_kwargs(args)
+    mine = _fit_vcheck(args.formula, data, REML=REML, **kwargs)
+    ref = _fit_lme4(args.formula, data, REML=REML, **kwargs)
     result = compare(mine, ref)
     out = sys.stdout
     out.write(f"vcheck vs lme4: {args.formula}  ({'REML' if REML else 'ML'}, n = {ref.n})\n")
+    if kwargs:
+        out.write(f"arguments: {', '.join(f'{k}={v!r}' for k, v in kwargs.items())}\n")
     out.write(f"{versions_line(ref)}\n\n")
     estimates = [
         [e.name, value_text(e.mine), value_text(e.ref), diff_text(e)] for e in estimate_rows(mine, ref)

@@ -43,18 +43,18 @@ def read_csv(path: str) -> pd.DataFrame:
     return data
 
 
-def fit_vcheck(formula: str, data: pd.DataFrame, REML: bool) -> LmerFit:
-    """vcheck's own fit (`vcheck.core.fit.lmer`)."""
+def fit_vcheck(formula: str, data: pd.DataFrame, REML: bool, **kwargs: Any) -> LmerFit:
+    """vcheck's own fit (`vcheck.core.fit.lmer`); kwargs: lmer's further arguments (cli.arguments)."""
     from vcheck.core.fit import lmer
 
-    return lmer(formula, data, REML=REML)
+    return lmer(formula, data, REML=REML, **kwargs)
 
 
-def fit_lme4(formula: str, data: pd.DataFrame, REML: bool) -> LmerFit:
-    """lme4's fit, live through rpy2 (`vcheck.reference.lmer`)."""
+def fit_lme4(formula: str, data: pd.DataFrame, REML: bool, **kwargs: Any) -> LmerFit:
+    """lme4's fit, live through rpy2 (`vcheck.reference.lmer`), with the same further arguments."""
     from vcheck import reference
 
-    return reference.lmer(formula, data, REML=REML)
+    return reference.lmer(formula, data, REML=REML, **kwargs)
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,3 +62,6 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("formula", metavar="FORMULA", help="lme4 formula, e.g. 'Reaction ~ Days + (Days|Subject)'")
     p.add_argument("--data", required=True, metavar="FILE.csv", help="the data as CSV ('-' reads stdin)")
     p.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    from vcheck.cli.arguments import add_lmer_arguments  # --weights, --offset, --subset, ...
+
+    add_lmer_arguments(p)

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from vcheck.cli.arguments import lmer_kwargs
 from vcheck.cli.data import add_model_arguments, fit_vcheck, read_csv
 from vcheck.cli.status import EXIT_OK
 
@@ -27,7 +28,7 @@ def register(sub: Any) -> None:
 def cmd_fit(args: argparse.Namespace) -> int:
     """Fit with vcheck and print lme4's summary layout (or JSON)."""
     data = read_csv(args.data)
-    fit = fit_vcheck(args.formula, data, REML=not args.ml)
+    fit = fit_vcheck(args.formula, data, REML=not args.ml, **lmer_kwargs(args))
     if args.json:
         from vcheck.report.summary import fit_to_dict
 

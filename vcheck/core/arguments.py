@@ -7,12 +7,10 @@
 - `na_action`: "na.omit" (drop rows with NA), "na.exclude" (drop them, but fitted() and residuals()
   are padded back with NA at those rows), "na.fail" (an NA in a variable of the model is an error).
   R's "na.pass" keeps NA rows, which lmer cannot fit: refused.
-- `start`: starting theta, a vector or {"theta": vector} (lme4's `start`; "fixef" is for glmer).
+`start` and `control` are read by `vcheck.core.control` (start_vector, LmerControl).
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,10 +32,11 @@ def column_or_array(spec: object, data: pd.DataFrame, what: str) -> np.ndarray |
         series = data[spec]
         source = f"column {spec!r}"
     else:
-        series = pd.Series(spec.to_numpy() if isinstance(spec, pd.Series) else np.asarray(spec))
+        values = spec.to_numpy() if isinstance(spec, pd.Series) else np.asarray(spec)
         source = "the array"
-        if series.ndim != 1 or len(series) != len(data):
-            raise DataError(f"{what}: {source} has length {np.size(spec)}, the data has {len(data)} rows")
+        if values.ndim != 1 or len(values) != len(data):
+            raise DataError(f"{what}: {source} has length {values.size}, the data has {len(data)} rows")
+        series = pd.Series(values)
     if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
         raise DataError(f"{what}: {source} must be numeric, it has dtype {series.dtype}")
     return series.astype("float64").to_numpy(dtype=float, na_value=np.nan)
@@ -64,25 +63,3 @@ def check_na_action(na_action: str) -> str:
     if na_action not in NA_ACTIONS:
         raise DataError(f"na_action must be one of {', '.join(NA_ACTIONS)}, not {na_action!r}")
     return na_action
-
-
-def start_theta_arg(start: object, n_theta: int) -> np.ndarray | None:
-    """lmer's `start`: None, a theta vector, or a mapping with key "theta" (lme4 refuses other keys for
-    lmer, e.g. "fixef")."""
-    if start is None:
-        return None
-    if isinstance(start, Mapping):
-        extra = sorted(set(start) - {"theta"})
-        if extra:
-            raise DataError(f"start may only hold 'theta' for lmer, not {', '.join(map(repr, extra))}")
-        if "theta" not in start:
-            return None
-        start = start["theta"]
-    if isinstance(start, str) or not isinstance(start, Sequence | np.ndarray | pd.Series):
-        raise DataError(f"start must be a theta vector or {{'theta': vector}}, not {type(start).__name__}")
-    theta = np.asarray(start, dtype=float).ravel()
-    if theta.size != n_theta:
-        raise DataError(f"start has {theta.size} values; the model has {n_theta} theta parameters")
-    if not np.all(np.isfinite(theta)):
-        raise DataError("start must be finite")
-    return theta

@@ -21,6 +21,7 @@ import numpy as np
 
 from vcheck.core.errors import DataError, FormulaError
 from vcheck.core.linpack import dqrdc2, qr_qy
+from vcheck.core.rmath import r_pow
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ def poly(x: np.ndarray, degree: int, raw: bool = False, coefs: dict[str, Any] | 
         raise DataError("'degree' must be at least 1")
     names = tuple(str(j) for j in range(1, degree + 1))
     if raw:  # R allows NA here (the rows are NA)
-        return Basis(x[:, None] ** np.arange(1, degree + 1)[None, :], names, {"raw": True})
+        powers = r_pow(x[:, None], np.arange(1, degree + 1, dtype=float)[None, :])  # outer(x, 1:d, "^")
+        return Basis(powers, names, {"raw": True})
     if coefs is None:
         if np.isnan(x).any():
             raise DataError("missing values are not allowed in 'poly'")
@@ -75,7 +77,7 @@ def poly(x: np.ndarray, degree: int, raw: bool = False, coefs: dict[str, Any] | 
             raise DataError("'degree' must be less than number of unique points")
         xbar = float(np.mean(x))
         xc = x - xbar
-        vander = xc[:, None] ** np.arange(degree + 1)[None, :]
+        vander = r_pow(xc[:, None], np.arange(degree + 1, dtype=float)[None, :])  # outer(x, 0:d, "^")
         qr, qraux, rank, _ = dqrdc2(vander, 1e-7)
         if rank < degree:
             raise DataError("'degree' must be less than number of unique points")

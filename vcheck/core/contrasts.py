@@ -18,12 +18,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from vcheck.core.contr_poly import contr_poly  # R's arithmetic, bit for bit
 from vcheck.core.errors import DataError
 
 CONTRASTS = ("contr.treatment", "contr.sum", "contr.helmert", "contr.poly", "contr.SAS")
 
 
 def contr_treatment(levels: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
+    """`contr.treatment(levels)`: (nlevels, nlevels-1), the first level is the baseline."""
     k = len(levels)
     return np.eye(k)[:, 1:], list(levels[1:])
 
@@ -48,10 +50,8 @@ def contr_helmert(levels: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
     return m, [str(j) for j in range(1, k)]
 
 
-def contr_poly(levels: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
-    from vcheck.core.model_matrix import contr_poly as _poly  # R's arithmetic, bit for bit
-
-    return _poly(len(levels))
+def _contr_poly_levels(levels: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
+    return contr_poly(len(levels))
 
 
 _BY_NAME = {
@@ -59,7 +59,7 @@ _BY_NAME = {
     "contr.SAS": contr_SAS,
     "contr.sum": contr_sum,
     "contr.helmert": contr_helmert,
-    "contr.poly": contr_poly,
+    "contr.poly": _contr_poly_levels,
 }
 
 

@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from vcheck.core import arguments
+from vcheck.core import arguments, xchecks
 from vcheck.core.contrasts import check_contrasts
-from vcheck.core.control import Control, parse_control
-from vcheck.core.errors import DataError, FormulaError
+from vcheck.core.control import Control, apply_check, parse_control
+from vcheck.core.errors import DataError, FormulaError, Unsupported
 from vcheck.core.factors import Factor, interaction
 from vcheck.core.model_frame import Logical, ModelFrame, Value, model_frame
 from vcheck.core.model_matrix import drop_rank_deficient, model_matrix, scale_problem
@@ -156,16 +156,9 @@ def _build_Lambdat(blocks: list[_Block]) -> tuple[sp.csc_matrix, np.ndarray, np.
     return Lambdat, Lind, theta, lower
 
 
-class CheckWarning(UserWarning):
-    """One of lme4's design checks (check.* = "warning") failed."""
-
-
-def _act(action: str, msg: str) -> None:
-    """lme4's check action: "stop" raises, "warning"/"message" warn, "ignore" does nothing."""
-    if action == "stop":
-        raise DataError(msg)
-    if action in ("warning", "message"):
-        warnings.warn(msg, CheckWarning, stacklevel=3)
+def _act_check(action: str, msg: str) -> None:
+    """lme4's check actions (`vcheck.core.control.apply_check`); "stop" raises DataError."""
+    apply_check(action, msg, DataError)
 
 
 def _check_levels(flist: dict[str, Factor], n: int, ctrl: Control) -> None:
@@ -173,11 +166,11 @@ def _check_levels(flist: dict[str, Factor], n: int, ctrl: Control) -> None:
     few = {name: f.nlevels for name, f in flist.items() if f.nlevels < 2}
     if few:
         detail = ", ".join(f"{name!r} has {k} level{'s' if k != 1 else ''}" for name, k in few.items())
-        _act(ctrl.check("check.nlev.gtr.1"), f"grouping factors must have > 1 sampled level: {detail}")
+        _act_check(ctrl.check("check.nlev.gtr.1"), f"grouping factors must have > 1 sampled level: {detail}")
     many = {name: f.nlevels for name, f in flist.items() if f.nlevels >= n}
     if many:
         detail = ", ".join(f"{name!r} has {k} levels" for name, k in many.items())
-        _act(
+        _act_check(
             ctrl.check("check.nobs.vs.nlev"),
             "number of levels of each grouping factor must be < number of observations "
             f"(problems: {detail}; {n} observations)",
@@ -189,7 +182,7 @@ def _check_Zdims(blocks: list[_Block], n: int, ctrl: Control) -> None:
     for b in blocks:
         q_i = b.factor.nlevels * len(b.cnms)
         if q_i >= n:
-            _act(
+            _act_check(
                 ctrl.check("check.nobs.vs.nRE"),
                 f"number of observations (={n}) <= number of random effects (={q_i}) for term "
                 f"({b.bar.label}); the random-effects parameters and the residual variance are probably "
@@ -282,19 +275,14 @@ def lFormula(
 
     X, X_names = model_matrix(fixed_terms, frame.values, n, contr)
     messages: list[str] = []
-    X, X_names, dropped = drop_rank_deficient(X, X_names, tol=1e-7)
-    if dropped:
-        k = len(dropped)
-        msg = (
-            f"fixed-effect model matrix is rank deficient so dropping {k} column{'s' if k > 1 else ''} / "
-            f"coefficient{'s' if k > 1 else ''}: {', '.join(dropped)}"
-        )
-        messages.append(msg)
-        warnings.warn(msg, RankDeficiencyWarning, stacklevel=2)
-    scale_msg = scale_problem(X, X_names)
-    if scale_msg:
-        messages.append(scale_msg)
-        warnings.warn(scale_msg, ScaleWarning, stacklevel=2)
+    X, X_names, dropped = _rank_check(X, X_names, ctrl.check_rankX, messages)
+    _scale_check(X, X_names, ctrl.check_scaleX, messages)
+    for msg in (
+        xchecks.check_rankZ(Zt, n, ctrl.check_nobs_vs_rankZ),
+        xchecks.check_nlev_gtreq_5({k: f.nlevels for k, f in flist.items()}, ctrl.check_nlev_gtreq_5),
+    ):
+        if msg:
+            messages.append(msg)
 
     terms_out = []
     theta_start = 0
@@ -337,6 +325,47 @@ def _offset(frame: ModelFrame) -> np.ndarray | None:
     return None if total is None or np.all(total == 0.0) else total
 
 
+def _rank_check(
+    X: np.ndarray, names: list[str], kind: str, messages: list[str]
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """lme4's check.rankX: the default drops rank-deficient columns with a message naming them; other
+    kinds (silent/warn drop, stop.deficient, ignore) as `vcheck.core.xchecks.check_rankX`."""
+    if kind == "ignore" and X.shape[1] and xchecks.qr_rank(X, xchecks.RANK_TOL)[0] < X.shape[1]:
+        raise DataError(
+            "check.rankX = 'ignore' keeps a rank-deficient X, on which lme4's PLS stops ('Downdated VtV "
+            "is not positive definite'): no fit exists to compare"
+        )
+    if kind != "message+drop.cols":
+        X, names, dropped, msg = xchecks.check_rankX(X, names, kind)
+        if msg:
+            messages.append(msg)
+        return X, names, dropped
+    X, names, dropped = drop_rank_deficient(X, names, tol=1e-7)
+    if dropped:
+        k = len(dropped)
+        msg = (
+            f"fixed-effect model matrix is rank deficient so dropping {k} column{'s' if k > 1 else ''} / "
+            f"coefficient{'s' if k > 1 else ''}: {', '.join(dropped)}"
+        )
+        messages.append(msg)
+        warnings.warn(msg, RankDeficiencyWarning, stacklevel=3)
+    return X, names, dropped
+
+
+def _scale_check(X: np.ndarray, names: list[str], kind: str, messages: list[str]) -> None:
+    """lme4's check.scaleX: "warning" (default), "stop", "ignore"; the rescaling kinds change X and
+    beta's scale, which vcheck does not reproduce (Unsupported)."""
+    if kind in ("warning", "stop", "ignore"):
+        msg = scale_problem(X, names) if kind != "ignore" else None
+        if msg and kind == "stop":
+            raise DataError(msg)
+        if msg:
+            messages.append(msg)
+            warnings.warn(msg, ScaleWarning, stacklevel=3)
+        return
+    raise Unsupported(f"control check.scaleX = {kind!r}: vcheck does not reproduce lme4's rescaling of X")
+
+
 def _frame_variables(parsed: ParsedFormula, fixed: Terms, lhs: list[Terms]) -> list[Node]:
     """The model frame's variables (R's `model.frame(subbars(formula))`): response, fixed-part variables,
     random-term variables and the grouping columns."""
@@ -367,14 +396,14 @@ def start_theta(design: Design) -> np.ndarray:
     all_intercepts = all(t.cnms == ("(Intercept)",) for t in design.terms)
     if not all_intercepts or len(design.flist) != len(design.lower):
         return theta
+    from vcheck.core.rstats import r_ave, r_var  # R's mean/var to the last bit: lme4's exact start
+
     y = design.y
     v = []
     for t in design.terms:
         codes = np.asarray(design.flist[t.group].codes)
-        sums = np.bincount(codes, weights=y, minlength=t.nlevels)
-        counts = np.bincount(codes, minlength=t.nlevels)
-        v.append(float(np.var((sums / counts)[codes], ddof=1)))
-    v_e = float(np.var(y, ddof=1)) - sum(v)
+        v.append(r_var(r_ave(y, codes, t.nlevels)))
+    v_e = r_var(y) - sum(v)
     if not np.isfinite(v_e) or v_e <= 0:
         return theta
     rel = np.array(v) / v_e

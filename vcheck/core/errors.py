@@ -40,5 +40,8 @@ class RError(VcheckError, RuntimeError):
         return (type(self), (self.r_message, self.call))  # pickles (to and from worker processes) intact
 
 
-class Unsupported(VcheckError):
-    """An implementation (or vcheck itself) does not support an argument or feature a case needs."""
+class Unsupported(VcheckError, NotImplementedError):
+    """An implementation (or vcheck itself) does not support an argument or feature a case needs.
+
+    In an audit it is not a finding: the report lists it once, outside the implementation's
+    capabilities (a NotImplementedError from a plug-in is treated the same way)."""

@@ -21,11 +21,10 @@ import scipy.sparse as sp
 
 import vcheck
 from vcheck.core import optimize
-from vcheck.core.arguments import start_theta_arg
 from vcheck.core.blocks import Factor
-from vcheck.core.control import Control, parse_control
+from vcheck.core.control import LmerControl, parse_control, start_vector
 from vcheck.core.deviance import Devfun, criterion, sigma
-from vcheck.core.errors import DataError, Unsupported
+from vcheck.core.errors import DataError
 from vcheck.core.record import Design, LmerFit
 from vcheck.core.theta import relative_factor
 from vcheck.core.threads import single_threaded
@@ -45,7 +44,7 @@ def lmer(
     na_action: str = "na.omit",
     contrasts: Mapping[str, str] | None = None,
     start: object = None,
-    control: Mapping[str, Any] | Control | None = None,
+    control: Mapping[str, Any] | LmerControl | None = None,
     condVar: bool = True,
 ) -> LmerFit:
     """Fit a linear mixed model as `lme4::lmer(formula, data, REML, weights=, offset=, subset=,
@@ -80,62 +79,27 @@ def fit_design(
     REML: bool = True,
     *,
     condVar: bool = True,
-    start: object = None,
-    control: Mapping[str, Any] | Control | None = None,
+    control: Mapping[str, Any] | LmerControl | None = None,
+    start: Any = None,
 ) -> LmerFit:
-    """Optimize the profiled criterion of a design (lme4's `optimizeLmer`) and build the fit record."""
+    """Optimize the profiled criterion of a design (lme4's `optimizeLmer` under `control`, an
+    lmerControl-like mapping, from `start`: theta or {"theta": theta}) and build the fit record."""
     from vcheck.core.design import start_theta
 
     ctrl = parse_control(control)
     fn = Devfun(design, REML=REML)
-    theta0 = start_theta_arg(start, len(design.lower))
-    if theta0 is None:
-        theta0 = start_theta(design)
-    elif np.any(theta0 < design.lower):
-        raise DataError(f"start theta {list(theta0)} is below the lower bounds {list(design.lower)}")
-    opt = _optimize(fn, theta0, design.lower, ctrl)
-    fit = fit_at(fn, opt.theta, condVar=condVar)
-    fit.optinfo.update(
-        {
-            "optimizer": ctrl.optimizer,
-            "algorithm": "NLOPT_LN_BOBYQA",
-            "control": ctrl.as_r(),
-            "feval": opt.feval,
-            "message": opt.message,
-            "conv": opt.conv,
-            "status": opt.status,
-            "restarted": opt.restarted,
-            "snapped": list(opt.snapped),
-            "evaluations": opt.evaluations,
-            "start": [float(t) for t in np.asarray(opt.start)],
-            "warnings": (
-                [] if opt.conv == 0 else [f"convergence code {opt.conv} from nloptwrap: {opt.message}"]
-            )
-            + (
-                [
-                    f"the PLS system was numerically not positive definite at {len(fn.failures)} theta(s) "
-                    "(criterion +inf there; lme4 would stop with 'Downdated VtV is not positive definite')"
-                ]
-                if fn.failures
-                else []
-            ),
-            # what lme4's checkConv says of a boundary fit (its derivative checks are not reproduced)
-            "lme4_messages": [SINGULAR_MESSAGE] if fit.singular else [],
-        }
-    )
-    return fit
-
-
-def _optimize(fn: Devfun, theta0: np.ndarray, lower: np.ndarray, ctrl: Control) -> optimize.OptResult:
-    """lme4's optimizeLmer with control's optimizer, optCtrl, restart_edge and boundary.tol."""
-    if ctrl.optimizer != "nloptwrap" or ctrl.optCtrl:
-        raise Unsupported(
-            f"control optimizer={ctrl.optimizer!r} optCtrl={ctrl.optCtrl!r}: vcheck runs lme4's default "
-            "nloptwrap (LN_BOBYQA, xtol_abs = ftol_abs = 1e-8) only, so far"
+    theta0 = start_theta(design) if start is None else start_vector(start, design.lower)
+    if np.any(theta0 < design.lower):
+        raise DataError(
+            f"start theta {list(theta0)} is below the lower bounds {list(design.lower)} "
+            "(lme4 refuses it too: at least one element in x0 < lb)"
         )
-    return optimize.optimize_lmer(
-        fn, theta0, lower, restart_edge=ctrl.restart_edge, boundary_tol=ctrl.boundary_tol
-    )
+    opt = optimize.optimize_lmer(fn, theta0, design.lower, ctrl)
+    fit = fit_at(fn, opt.fit_theta if opt.fit_theta is not None else opt.theta, condVar=condVar)
+    fit.optinfo.update(optimize.optinfo(opt, ctrl, design.lower, failures=len(fn.failures)))
+    if ctrl.use_last_params:  # lme4's devcomp takes the criterion from opt$fval, the rest from pp's state
+        fit.criterion, fit.logLik = opt.fval, -opt.fval / 2.0
+    return fit
 
 
 @single_threaded

@@ -77,6 +77,13 @@ def constant(node: Node, text: str) -> Any:
     raise FormulaError(f"formula {text!r}: argument {deparse(node)!r} must be a literal for vcheck")
 
 
+def _logical(value: Any, what: str, text: str) -> bool:
+    """R's `if (value)`: TRUE/FALSE or a number; a string is "not interpretable as logical"."""
+    if isinstance(value, bool | float):
+        return bool(value)
+    raise FormulaError(f"formula {text!r}: {what} = {value!r}: argument is not interpretable as logical")
+
+
 def _int(value: Any, what: str, text: str) -> int:
     if isinstance(value, bool) or not isinstance(value, float) or value != int(value):
         raise FormulaError(f"formula {text!r}: {what} must be a whole number, not {value!r}")
@@ -108,7 +115,7 @@ def evaluate_call(ev: Evaluator, node: Call) -> np.ndarray | Factor | Basis | No
         if "x" not in a:
             raise FormulaError(f"formula {text!r}: poly() needs a variable")
         degree = _int(constant(a["degree"], text), "poly()'s degree", text) if "degree" in a else 1
-        raw = bool(constant(a["raw"], text)) if "raw" in a else False
+        raw = _logical(constant(a["raw"], text), "raw", text) if "raw" in a else False
         if "coefs" in a:
             raise FormulaError(f"formula {text!r}: poly(coefs = ) is not supported by vcheck")
         return poly(ev.numeric(a["x"]), degree, raw=raw)
@@ -124,7 +131,7 @@ def evaluate_call(ev: Evaluator, node: Call) -> np.ndarray | Factor | Basis | No
         kw: dict[str, Any] = {
             "df": df,
             "knots": consts.get("knots"),
-            "intercept": bool(consts.get("intercept", False)),
+            "intercept": _logical(consts.get("intercept", False), "intercept", text),
             "boundary": consts.get("Boundary.knots"),
         }
         x = ev.numeric(a["x"])

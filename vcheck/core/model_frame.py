@@ -12,6 +12,7 @@ column (the data come first, as in R); as a term of their own R refuses them (on
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from vcheck.core.errors import DataError, FormulaError
 from vcheck.core.factors import Factor, as_factor
 from vcheck.core.frame_calls import evaluate_call, strip_package
 from vcheck.core.rexpr import Call, Node, Num, Str, Sym, deparse, symbols
+from vcheck.core.rmath import libm, r_pow
 
 Value = np.ndarray | Factor | Basis
 
@@ -31,17 +33,22 @@ BASE_CONSTANTS = {"T": True, "F": False, "pi": float(np.pi)}
 
 _LOGICAL_LEVELS = ("FALSE", "TRUE")
 
+
+_log = libm(math.log, np.log)
+_log2 = libm(math.log2, np.log2)
+_log10 = libm(math.log10, np.log10)
+
 _UNARY_FUNCS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "log2": np.log2,
-    "log10": np.log10,
-    "log1p": np.log1p,
-    "exp": np.exp,
-    "expm1": np.expm1,
-    "sqrt": np.sqrt,
+    "log2": _log2,
+    "log10": _log10,
+    "log1p": libm(math.log1p, np.log1p),
+    "exp": libm(math.exp, np.exp),
+    "expm1": libm(math.expm1, np.expm1),
+    "sqrt": np.sqrt,  # correctly rounded in both
     "abs": np.abs,
-    "sin": np.sin,
-    "cos": np.cos,
-    "tan": np.tan,
+    "sin": libm(math.sin, np.sin),
+    "cos": libm(math.cos, np.cos),
+    "tan": libm(math.tan, np.tan),
     "floor": np.floor,
     "ceiling": np.ceil,
     "as.numeric": lambda x: x,
@@ -52,10 +59,12 @@ _ARITH: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "-": np.subtract,
     "*": np.multiply,
     "/": np.divide,
-    "^": np.power,
+    "^": r_pow,
     "%%": np.mod,
     "%/%": np.floor_divide,
 }
+
+
 _COMPARE: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "==": np.equal,
     "!=": np.not_equal,
@@ -103,6 +112,12 @@ def column_value(data: pd.DataFrame, name: str) -> Value:
     raise DataError(f"column {name!r} has dtype {dtype}, which has no R model-frame type")
 
 
+_EVALUATED = (
+    "vcheck evaluates arithmetic, I(), log/exp/sqrt-like functions, scale(), factor(), poly(), ns(), bs(), "
+    "dummy(), offset() and as.numeric() only"
+)
+
+
 class Evaluator:
     """Evaluate R expressions over the columns of one DataFrame (all rows)."""
 
@@ -118,7 +133,7 @@ class Evaluator:
 
     def unsupported(self, node: Node, why: str = "") -> FormulaError:
         return FormulaError(
-            f"formula {self.formula!r}: {deparse(node)!r} is accepted by R but not supported by vcheck"
+            f"formula {self.formula!r}: vcheck does not evaluate {deparse(node)!r}"
             + (f" ({why})" if why else "")
         )
 
@@ -178,20 +193,23 @@ class Evaluator:
                 # R's logbase: log2/log10 for those bases, else log(x)/log(base)
                 x, base = self.numeric(args[0]), self.numeric(args[1])
                 if np.all(base == 2):
-                    return np.log2(x)
+                    return _log2(x)
                 if np.all(base == 10):
-                    return np.log10(x)
-                return np.log(x) / np.log(base)
+                    return _log10(x)
+                return _log(x) / _log(base)
             if len(args) == 1:
-                return np.log(self.numeric(args[0]))
+                return _log(self.numeric(args[0]))
         if fn in _UNARY_FUNCS and len(args) == 1:
             return _UNARY_FUNCS[fn](self.numeric(args[0]))
         if fn == "scale" and len(args) == 1:
             x = self.numeric(args[0])
             ok = ~np.isnan(x)
-            centred = x - x[ok].mean()
-            sd = np.sqrt(np.sum(centred[ok] ** 2) / max(1, ok.sum() - 1))
-            return centred / sd
+            # R's scale(): colMeans and sum() accumulate left to right in long double
+            m = int(ok.sum())
+            centred = x - float(np.cumsum(x[ok], dtype=np.longdouble)[-1] / m) if m else x
+            squares = centred[ok] * centred[ok]
+            ss = float(np.cumsum(squares, dtype=np.longdouble)[-1]) if m else np.nan
+            return centred / math.sqrt(ss / max(1, m - 1))
         if fn in _ARITH and len(args) == 2:
             with np.errstate(all="ignore"):
                 return _ARITH[fn](self.numeric(args[0]), self.numeric(args[1]))
@@ -207,7 +225,8 @@ class Evaluator:
             if isinstance(v, Logical):
                 return Logical(np.where(v.codes < 0, -1, 1 - v.codes), v.levels)
         raise self.unsupported(
-            node, "vcheck evaluates arithmetic, I(), log/exp/sqrt-like functions, scale() and factor() only"
+            node,
+            _EVALUATED,
         )
 
 

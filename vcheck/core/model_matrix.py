@@ -3,7 +3,9 @@
 Columns, for each term in R's order: a numeric variable is one column named by its expression
 (`Days`, `I(age^2)`, `log(x)`); a factor coded by contrasts gives `contr.treatment` columns named
 variable + level (`cltypesmall class`) or, when ordered, `contr.poly` columns `.L .Q .C ^4 ...`; a factor
-coded by dummies gives one column per level.  In an interaction the first variable varies fastest and names
+coded by dummies gives one column per level; a matrix variable (poly, ns, bs, dummy: `core.basis`) gives
+its columns, named expression + column name (`poly(x, 2)1`), or the expression alone when it has one
+column (`dummy(Sex, "Female")`).  In an interaction the first variable varies fastest and names
 join with ":".  Without an intercept, the first factor of the first term that has one is coded by dummies
 (R's model.c).  (formulaic names and codes differently, e.g. `g[T.b]`, so this follows R directly.)
 
@@ -20,10 +22,11 @@ from collections.abc import Mapping
 import numpy as np
 
 from vcheck.core.basis import Basis
+from vcheck.core.contr_poly import contr_poly
 from vcheck.core.contrasts import contrast_matrix
 from vcheck.core.errors import DataError
 from vcheck.core.factors import Factor
-from vcheck.core.linpack import dqrdc2, qr_qy
+from vcheck.core.linpack import dqrdc2
 from vcheck.core.model_frame import Logical, Value
 from vcheck.core.terms import Terms
 
@@ -32,27 +35,6 @@ def contr_treatment(levels: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:
     """`contr.treatment(levels)`: (nlevels, nlevels-1), the first level is the baseline."""
     k = len(levels)
     return np.eye(k)[:, 1:], list(levels[1:])
-
-
-def contr_poly(k: int) -> tuple[np.ndarray, list[str]]:
-    """`contr.poly(k)`: orthonormal polynomials in scores 1..k, columns `.L .Q .C ^4 ...`.
-
-    R takes the QR of the centred Vandermonde matrix V = QR (LINPACK) and uses Q diag(R) with unit
-    columns.  We repeat R's arithmetic step by step (sequential sums as reference BLAS does them), so
-    the values are R's to the last bit.
-    """
-    scores = np.arange(1, k + 1, dtype=float)
-    y = scores - scores.mean()
-    vander = np.ones((k, k))
-    for j in range(1, k):
-        vander[:, j] = y * y if j == 2 else y**j
-    qr, qraux, rank, _ = dqrdc2(vander, 1e-7, sequential=True)
-    raw = qr_qy(qr, qraux, rank, np.diag(np.diag(qr)), sequential=True)
-    # R's sum(): squares in double, accumulated in long double
-    norms = np.array([math.sqrt(float(sum(np.longdouble(v * v) for v in col))) for col in raw.T.tolist()])
-    contr = raw / norms[None, :]
-    names = [".L", ".Q", ".C"] + [f"^{i}" for i in range(4, k)]
-    return contr[:, 1:], names[: k - 1]
 
 
 def _coding(

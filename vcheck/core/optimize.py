@@ -1,69 +1,66 @@
-"""lme4 1.1-31's optimization of the profiled criterion: `optimizeLmer` with the default `nloptwrap`.
+"""lme4 1.1-31's optimization of the profiled criterion: `optimizeLmer` and `optwrap`, under an `LmerControl`.
 
-- Start: `vcheck.core.design.start_theta` (mkLmerDevfun's variance-ratio start for scalar intercept terms).
-- Optimizer (`nloptwrap`): nlopt's LN_BOBYQA with lower bounds `lower`, no upper bounds, xtol_abs =
-  ftol_abs = 1e-8, xtol_rel = 1e-4 (nloptr's default, which lme4 does not override), maxeval = 1e5 and
-  nlopt's own initial step.  `feval` is the optimizer's evaluation count; lme4 reports conv = status
-  when status < 0 or status == 5 (maxeval), else 0.
-- Restart at the edge (`optimizeLmer`, restart_edge = TRUE): if any theta sits exactly on its lower
-  bound, the one-sided slope (f(theta + 1e-5 e_i) - f(theta)) / 1e-5 is taken for each; if any is
-  negative, BOBYQA runs again from the optimum (its feval replaces the first one's).
-- Boundary snap (`check.boundary`, boundary.tol = 1e-5): each theta within (0, 1e-5) of its bound is
-  moved onto it, in order and cumulatively, when that trial (earlier snaps included) is below the
-  criterion of the unsnapped optimum.
+- Start: `vcheck.core.design.start_theta` (mkLmerDevfun's variance-ratio start for scalar intercept
+  terms) unless the caller gives one.
+- optwrap: the optimizer (`vcheck.core.optimizers`: nloptwrap, bobyqa or Nelder_Mead) with lower bounds
+  `lower` and upper bounds +Inf; a nonzero conv gives the warning "convergence code <conv> from
+  <optimizer>: <message>".  With calc.derivs, `deriv12` at the answer (`vcheck.core.derivs`; not
+  counted in feval); then fn(par) once more (unless use.last.params).
+- Restart at the edge (restart_edge): if any theta of the devfun's current state sits exactly on its
+  lower bound, the one-sided slope (f(theta + 1e-5 e_i) - f(theta)) / 1e-5 is taken for each; if any is
+  negative, optwrap runs again from the answer (its feval replaces the first one's).
+- Boundary snap (`check.boundary`, boundary.tol = 1e-5): each theta within (0, tol) of its bound is
+  moved onto it, in order and cumulatively, when that trial is below the unsnapped answer's criterion.
+- optimizer None (R's NULL): the start is the answer, fval = fn(start), conv = 1000, "no optimization".
 - Singular (`isSingular`): any theta whose lower bound is 0 is below `tolerances.SINGULAR_TOL` (1e-4).
 
-lme4's default `calc.derivs = TRUE` then evaluates finite-difference derivatives for its convergence
-checks; they do not move theta and are not counted in feval, and vcheck does not compute them.
+Fed lme4's own criterion values, each optimizer here evaluates lme4's points bit for bit and as many
+(tests/reference/test_optimizers_live.py).  vcheck's criterion differs from lme4's in the last bits
+(about 1e-12 on 2e3), which Nelder-Mead only sees when a comparison is a near tie, and which BOBYQA's
+quadratic models carry into every later point (theta ~1e-9 apart).  On a flat or nearly symmetric
+criterion those differences can send the path elsewhere: on lme4's test-isSingular.R model both
+grouping factors are the same factor, the two intercept variances nearly exchangeable, and at
+evaluation 19 BOBYQA swaps them; lme4 stops after 416 evaluations, vcheck after 755 with a REML
+criterion 6.1e-4 lower (with the data rounded to 15 digits, 698 against 450, vcheck 3.7e-4 higher).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-import nlopt
 import numpy as np
 
-from vcheck.core import tolerances
+from vcheck.core import optimizers, tolerances
+from vcheck.core.control import LmerControl
+from vcheck.core.derivs import check_conv, deriv12
+from vcheck.core.optimizers import NLOPTR_MESSAGES, NLOPTWRAP_DEFAULTS
 
-#: nloptwrap's settings in lme4 1.1-31 (`environment(nloptwrap)$defaultControl`) plus nloptr's xtol_rel
-NLOPTWRAP = {"xtol_abs": 1e-8, "ftol_abs": 1e-8, "xtol_rel": 1e-4, "maxeval": 100_000}
+#: nloptwrap's settings in lme4 1.1-31 plus nloptr's xtol_rel (kept for callers of the old name)
+NLOPTWRAP = {**NLOPTWRAP_DEFAULTS, "xtol_rel": 1e-4}
 #: `optimizeLmer`'s step for the one-sided boundary slope
 RESTART_STEP = 1e-5
 #: `lmerControl()$boundary.tol`
 BOUNDARY_TOL = 1e-5
 
-#: nloptr's status messages, as lme4 stores them in optinfo$message
-NLOPTR_MESSAGES = {
-    1: "NLOPT_SUCCESS: Generic success return value.",
-    2: "NLOPT_STOPVAL_REACHED: Optimization stopped because stopval (above) was reached.",
-    3: "NLOPT_FTOL_REACHED: Optimization stopped because ftol_rel or ftol_abs (above) was reached.",
-    4: "NLOPT_XTOL_REACHED: Optimization stopped because xtol_rel or xtol_abs (above) was reached.",
-    5: "NLOPT_MAXEVAL_REACHED: Optimization stopped because maxeval (above) was reached.",
-    6: "NLOPT_MAXTIME_REACHED: Optimization stopped because maxtime (above) was reached.",
-    -1: "NLOPT_FAILURE: Generic failure code.",
-    -2: "NLOPT_INVALID_ARGS: Invalid arguments (e.g. lower bounds are bigger than upper bounds, an unknown "
-    "algorithm was specified, etcetera).",
-    -3: "NLOPT_OUT_OF_MEMORY: Ran out of memory.",
-    -4: "NLOPT_ROUNDOFF_LIMITED: Roundoff errors led to a breakdown of the optimization algorithm. In this "
-    "case, the returned minimum may still be useful. (e.g. this error occurs in NEWUOA if one tries to "
-    "achieve a tolerance too close to machine precision.)",
-    -5: "NLOPT_FORCED_STOP: Halted because of a forced termination.",
-}
+__all__ = ["BOUNDARY_TOL", "NLOPTR_MESSAGES", "NLOPTWRAP", "OptResult", "is_singular", "optimize_lmer"]
 
 
 @dataclass
 class OptResult:
     """What `optimizeLmer` returns, plus vcheck's bookkeeping.
 
-    feval: evaluations of the last BOBYQA run (lme4's optinfo$feval); evaluations: every call of the
-    criterion, the restart's slopes and the boundary checks included.
+    feval: evaluations of the last optimizer run (lme4's optinfo$feval; None without an optimizer);
+    evaluations: every call of the criterion (restart slopes, derivatives and boundary checks included);
+    theta: the answer (lme4's opt$par, after the boundary snap); fit_theta: where the fit is taken (the
+    answer, or with use.last.params the devfun's last state, lme4's pp$theta); par: the optimizer's own
+    answer before the snap; derivs: deriv12's gradient and Hessian at par (calc.derivs).
     """
 
     theta: np.ndarray
     fval: float
-    feval: int
+    feval: int | None
     status: int
     message: str
     conv: int
@@ -71,96 +68,132 @@ class OptResult:
     snapped: list[int] = field(default_factory=list)
     evaluations: int = 0
     start: np.ndarray | None = None
-
-
-def bobyqa(fn: Callable[[np.ndarray], float], x0: np.ndarray, lower: np.ndarray) -> OptResult:
-    """lme4's `nloptwrap`: nlopt LN_BOBYQA from x0 with lower bounds and the settings in NLOPTWRAP."""
-    x0 = np.asarray(x0, dtype=float)
-    k = len(x0)
-    best_f, best_x = np.inf, x0.copy()
-
-    def objective(x: np.ndarray, grad: np.ndarray) -> float:
-        nonlocal best_f, best_x
-        f = float(fn(x))
-        # nlopt returns the best point seen; keep it here too, for when nlopt raises instead of returning
-        if f < best_f:
-            best_f, best_x = f, np.array(x, copy=True)
-        return f
-
-    opt = nlopt.opt(nlopt.LN_BOBYQA, k)
-    opt.set_lower_bounds(np.asarray(lower, dtype=float))
-    opt.set_upper_bounds(np.full(k, np.inf))
-    opt.set_xtol_abs(NLOPTWRAP["xtol_abs"])
-    opt.set_ftol_abs(NLOPTWRAP["ftol_abs"])
-    opt.set_xtol_rel(NLOPTWRAP["xtol_rel"])
-    opt.set_maxeval(int(NLOPTWRAP["maxeval"]))
-    opt.set_min_objective(objective)
-    try:
-        x = np.array(opt.optimize(x0), dtype=float)
-        fval = float(opt.last_optimum_value())
-        status = int(opt.last_optimize_result())
-    except nlopt.RoundoffLimited:
-        # nlopt signals this by an exception; lme4 (through nloptr) keeps the best point and warns
-        x, fval, status = best_x, float(best_f), -4
-    except RuntimeError as exc:
-        if type(exc) is not RuntimeError:  # an error raised by the criterion itself: not nlopt's failure
-            raise
-        x, fval, status = best_x, float(best_f), -1
-    conv = status if (status < 0 or status == 5) else 0
-    return OptResult(
-        theta=x,
-        fval=fval,
-        feval=int(opt.get_numevals()),
-        status=int(status),
-        message=NLOPTR_MESSAGES.get(int(status), f"nlopt status {status}"),
-        conv=int(conv),
-        start=x0,
-    )
+    optimizer: str | None = "nloptwrap"
+    warnings: list[str] = field(default_factory=list)
+    conv_warning: str | None = None
+    derivs: dict[str, np.ndarray] | None = None
+    control: dict[str, Any] = field(default_factory=dict)
+    par: np.ndarray | None = None
+    fit_theta: np.ndarray | None = None
 
 
 def optimize_lmer(
     fn: Callable[[np.ndarray], float],
     theta0: np.ndarray,
     lower: np.ndarray,
-    restart_edge: bool = True,
-    boundary_tol: float = BOUNDARY_TOL,
+    control: LmerControl | Mapping[str, Any] | None = None,
+    *,
+    restart_edge: bool | None = None,
+    boundary_tol: float | None = None,
 ) -> OptResult:
-    """lme4's `optimizeLmer`: BOBYQA, the restart at the edge, and the boundary snap (module docstring)."""
+    """lme4's `optimizeLmer` under `control` (module docstring); restart_edge and boundary_tol, when
+    given, override the control's."""
+    ctl = LmerControl.parse(control)
+    if restart_edge is None:
+        restart_edge = ctl.restart_edge
+    if boundary_tol is None:
+        boundary_tol = ctl.boundary_tol
     lower = np.asarray(lower, dtype=float)
-    calls = 0
+    theta0 = np.array(theta0, dtype=float)
+    state = _State(0, theta0.copy())
 
     def counted(theta: np.ndarray) -> float:
-        nonlocal calls
-        calls += 1
-        return fn(theta)
+        state.calls += 1
+        state.last = np.array(theta, dtype=float)
+        return float(fn(theta))
 
-    opt = bobyqa(counted, theta0, lower)
-    restarted = False
+    if ctl.optimizer is None:
+        fval = counted(theta0)
+        return OptResult(
+            theta=theta0,
+            fval=fval,
+            feval=None,
+            status=0,
+            message="no optimization",
+            conv=1000,
+            evaluations=state.calls,
+            start=theta0,
+            optimizer=None,
+            par=theta0,
+        )
+    opt = _optwrap(ctl, counted, theta0, lower, state)
     if restart_edge:
-        on_bound = np.flatnonzero(opt.theta == lower)
+        current = np.array(state.last)
+        on_bound = np.flatnonzero(current == lower)
         if len(on_bound):
-            d0 = counted(opt.theta)
+            d0 = counted(current)
             slopes = []
             for i in on_bound:
-                theta = opt.theta.copy()
+                theta = current.copy()
                 theta[i] = lower[i] + RESTART_STEP
                 slopes.append((counted(theta) - d0) / RESTART_STEP)
+            counted(current)
             if any(s < 0 for s in slopes):
-                opt = bobyqa(counted, opt.theta, lower)
-                restarted = True
-    opt.start = np.asarray(theta0, dtype=float)
-    opt.restarted = restarted
+                # lme4 keeps the second run only (its feval, message and warnings)
+                opt = _optwrap(ctl, counted, np.asarray(opt.par), lower, state)
+                opt.restarted = True
+    opt.start = theta0
     if boundary_tol > 0:
-        _snap_to_boundary(opt, counted, lower, boundary_tol)
-    opt.evaluations = calls
+        _snap_to_boundary(opt, counted, lower, boundary_tol, current=np.array(state.last))
+    opt.fit_theta = np.array(state.last) if ctl.use_last_params else np.asarray(opt.theta)
+    opt.evaluations = state.calls
     return opt
 
 
+@dataclass
+class _State:
+    """The devfun's call count and its last theta (lme4's rho$pp$theta)."""
+
+    calls: int
+    last: np.ndarray
+
+
+def _optwrap(
+    ctl: LmerControl, fn: Callable[[np.ndarray], float], par: np.ndarray, lower: np.ndarray, state: _State
+) -> OptResult:
+    """lme4's `optwrap` (adj = FALSE): the optimizer, its convergence warning, derivatives, fn(par)."""
+    assert ctl.optimizer is not None
+    upper = np.full(len(par), np.inf)
+    run = optimizers.OPTIMIZERS[ctl.optimizer](fn, par, lower, upper, ctl.optCtrl)
+    # lme4's optwrap appends its own "convergence code" warning to a variable in R's global environment
+    # (`curWarnings <<-` inside optwrap's body), so optinfo$warnings holds the optimizer's warnings only
+    warns = list(run.warnings)
+    conv_warning = f"convergence code {run.conv} from {ctl.optimizer}: {run.message}" if run.conv else None
+    last_opt = np.array(state.last)
+    derivs = deriv12(fn, run.par) if ctl.calc_derivs else None
+    if ctl.use_last_params:
+        if ctl.calc_derivs:
+            fn(last_opt)
+    else:
+        fn(run.par)
+    return OptResult(
+        theta=np.array(run.par, dtype=float),
+        fval=run.fval,
+        feval=run.feval,
+        status=run.status,
+        message=run.message,
+        conv=run.conv,
+        optimizer=ctl.optimizer,
+        warnings=warns,
+        conv_warning=conv_warning,
+        derivs=derivs,
+        control=dict(run.control),
+        par=np.array(run.par, dtype=float),
+    )
+
+
 def _snap_to_boundary(
-    opt: OptResult, fn: Callable[[np.ndarray], float], lower: np.ndarray, tol: float
+    opt: OptResult,
+    fn: Callable[[np.ndarray], float],
+    lower: np.ndarray,
+    tol: float,
+    current: np.ndarray | None = None,
 ) -> None:
-    """lme4's `check.boundary`: put near-boundary theta on the bound where that lowers the criterion."""
-    gap = opt.theta - lower
+    """lme4's `check.boundary`: put near-boundary theta on the bound where that lowers the criterion.
+    Which thetas are near is read from the devfun's current state (`current`, lme4's rho$pp$theta),
+    which is the answer unless use.last.params."""
+    state = opt.theta if current is None else current
+    gap = state - lower
     near = np.flatnonzero((gap > 0) & (gap < tol))
     if not len(near):
         return
@@ -173,6 +206,39 @@ def _snap_to_boundary(
             opt.snapped.append(int(i))
     opt.theta = theta
     opt.fval = fn(theta)
+
+
+def optinfo(opt: OptResult, control: LmerControl, lower: np.ndarray, failures: int = 0) -> dict[str, Any]:
+    """The fit's optinfo (lme4's `.optinfo(opt, checkConv(...))` plus vcheck's bookkeeping); runs
+    `checkConv`, which warns or raises as the control's check.conv.* actions say."""
+    conv = check_conv(opt.derivs, opt.theta, control, lower)
+    warns = list(opt.warnings)
+    if failures:
+        warns.append(
+            f"the PLS system was numerically not positive definite at {failures} theta(s) (criterion "
+            "+inf there; lme4 would stop with 'Downdated VtV is not positive definite')"
+        )
+    algorithm = opt.control.get("algorithm") if opt.optimizer == "nloptwrap" else None
+    return {
+        "optimizer": opt.optimizer,
+        "algorithm": algorithm,
+        "control": control.as_r(),
+        "optCtrl": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in opt.control.items()},
+        "feval": opt.feval,
+        "message": opt.message,
+        "conv": opt.conv,
+        "status": opt.status,
+        "restarted": opt.restarted,
+        "snapped": list(opt.snapped),
+        "evaluations": opt.evaluations,
+        "start": [float(t) for t in np.asarray(opt.start)],
+        "val": [float(t) for t in np.asarray(opt.theta)],
+        "warnings": warns,
+        "conv_warning": opt.conv_warning,
+        "derivs": opt.derivs,
+        "lme4_messages": [] if conv is None else list(conv.messages),
+        "lme4_code": [] if conv is None else list(conv.code),
+    }
 
 
 def is_singular(theta: np.ndarray, lower: np.ndarray, tol: float = tolerances.SINGULAR_TOL) -> bool:

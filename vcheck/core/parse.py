@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import reduce
 
 from vcheck.core.errors import FormulaError
-from vcheck.core.rexpr import Call, Node, Num, Sym, deparse, parse, symbols
+from vcheck.core.rexpr import Call, Node, Num, Str, Sym, deparse, parse, symbols
 from vcheck.core.terms import terms
 
 # lme4's slashTerms/makeInteraction work on nested lists of grouping expressions
@@ -137,9 +137,15 @@ def _check_group(group: Node, text: str) -> None:
         for a in group.args:
             _check_group(a, text)
         return
+    if isinstance(group, Num | Str):
+        # checked in R 4.2.2: (1|TRUE) and (1|2) fail in lme4 1.1-31's lFormula too
+        raise FormulaError(
+            f"formula {text!r}: grouping factor {deparse(group)!r} is a constant, not a column"
+        )
     raise FormulaError(
-        f"formula {text!r}: grouping factor {deparse(group)!r} is accepted by lme4 but not supported by "
-        "vcheck; make it a column of the data (grouping factors may be columns joined by ':' or '/')"
+        f"formula {text!r}: vcheck takes grouping factors that are columns of the data joined by ':' or '/', "
+        f"not {deparse(group)!r}; make it a column (lme4 1.1-31 evaluates such an expression within its "
+        'model frame, where (1|factor(Subject)) fails with "couldn\'t evaluate grouping factor")'
     )
 
 

@@ -14,6 +14,8 @@ Conventions (fixed for every producer):
 - `weights` (prior weights) and `offset` are arrays of length n over the rows used, or None for unit
   weights and a zero offset: V = sigma^2 (Z Lambda Lambda' Z' + W^-1), W = diag(weights), and
   E[y] = offset + X beta.
+- `na_action` is what the model was fitted with; `frame_index` the labels of the rows after subset=
+  and before NA rows were dropped, to which fitted()/residuals() pad under "na.exclude".
 """
 
 from __future__ import annotations

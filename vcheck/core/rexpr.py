@@ -147,6 +147,14 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "'": "'", "`": "`"}
+
+
+def _unescape(text: str) -> str:
+    """R's escapes inside a string literal: \\" \\' \\\\ \\n \\t ..."""
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), text)
+
+
 class _Parser:
     """Pratt parser over R's operator table."""
 
@@ -210,7 +218,7 @@ class _Parser:
             is_int = value.endswith("L")
             return Num(float(value.rstrip("L")), is_int)
         if kind == "str":
-            return Str(value[1:-1])
+            return Str(_unescape(value[1:-1]))
         if kind == "name" and value in ("TRUE", "FALSE"):
             return Num(float(value == "TRUE"), logical=True)
         if kind == "name" and value in _CONSTANTS:
@@ -345,7 +353,8 @@ def _deparse(node: Node) -> str:
             return f"{int(node.value)}L"
         return format_number(node.value)
     if isinstance(node, Str):
-        return '"' + node.value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        text = node.value.replace("\\", "\\\\").replace('"', '\\"')
+        return '"' + text.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r") + '"'
     fn, args = node.fn, node.args
     if fn == "(" and len(args) == 1:
         return f"({_deparse(args[0])})"

@@ -48,12 +48,15 @@ def _setup(
     xs = x[ok]
     if len(xs) == 0:
         raise DataError(f"{what}: x has no non-missing values")
-    bk = (
-        np.sort(np.asarray(boundary, dtype=float)) if boundary is not None else np.array([xs.min(), xs.max()])
-    )
+    if boundary is not None and np.size(boundary) != 2:
+        raise DataError(f"{what}: Boundary.knots must be two numbers, not {boundary!r}")
+    bk = np.array([xs.min(), xs.max()]) if boundary is None else np.sort(np.asarray(boundary, dtype=float))
     if boundary is not None and ((xs < bk[0]) | (xs > bk[1])).any():
         raise DataError(f"{what}: x values beyond Boundary.knots (R extrapolates there; vcheck does not)")
     given = None if knots is None else np.sort(np.atleast_1d(np.asarray(knots, dtype=float)))
+    if given is not None and ((given < bk[0]) | (given > bk[1])).any():
+        # R: ns(x, knots = 100) fails with "NA/NaN/Inf in foreign function call"
+        raise DataError(f"{what}: knots {given.tolist()} outside Boundary.knots {bk.tolist()}")
     return ok, bk, given
 
 
@@ -100,7 +103,10 @@ def ns(
     inner = np.zeros(0) if inner is None else inner
     aknots = np.sort(np.concatenate([np.repeat(bk, 4), inner]))
     basis = spline_design(aknots, x[ok], 4)
-    const = spline_design(aknots, bk, 4, deriv=2)
+    try:
+        const = spline_design(aknots, bk, 4, deriv=2)
+    except ValueError as exc:  # scipy: repeated interior knots leave no second derivative
+        raise DataError(f"ns(): vcheck does not evaluate these knots ({inner.tolist()}): {exc}") from exc
     if not intercept:
         const, basis = const[:, 1:], basis[:, 1:]
     qr, qraux, rank, _ = dqrdc2(const.T, 1e-7)

@@ -9,7 +9,8 @@ this part of R, on whole columns:
 - comparisons `== != < > <= >=` between numbers; `==` and `!=` between a factor/string column and a
   string (or a number, compared as R compares them: as its label, `Subject == 308`);
 - `&`, `|`, `!` with R's three-valued NA logic, `xor(a, b)`;
-- `x %in% c(...)` and `x %in% y` (NA %in% ... is FALSE unless the table holds NA), `is.na(x)`;
+- `x %in% c(...)`, `x %in% 1:3` and `x %in% y` (NA %in% ... is FALSE unless the table holds NA),
+  `is.na(x)`;
 - `c(...)` of constants, parentheses.
 
 Everything else (`&&` and `||`, which R 4.2 refuses for vectors, function calls such as `substr()`,
@@ -175,6 +176,8 @@ class _Evaluator:
             return self.in_(args[0], args[1])
         if fn in _COMPARE and len(args) == 2:
             return self.compare(node)
+        if fn == ":" and len(args) == 2:
+            raise self.refuse(node, "is a sequence, usable as the table of %in% (x %in% 1:3) only")
         if fn in _ARITH and len(args) == 2:
             with np.errstate(all="ignore"):
                 return _ARITH[fn](self.numeric(args[0]), self.numeric(args[1]))
@@ -242,7 +245,7 @@ class _Evaluator:
             hit = np.array([x in keys for x in sa], dtype=bool)
         else:
             x = self.numeric(left)
-            nums = np.array([np.nan if t is None else float(t) for t in table], dtype=float)
+            nums = np.array([np.nan if t is None else float(t) for t in table], dtype=float)  # type: ignore[arg-type,type-var]
             hit = np.isin(x, nums[~np.isnan(nums)])
             if np.isnan(nums).any():
                 hit |= np.isnan(x)
@@ -269,6 +272,13 @@ class _Evaluator:
             and isinstance(node.args[0], Num)
         ):
             return [-node.args[0].value]
+        if isinstance(node, Call) and node.fn == ":" and len(node.args) == 2:
+            ends = [self.table(x) for x in node.args]
+            if all(len(e) == 1 and isinstance(e[0], int | float) for e in ends):
+                lo, hi = (float(e[0]) for e in ends)  # type: ignore[arg-type]
+                step = 1.0 if hi >= lo else -1.0
+                return [lo + step * i for i in range(int(abs(hi - lo)) + 1)]
+            raise self.refuse(node, "is a sequence vcheck evaluates only between two numbers")
         v = self.value(node)
         if isinstance(v, _Str):
             return list(dict.fromkeys(v.value.tolist()))

@@ -21,7 +21,7 @@ import pandas as pd
 
 from vcheck.core import arguments
 from vcheck.core.contrasts import check_contrasts
-from vcheck.core.control import Control, parse_control
+from vcheck.core.control import Control, ControlError, parse_control, start_vector
 from vcheck.core.rexpr import parse, symbols
 from vcheck.core.subset import subset_mask
 
@@ -79,16 +79,24 @@ def call_args(
     if contr:
         out["contrasts"] = contr
     if start is not None:
-        if isinstance(start, Mapping):
-            arguments.start_theta_arg(start, len(np.ravel(start.get("theta", []))))
-            out["start"] = {"theta": [float(t) for t in np.ravel(start.get("theta", []))]}
-        else:
-            theta = np.ravel(np.asarray(start, dtype=float))
-            arguments.start_theta_arg(theta, theta.size)
-            out["start"] = [float(t) for t in theta]
+        theta = _start_theta(start)
+        out["start"] = {"theta": theta} if isinstance(start, Mapping) else theta
     ctrl = parse_control(control).as_r()
     if ctrl:
         out["control"] = ctrl
     if extra:
         data = data.assign(**extra)
     return CallArgs(data=data, columns=columns, json=json.dumps(out) if out else "")
+
+
+def _start_theta(start: object) -> list[float]:
+    """start's theta as floats, checked as vcheck checks it (its length is checked against the model by
+    lme4 and by vcheck's fit)."""
+    theta = start.get("theta") if isinstance(start, Mapping) else start
+    if isinstance(start, Mapping) and (theta is None or set(start) - {"theta", "fixef"}):
+        start_vector(start, [])  # raises ControlError naming what is wrong
+    try:
+        values = np.asarray(theta, dtype=float).ravel()
+    except (TypeError, ValueError):
+        raise ControlError("'start' must be NULL, a numeric vector or named list of such vectors") from None
+    return [float(t) for t in values]

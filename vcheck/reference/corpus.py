@@ -8,8 +8,10 @@ source file and line, and lme4's outputs (theta, beta, sigma, REML criterion / d
 optimizer, warnings; or the error lme4 raised).  Data sets live once per content hash in `data/<hash>.csv`
 with `data/<hash>.json` giving each column's R type and factor levels in R's order.  An entry's `source`
 is the file and line of the call (for man/ pages, the line within the extracted examples; for a call
-made inside a function, e.g. by update(), the line of the statement that made it).  Data sets over 5 MB
-and matrix columns are not kept (the entry says why); lme4's test level is 1 (LME4_TEST_LEVEL unset).
+made inside a function, e.g. by update(), the line of the statement that made it; `source["via"]` names
+the lme4 function that made the call when lme4 itself refits, e.g. influence.merMod's leave-one-out
+fits).  Data sets over 5 MB and matrix columns are not kept (the entry says why); lme4's test level is 1
+(LME4_TEST_LEVEL unset).
 
     python -m vcheck.reference.corpus --regenerate SRC_DIR [--out DIR] [--timeout S]
 
@@ -78,14 +80,15 @@ def corpus_dir() -> Path:
     raise FileNotFoundError(f"no lme4 test corpus in {here.parent / 'r_reference' / 'corpus'}")
 
 
-def names() -> list[str]:
-    """The corpus entries, sorted."""
-    return sorted(p.name for p in corpus_dir().iterdir() if (p / "entry.json").is_file())
+def names(root: Path | None = None) -> list[str]:
+    """The corpus entries, sorted (`root`: another corpus directory, e.g. a fresh --regenerate --out)."""
+    base = root or corpus_dir()
+    return sorted(p.name for p in base.iterdir() if (p / "entry.json").is_file())
 
 
 @functools.lru_cache(maxsize=64)
-def _read_data(hash_: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    base = corpus_dir() / "data" / hash_
+def _read_data(root: Path, hash_: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    base = root / "data" / hash_
     spec = json.loads(base.with_suffix(".json").read_text())
     columns = spec["columns"]
     raw = pd.read_csv(base.with_suffix(".csv"), dtype=str, keep_default_na=False, na_values=[])
@@ -170,6 +173,8 @@ def _control(value: Any) -> Any:
     """A recorded lmerControl object -> the mapping of what differs from lmerControl()'s defaults, with
     R's key names (`optimizer`, `optCtrl`, `restart_edge`, `check.nobs.vs.nlev`, ...); a check.conv.*
     entry gives its action.  Anything else (a list(), a function) is returned as recorded."""
+    if value == [] or value is None:  # control = list(): lmerControl()'s defaults
+        return {}
     if not isinstance(value, dict) or "checkControl" not in value:
         return value
     flat: dict[str, Any] = {
@@ -191,6 +196,8 @@ def _floats(value: Any) -> list[float]:
 
 
 def _contrasts(value: Any, expr: str) -> Any:
+    if value is None or value == []:  # contrasts = NULL (lmer's default)
+        return None
     if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
         return dict(value)
     return {"expr": expr, "value": value}
@@ -230,9 +237,10 @@ def _lme4_outputs(rec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load(name: str) -> CorpusEntry:
+def load(name: str, root: Path | None = None) -> CorpusEntry:
     """One corpus entry, with its data rebuilt as R had it."""
-    path = corpus_dir() / name / "entry.json"
+    base = root or corpus_dir()
+    path = base / name / "entry.json"
     if not path.is_file():
         raise KeyError(f"no corpus entry {name!r}")
     rec = json.loads(path.read_text())
@@ -240,7 +248,7 @@ def load(name: str) -> CorpusEntry:
     columns: list[dict[str, Any]] = []
     hash_ = rec["data"].get("hash")
     if hash_:
-        frame, columns = _read_data(hash_)
+        frame, columns = _read_data(base, hash_)
         data = frame.copy()
     return CorpusEntry(
         name=rec["name"],
@@ -259,9 +267,9 @@ def load(name: str) -> CorpusEntry:
     )
 
 
-def load_all() -> list[CorpusEntry]:
+def load_all(root: Path | None = None) -> list[CorpusEntry]:
     """Every corpus entry, by name."""
-    return [load(n) for n in names()]
+    return [load(n, root) for n in names(root)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     from vcheck.reference.corpus_build import regenerate
 
-    summary = regenerate(ns.regenerate, ns.out, timeout=ns.timeout, jobs=ns.jobs, raw=ns.raw)
+    summary = regenerate(
+        ns.regenerate, ns.out, timeout=ns.timeout, jobs=ns.jobs, raw=ns.raw, doc=__doc__ or ""
+    )
     print(json.dumps(summary["counts"]))
     return 0
 

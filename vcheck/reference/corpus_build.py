@@ -68,7 +68,7 @@ def _entry_name(rec: dict[str, Any], key: str) -> str:
     return f"{stem}_L{line if line is not None else 0}_{key[:6]}"
 
 
-def build(raw: Path, out: Path, files: list[dict[str, Any]]) -> dict[str, Any]:
+def build(raw: Path, out: Path, files: list[dict[str, Any]], doc: str = "") -> dict[str, Any]:
     """Deduplicate the raw records of `raw/calls/*.jsonl` into `out/<entry>/entry.json` + `out/data/`."""
     versions = json.loads((raw / "versions.json").read_text())
     records: list[dict[str, Any]] = []
@@ -137,13 +137,11 @@ def build(raw: Path, out: Path, files: list[dict[str, Any]]) -> dict[str, Any]:
     counts["entries"] = len(entries)
     summary = {"versions": versions, "counts": counts, "files": files, "entries": sorted(index)}
     (out / "index.json").write_text(json.dumps(summary, indent=1) + "\n")
-    (out / "README.md").write_text(_readme(counts, versions))
+    (out / "README.md").write_text(_readme(counts, versions, doc))
     return summary
 
 
-def _readme(counts: dict[str, int], versions: dict[str, str]) -> str:
-    from vcheck.reference import corpus
-
+def _readme(counts: dict[str, int], versions: dict[str, str], doc: str) -> str:
     built = [
         f"Built with {versions.get('R')}, lme4 {versions.get('lme4')}:",
         f"{counts['calls']} lmer() calls recorded,",
@@ -160,7 +158,7 @@ def _readme(counts: dict[str, int], versions: dict[str, str]) -> str:
             [
                 "# lme4's own test models, with lme4's answers",
                 "Written by `python -m vcheck.reference.corpus --regenerate SRC_DIR`; do not edit by hand.",
-                (corpus.__doc__ or "").strip(),
+                doc.strip(),
                 " ".join(built),
             ]
         )
@@ -169,7 +167,7 @@ def _readme(counts: dict[str, int], versions: dict[str, str]) -> str:
 
 
 def regenerate(
-    src: Path, out: Path, timeout: float = 240.0, jobs: int = 2, raw: Path | None = None
+    src: Path, out: Path, timeout: float = 240.0, jobs: int = 2, raw: Path | None = None, doc: str = ""
 ) -> dict[str, Any]:
     """Run corpus.R over lme4's sources at `src` and rebuild `out` (r_reference/corpus).  `raw` keeps the
     raw records (and lets a rerun resume); by default they go to a temporary directory."""
@@ -185,4 +183,4 @@ def regenerate(
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             files = list(pool.map(one, rels))
-        return build(raw_dir, out, files)
+        return build(raw_dir, out, files, doc)

@@ -22,7 +22,7 @@ import pandas as pd
 from vcheck.core.errors import DataError, VcheckError
 from vcheck.core.record import Design, LmerFit
 
-__all__ = ["Example", "frozen_dir", "load", "load_all", "names"]
+__all__ = ["Example", "argument_names", "frozen_dir", "load", "load_all", "names"]
 
 
 class UnknownExampleError(VcheckError, KeyError):
@@ -52,6 +52,16 @@ class Example:
     theta_start: np.ndarray | None = None
     columns: list[dict[str, Any]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    args: dict[str, Any] = field(default_factory=dict)  # lmer's further arguments, R's names (bridge.R)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """`args` as keyword arguments of `vcheck.lmer` / `vcheck.reference.lmer` (na.action -> na_action)."""
+        return {_PY_NAMES.get(k, k): v for k, v in self.args.items()}
+
+
+#: R's argument names that differ from vcheck's keywords
+_PY_NAMES = {"na.action": "na_action"}
 
 
 def frozen_dir() -> Path:
@@ -68,11 +78,28 @@ def frozen_dir() -> Path:
 
 
 def names() -> list[str]:
-    """Names of the built-in examples, in the order r_reference/examples.R defines them."""
+    """Names of the built-in examples called as `lmer(formula, data, REML)`, in the order
+    r_reference/examples.R defines them (those with further arguments: `argument_names()`)."""
+    return [n for n in _all_names() if not _has_args(n)]
+
+
+def argument_names() -> list[str]:
+    """Names of the built-in examples that pass lmer further arguments (weights, offset, subset,
+    na.action, contrasts, control): call them with `**example.kwargs`."""
+    return [n for n in _all_names() if _has_args(n)]
+
+
+def _all_names() -> list[str]:
     root = frozen_dir()
     found = {p.parent.name for p in root.glob("*/reference.json")}
     order = _definition_order(root.parent / "examples.R")
     return [n for n in order if n in found] + sorted(found - set(order))
+
+
+@functools.cache
+def _has_args(name: str) -> bool:
+    ref = json.loads((frozen_dir() / name / "reference.json").read_text(encoding="utf-8"))
+    return bool(ref["example"].get("args"))
 
 
 def load(name: str) -> Example:
@@ -93,7 +120,7 @@ def _load_cached(name: str) -> Example:
     folder = root / name
     ref_path = folder / "reference.json"
     if not ref_path.is_file():
-        raise UnknownExampleError(f"unknown example {name!r}; built-in examples: {', '.join(names())}")
+        raise UnknownExampleError(f"unknown example {name!r}; built-in examples: {', '.join(_all_names())}")
     ref = json.loads(ref_path.read_text(encoding="utf-8"))
     ex = ref["example"]
     formula = _one(ex["formula"])
@@ -101,6 +128,8 @@ def _load_cached(name: str) -> Example:
     data = read_data(folder / "data.csv", columns)
     expected = fit_from_dict(ref["fit"], source="lme4 (frozen)", formula=formula, index=data.index)
     design = design_from_dict(ref["design"], formula=formula, index=data.index)
+    args = json.loads(_one(ex["args"])) if ex.get("args") else {}
+    expected.na_action = design.na_action = args.get("na.action", "na.omit")  # as vcheck.reference does
     versions = {k: str(_one(v)) for k, v in ref.get("versions", {}).items()}
     return Example(
         name=_one(ex["name"]),
@@ -113,6 +142,7 @@ def _load_cached(name: str) -> Example:
         theta_start=np.array(ref["design"]["theta_start"], dtype=np.float64),
         columns=columns,
         versions=versions,
+        args=args,
     )
 
 
