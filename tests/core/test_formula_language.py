@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -289,3 +290,68 @@ def test_arithmetic_in_x_is_lme4s_to_the_last_bit(frame: pd.DataFrame) -> None:
         theirs = reference.lFormula(formula, frame)
     assert ours.X_names == list(theirs.X_names)
     np.testing.assert_array_equal(ours.X, theirs.X)
+
+
+# --- properties of the bases (any data) ----------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_values = st.lists(
+    st.floats(min_value=-1e3, max_value=1e3, allow_nan=False, allow_subnormal=False), min_size=8, max_size=60
+)
+
+
+@settings(deadline=None)
+@given(
+    st.integers(min_value=8, max_value=60),
+    st.floats(min_value=-100, max_value=100),
+    st.floats(min_value=1, max_value=100),
+    st.randoms(use_true_random=False),
+    st.integers(min_value=1, max_value=4),
+)
+def test_poly_is_orthonormal_and_its_coefficients_rebuild_it(
+    n: int, start: float, width: float, rnd: Any, degree: int
+) -> None:
+    # spread-out x, unsorted: on ill-conditioned x (a far outlier among ties) the three-term recurrence
+    # drifts, in R exactly as here (x = c(0, 0, 0, 0, 1, 2, 116, 1.125), degree 4: 1.209395 in both)
+    x = np.array([start + width * (i + 0.8 * rnd.random()) / n for i in range(n)])
+    rnd.shuffle(x)
+    basis = poly(x, degree)
+    Z = basis.values
+    np.testing.assert_allclose(Z.T @ Z, np.eye(degree), atol=1e-9)
+    np.testing.assert_allclose(Z.sum(axis=0), 0.0, atol=1e-9)  # orthogonal to the intercept
+    np.testing.assert_allclose(poly(x, degree, coefs=basis.coefs).values, Z, atol=1e-8)
+
+
+@settings(deadline=None)
+@given(_values, st.integers(min_value=4, max_value=7))  # df >= degree + 1 with the intercept
+def test_bsplines_with_intercept_sum_to_one(values: list[float], df: int) -> None:
+    x = np.array(values)
+    if np.ptp(x) == 0:
+        return
+    B = bs(x, df=df, intercept=True).values
+    assert B.shape == (len(x), df)
+    np.testing.assert_allclose(B.sum(axis=1), 1.0, atol=1e-12)  # a partition of unity
+    assert (B >= -1e-15).all()
+
+
+def test_poly_recurrence_drifts_as_rs_does() -> None:
+    # R 4.2.2: x <- c(0, 0, 0, 0, 1, 2, 116, 1.125); p <- poly(x, 4); max(abs(predict(p, x) - p)) is 1.209395
+    x = np.array([0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 116.0, 1.125])
+    basis = poly(x, 4)
+    drift = np.abs(poly(x, 4, coefs=basis.coefs).values - basis.values).max()
+    assert drift == pytest.approx(1.209395, abs=5e-7)
+
+
+def test_true_as_a_term_is_the_intercept_in_the_fit() -> None:
+    # R 4.2.2 / lme4 1.1-31: REMLcrit(lmer(Reaction ~ Days + TRUE + (1|Subject), sleepstudy)) is 1786.465,
+    # the same model as without TRUE (vcheck once read TRUE as a column: a 6% criterion difference)
+    from vcheck.reference import examples
+
+    data = examples.load("sleepstudy").data
+    with_true = vcheck.lmer("Reaction ~ Days + TRUE + (1|Subject)", data)
+    without = vcheck.lmer("Reaction ~ Days + (1|Subject)", data)
+    assert with_true.criterion == pytest.approx(1786.465, abs=5e-4)
+    assert with_true.criterion == without.criterion
+    assert list(with_true.X_names) == ["(Intercept)", "Days"]
