@@ -20,8 +20,8 @@ import pytest
 import scipy.sparse as sp
 
 from vcheck import adapters
-from vcheck.adapters import _formula
 from vcheck.adapters import statsmodels as sm_adapter
+from vcheck.auditing import formula_terms as _formula
 from vcheck.core.errors import DataError, FormulaError
 from vcheck.core.tolerances import EXTERNAL_OPTIMUM
 from vcheck.reference import examples

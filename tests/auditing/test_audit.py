@@ -99,7 +99,7 @@ class Partial(Plugin):
         return Lme4Mapping()(formula, data, REML)
 
 
-def test_not_implemented_is_a_model_finding_and_a_crash_is_that_cases_error() -> None:
+def test_not_implemented_is_unsupported_not_a_finding_and_a_crash_is_that_cases_error() -> None:
     cases = [
         Case("y ~ x + (1 | s/t)", origin="drawn", seed=1, index=0, _data=frame(nested=True)),
         Case("y ~ x + (1 | a) + (1 | b)", origin="drawn", seed=1, index=1, _data=frame(crossed=True)),
@@ -107,8 +107,9 @@ def test_not_implemented_is_a_model_finding_and_a_crash_is_that_cases_error() ->
     ]
     result = audit(Partial(), cases=cases)
     nested, crossed, simple = result.cases
-    assert [(f.quantity, f.kind) for f in nested.findings] == [("model", "model")]
-    assert "not expressible" in nested.findings[0].explanation
+    assert nested.findings == [] and nested.error is None
+    assert nested.unsupported == "nested random effects"  # it says so: not a finding against it
+    assert result.unsupported == [nested]
     assert crossed.error is not None and "RuntimeError: singular matrix in solve()" in crossed.error
     assert [(f.quantity, f.kind) for f in crossed.findings] == [("raised", "error")]
     assert simple.error is None and {f.kind for f in simple.findings} == {"not available"}

@@ -61,7 +61,7 @@ def criterion_off_by_one(formula: str, data: pd.DataFrame, REML: bool) -> dict[s
 
 
 def not_expressible(formula: str, data: pd.DataFrame, REML: bool) -> dict[str, Any]:
-    """Fits nothing: every case is a "model" finding, and no R is needed (after VCHECK_TEST_SLOW s)."""
+    """Fits nothing: every case is unsupported (no finding), and no R is needed (after VCHECK_TEST_SLOW s)."""
     time.sleep(float(os.environ.get("VCHECK_TEST_SLOW", "0")))
     raise NotImplementedError("this toy fits no model")
 
@@ -141,7 +141,7 @@ def test_a_dask_cluster_by_address(importable: None) -> None:
         res = run_sweep(plan, scheduler=cluster.scheduler_address)
     assert res.executor == "dask" and res.workers == 1
     assert comparable(res) == comparable(run_sweep(plan))
-    assert [f.kind for f in res.findings] == ["model"] * 3
+    assert res.findings == [] and [c.unsupported for c in res.cases] == ["this toy fits no model"] * 3
 
 
 # --- a case that kills its worker or makes R fail --------------------------------------------------------
@@ -251,7 +251,7 @@ def test_resume_skips_finished_cases_and_a_cut_line(importable: None, tmp_path: 
     rest = run_sweep(plan, out_dir=tmp_path, resume=True, progress=lambda one: resumed.append(one.case.index))
     assert rest.resumed == 2 and resumed == [0, 1, 2, 3]
     assert comparable(rest) == comparable(whole)
-    assert all(f.kind == "model" for f in rest.findings) and len(rest.findings) == 4
+    assert not rest.findings and len(rest.unsupported) == 4
 
 
 def test_resume_refuses_the_checkpoint_of_another_sweep(importable: None, tmp_path: Path) -> None:

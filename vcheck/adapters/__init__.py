@@ -10,7 +10,10 @@ A plug-in is any callable `impl(formula: str, data: pandas.DataFrame, REML: bool
 - `V`: the marginal covariance of y, n x n (numpy array or scipy.sparse), in the row order of `data`
 - `criterion` (optional): REML criterion or ML deviance on lme4's scale, -2 log-likelihood at the optimum
 
-and it raises `NotImplementedError("model not expressible in ...")` for a model it cannot fit.
+and it raises `vcheck.Unsupported("model not expressible in ...")` (a NotImplementedError) for a model
+it cannot fit.  Each adapter declares `CONFIGURATIONS` (its optimizers and control settings, audited one
+by one: `statsmodels[method=lbfgs]`) and `CAPABILITIES` (the model families it fits; see
+`vcheck.auditing.capabilities`).
 
 The built-in adapters return such a mapping.  Rows with a missing value in a model variable are dropped
 first, as lme4 does, so V covers the rows used, in the data's order.  Besides the protocol's keys they
@@ -114,5 +117,14 @@ def _import(module_name: str) -> Any:
 
 
 def resolve(target: str) -> Impl:
-    """A built-in name or a `MODULE:CALLABLE` plug-in: what `vcheck audit TARGET` accepts."""
-    return load(target) if ":" in target else get(target)
+    """A built-in name or a `MODULE:CALLABLE` plug-in: what `vcheck audit TARGET` accepts.
+
+    `TARGET[CONFIG]` (`statsmodels[method=lbfgs]`) is the implementation with that configuration and
+    its declared capabilities bound (`vcheck.auditing.configurations.Audited`)."""
+    from vcheck.auditing import configurations
+
+    base, config = configurations.split_target(target)
+    impl = load(base) if ":" in base else get(base)
+    if config is None:
+        return impl
+    return configurations.Audited(impl, target=base, configuration=configurations.parse(config, impl))

@@ -11,6 +11,11 @@
   G = bdiag over terms of `I(nlevels) %x% VarCorr(fit)$cond[[term]]`.  That kronecker layout is the
   level-major order lme4's `mkReTrms` gives Z's columns, which glmmTMB shares; the tests check it by
   the GLS beta at this V reproducing glmmTMB's fixef and by V permuting with the rows of the data.
+
+Configurations (`CONFIGURATIONS`): `default` (glmmTMB's nlminb), `optimizer=optim`
+(`glmmTMBControl(optimizer = optim, optArgs = list(method = "BFGS"))`, the alternative glmmTMB's
+documentation gives) and `profile=true` (`glmmTMBControl(profile = TRUE)`: the fixed effects profiled
+out of the outer optimization).
 """
 
 from __future__ import annotations
@@ -21,13 +26,21 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from vcheck.adapters import _formula, _r
+from vcheck.adapters import _r
+from vcheck.auditing import capabilities
+from vcheck.auditing import formula_terms as _formula
+from vcheck.core.errors import Unsupported
 
 _R_FIT = r"""
-function(formula, data, REML) {
+function(formula, data, REML, optimizer, profile) {
   warnings <- character(0)
+  control <- if (optimizer == "optim") {
+    glmmTMB::glmmTMBControl(optimizer = stats::optim, optArgs = list(method = "BFGS"), profile = profile)
+  } else {
+    glmmTMB::glmmTMBControl(profile = profile)
+  }
   fit <- withCallingHandlers(
-    glmmTMB::glmmTMB(stats::as.formula(formula), data = data, REML = REML),
+    glmmTMB::glmmTMB(stats::as.formula(formula), data = data, REML = REML, control = control),
     warning = function(w) {
       warnings <<- c(warnings, conditionMessage(w))
       invokeRestart("muffleWarning")
@@ -61,8 +74,36 @@ function(formula, data, REML) {
 """
 
 
-def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
-    """Fit `formula` with glmmTMB (Gaussian, REML or ML) and report it in the plug-in protocol's terms."""
+#: glmmTMB's optimizers this adapter offers
+OPTIMIZERS: tuple[str, ...] = ("nlminb", "optim")
+#: the configurations an audit covers, name -> keyword arguments of `fit`
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "optimizer=optim": {"optimizer": "optim"},
+    "profile=true": {"profile": True},
+}
+#: glmmTMB fits every model family of the audit but a rank-deficient X: glmmTMB 1.1.5 does not drop
+#: aliased columns as lme4 does ("negative log-likelihood is NaN at starting parameter values")
+CAPABILITIES: tuple[str, ...] = tuple(c for c in capabilities.FAMILIES if c != "rank_deficient")
+
+
+def control_call(optimizer: str = "nlminb", profile: bool = False) -> str:
+    """The `control =` argument as a user writes it (for reports and reproducers)."""
+    args = ["optimizer = optim", 'optArgs = list(method = "BFGS")'] if optimizer == "optim" else []
+    if profile:
+        args.append("profile = TRUE")
+    return f"glmmTMBControl({', '.join(args)})"
+
+
+def fit(
+    formula: str, data: pd.DataFrame, REML: bool = True, *, optimizer: str = "nlminb", profile: bool = False
+) -> dict[str, Any]:
+    """Fit `formula` with glmmTMB (Gaussian, REML or ML) and report it in the plug-in protocol's terms.
+
+    optimizer: "nlminb" (glmmTMB's default) or "optim" (BFGS); profile: glmmTMBControl(profile = TRUE).
+    """
+    if optimizer not in OPTIMIZERS:
+        raise Unsupported(f"glmmTMB adapter: optimizer {optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
     parsed = _formula.parse(formula)
     used, _ = _formula.model_rows(data, parsed)
     ro = _r.robjects()
@@ -74,6 +115,8 @@ def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
         ro.StrVector([formula]),
         _r.to_r_dataframe(used[list(parsed.variables)]),
         ro.BoolVector([REML]),
+        ro.StrVector([optimizer]),
+        ro.BoolVector([bool(profile)]),
         what="glmmTMB",
         console=console,
     )
@@ -101,6 +144,9 @@ def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
         "source": "glmmTMB",
         "REML": REML,
         "formula": formula,
+        "configuration": _formula_configuration(optimizer, profile),
+        "translation": f"glmmTMB({formula}, data, REML = {'TRUE' if REML else 'FALSE'}, "
+        f"control = {control_call(optimizer, profile)})",
         "converged": int(res["convergence"][0]) == 0 and bool(res["pdHess"][0]),
         "warnings": _r.strings(res["warnings"]),
         "pdHess": bool(res["pdHess"][0]),
@@ -108,3 +154,10 @@ def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
         "n": n,
         "console": "".join(console),
     }
+
+
+def _formula_configuration(optimizer: str, profile: bool) -> str:
+    parts = ([] if optimizer == "nlminb" else [f"optimizer={optimizer}"]) + (
+        ["profile=true"] if profile else []
+    )
+    return ",".join(parts) or "default"

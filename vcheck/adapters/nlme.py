@@ -19,6 +19,9 @@ V: nlme sorts the data by its groups internally.  For one level of grouping V is
 Z_k (I %x% G_k) Z_k' + sigma^2 I, with Z_k = `model.matrix(formula(pd_k), data)` and G_k =
 `pdMatrix(pd_k) * sigma^2` from the fitted reStruct, levels from `fit$groups`, in data order.  For one
 level both are computed and their largest relative difference is returned as `V_check`.
+
+Configurations (`CONFIGURATIONS`): `default` (`lmeControl(opt = "nlminb")`, nlme's default) and
+`opt=optim` (`lmeControl(opt = "optim")`, optim's BFGS).
 """
 
 from __future__ import annotations
@@ -30,20 +33,23 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from vcheck.adapters import _formula, _r
-from vcheck.adapters._formula import Formula, Term
+from vcheck.adapters import _r
+from vcheck.auditing import capabilities
+from vcheck.auditing import formula_terms as _formula
+from vcheck.auditing.formula_terms import Formula, Term
+from vcheck.core.errors import Unsupported
 
 NOT_EXPRESSIBLE = "model not expressible in nlme::lme"
 
 _R_FIT = r"""
-function(fixed, random_text, data, REML) {
+function(fixed, random_text, data, REML, opt) {
   warnings <- character(0)
   random <- eval(parse(text = random_text))
   rownames(data) <- as.character(seq_len(nrow(data)))
   fit <- withCallingHandlers(
     nlme::lme(stats::as.formula(fixed), data = data, random = random,
               method = if (REML) "REML" else "ML",
-              control = nlme::lmeControl(returnObject = TRUE)),
+              control = nlme::lmeControl(returnObject = TRUE, opt = opt)),
     warning = function(w) {
       warnings <<- c(warnings, conditionMessage(w))
       invokeRestart("muffleWarning")
@@ -89,7 +95,7 @@ def translate(formula: Formula, data: pd.DataFrame) -> tuple[list[tuple[str, lis
     chain = sorted(by_group, key=lambda g: codes[g].nunique())
     for outer, inner in itertools.pairwise(chain):
         if not _formula.nested_in(codes[inner], codes[outer]):
-            raise NotImplementedError(
+            raise Unsupported(
                 f"{NOT_EXPRESSIBLE}: grouping factors {outer} and {inner} are crossed, "
                 "lme fits nested grouping only"
             )
@@ -104,7 +110,7 @@ def _pd_call(group: str, terms: list[Term]) -> str:
     if len(terms) == 1:
         return f"nlme::pdSymm(~ {terms[0].lhs})"
     if any(len(t.slopes) + int(t.intercept) != 1 for t in terms):
-        raise NotImplementedError(
+        raise Unsupported(
             f"{NOT_EXPRESSIBLE} by this adapter: {len(terms)} terms on {group} with a correlated one "
             "(it writes one pdSymm, or one pdDiag of scalar terms, per level)"
         )
@@ -113,8 +119,23 @@ def _pd_call(group: str, terms: list[Term]) -> str:
     return f"nlme::pdDiag(~ {' + '.join((['1'] if intercept else ['0']) + slopes)})"
 
 
-def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
-    """Fit `formula` (lme4 syntax) with nlme::lme (REML or ML), reported in the plug-in protocol's terms."""
+#: lmeControl(opt = ...) choices
+OPTS: tuple[str, ...] = ("nlminb", "optim")
+#: the configurations an audit covers, name -> keyword arguments of `fit`
+CONFIGURATIONS: dict[str, dict[str, Any]] = {"default": {}, "opt=optim": {"opt": "optim"}}
+#: nlme::lme fits nested grouping only (no crossed factors), and a full-rank X only ("Singularity in
+#: backsolve" where lme4 drops an aliased column)
+CAPABILITIES: tuple[str, ...] = tuple(
+    c for c in capabilities.FAMILIES if c not in ("crossed", "rank_deficient")
+)
+
+
+def fit(formula: str, data: pd.DataFrame, REML: bool = True, *, opt: str = "nlminb") -> dict[str, Any]:
+    """Fit `formula` (lme4 syntax) with nlme::lme (REML or ML), reported in the plug-in protocol's terms.
+
+    opt: lmeControl(opt = "nlminb") (nlme's default) or "optim"."""
+    if opt not in OPTS:
+        raise Unsupported(f"nlme adapter: lmeControl(opt = {opt!r}) is not one of {', '.join(OPTS)}")
     parsed = _formula.parse(formula)
     used, _ = _formula.model_rows(data, parsed)
     levels, random = translate(parsed, used)
@@ -132,6 +153,7 @@ def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
         ro.StrVector([random]),
         _r.to_r_dataframe(frame),
         ro.BoolVector([REML]),
+        ro.StrVector([opt]),
         what="nlme::lme",
         console=console,
     )
@@ -158,6 +180,7 @@ def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
     blocks = [(group, cnms, G) for (group, _, _), (cnms, G, _, _) in zip(levels, pieces, strict=True)]
     varcorr = _formula.varcorr_rows(blocks, _formula.varcorr_groups(parsed.terms, used))
     beta_r = res["beta"]
+    method = '"REML"' if REML else '"ML"'
     return {
         "beta": dict(zip(_r.strings(beta_r.names), _r.numeric(beta_r).tolist(), strict=True)),
         "sigma": sigma,
@@ -167,7 +190,9 @@ def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
         "source": "nlme",
         "REML": REML,
         "formula": formula,
-        "translation": f"lme({parsed.response} ~ {parsed.fixed}, random = {random})",
+        "translation": f"lme({parsed.response} ~ {parsed.fixed}, random = {random}, "
+        f"method = {method}, control = lmeControl(opt = {opt!r}))",
+        "configuration": "default" if opt == "nlminb" else f"opt={opt}",
         "warnings": _r.strings(res["warnings"]),
         "converged": not any("converge" in w for w in _r.strings(res["warnings"])),
         "versions": {"nlme": str(res["version"][0])},

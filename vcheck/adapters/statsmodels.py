@@ -11,7 +11,8 @@ one variance times an identity over its columns.  So an lme4 model is expressibl
 - or, with crossed factors, every term is scalar: all become variance components of one all-data group.
 
 Anything else (a correlated slope on a nested factor, the seed's `(sx|sch/tch)`; a correlated term on a
-crossed factor) raises `NotImplementedError("model not expressible in statsmodels: ...")`, and so does a
+crossed factor) raises `vcheck.Unsupported("model not expressible in statsmodels: ...")` (a
+NotImplementedError), and so does a
 rank-deficient fixed-effects matrix (MixedLM has no pivoted-QR column drop; it would fail with a
 LinAlgError).
 
@@ -31,6 +32,10 @@ dropped and its variance absorbed by the teachers' (seed data: teacher variance 
 
 Fitting: `fit(reml=REML)` with statsmodels' default optimizers (bfgs, then lbfgs, then cg); `lbfgs`
 alone fails with a singular-matrix error on boundary fits (Dyestuff2) that the default sequence handles.
+Configurations (`CONFIGURATIONS`, audited one by one): `default` (that sequence) and each single
+`method` statsmodels offers, `fit(reml=REML, method=...)` with bfgs, lbfgs, cg, nm (Nelder-Mead) and
+powell.  With `method="lbfgs"`, when a variance reaches its bound, statsmodels 0.13-0.15 sets the fixed
+effects to 0 and reports llf = +inf with converged = True (statsmodels#10239).
 
 Criterion: statsmodels' `llf` has lme4's constants (REML includes -(n-p)/2 log(2 pi) and
 -1/2 log|X'V^-1 X|), so `criterion = -2 llf` is on lme4's scale: sleepstudy gives 1743.628272 (REML)
@@ -53,8 +58,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from vcheck.adapters import MissingDependencyError, _formula
-from vcheck.adapters._formula import Formula, Term
+from vcheck.adapters import MissingDependencyError
+from vcheck.auditing import formula_terms as _formula
+from vcheck.auditing.formula_terms import Formula, Term
+from vcheck.core.errors import Unsupported
 from vcheck.core.factors import Factor
 from vcheck.core.rexpr import Call, Node, Sym, deparse
 
@@ -95,14 +102,39 @@ class Translation:
         return f"MixedLM.from_formula({', '.join(args)})"
 
 
-def fit(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
-    """Fit `formula` (lme4 syntax) with statsmodels MixedLM, translated correctly."""
-    return _fit(formula, data, REML, naive=False)
+#: statsmodels' optimizers: `MixedLM.fit(method=...)`; "default" is its own sequence bfgs, lbfgs, cg
+METHODS: tuple[str, ...] = ("bfgs", "lbfgs", "cg", "nm", "powell")
+#: the configurations an audit covers, name -> keyword arguments of `fit`
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
+    "default": {},
+    **{f"method={m}": {"method": m} for m in METHODS},
+}
+#: what MixedLM fits (vcheck.auditing.capabilities); no rank-deficient X: it has no column drop, and
+#: some models of each family are not expressible (raised as Unsupported per case)
+CAPABILITIES: tuple[str, ...] = (
+    "intercept",
+    "slopes",
+    "correlated_slopes",
+    "factor_slopes",
+    "nested",
+    "crossed",
+    "REML",
+    "ML",
+)
 
 
-def fit_naive(formula: str, data: pd.DataFrame, REML: bool = True) -> dict[str, Any]:
+def fit(formula: str, data: pd.DataFrame, REML: bool = True, *, method: str | None = None) -> dict[str, Any]:
+    """Fit `formula` (lme4 syntax) with statsmodels MixedLM, translated correctly.
+
+    method: None for statsmodels' default sequence (bfgs, lbfgs, cg), or one of METHODS."""
+    return _fit(formula, data, REML, naive=False, method=method)
+
+
+def fit_naive(
+    formula: str, data: pd.DataFrame, REML: bool = True, *, method: str | None = None
+) -> dict[str, Any]:
     """The same, but nested intercepts written the naive way: `vc_formula` without `re_formula="1"`."""
-    return _fit(formula, data, REML, naive=True)
+    return _fit(formula, data, REML, naive=True, method=method)
 
 
 # --- translation ------------------------------------------------------------------------------------
@@ -142,7 +174,7 @@ def translate(
     if on_top:
         wide = [t for t in on_top if not _is_scalar(t, numeric)]
         if len(wide) > 1:
-            raise NotImplementedError(
+            raise Unsupported(
                 f"{NOT_EXPRESSIBLE}: {len(wide)} correlated terms on {top}; re_formula holds only one"
             )
         re_term = wide[0] if wide else next((t for t in on_top if t.scalar_intercept), on_top[0])
@@ -150,7 +182,7 @@ def translate(
     for t in rest:
         if not _is_scalar(t, numeric):
             where = "a crossed factor" if top is None else f"a factor nested in {top}"
-            raise NotImplementedError(
+            raise Unsupported(
                 f"{NOT_EXPRESSIBLE}: ({t.lhs} | {t.group}) has correlated random effects on {where}; "
                 "a variance component (vc_formula) has one variance"
             )
@@ -210,7 +242,11 @@ def _statsmodels_mixedlm() -> Any:
     return MixedLM
 
 
-def _fit(formula: str, data: pd.DataFrame, REML: bool, naive: bool) -> dict[str, Any]:
+def _fit(
+    formula: str, data: pd.DataFrame, REML: bool, naive: bool, method: str | None = None
+) -> dict[str, Any]:
+    if method is not None and method not in METHODS:
+        raise Unsupported(f"statsmodels MixedLM.fit: method {method!r} is not one of {', '.join(METHODS)}")
     parsed = _formula.parse(formula)
     used, frame = _formula.model_rows(data, parsed)
     # statsmodels' formula engines know neither R names such as `tch.cl` nor R functions: every model
@@ -250,7 +286,8 @@ def _fit(formula: str, data: pd.DataFrame, REML: bool, naive: bool) -> dict[str,
         warnings.simplefilter("always")
         model = MixedLM.from_formula(fixed, data=safe, **kwargs)
         _check_rank(model)
-        result = model.fit(reml=REML)  # statsmodels' default optimizers: bfgs, then lbfgs, then cg
+        # method None: statsmodels' default optimizers, bfgs, then lbfgs, then cg
+        result = model.fit(reml=REML) if method is None else model.fit(reml=REML, method=method)
 
     beta = {r_name(k, back): float(v) for k, v in result.fe_params.items()}
     re_names = [_re_column_name(n, back) for n in model.data.exog_re_names] if model.k_re else []
@@ -266,9 +303,11 @@ def _fit(formula: str, data: pd.DataFrame, REML: bool, naive: bool) -> dict[str,
         "REML": REML,
         "formula": formula,
         "translation": plan.call(),
+        "configuration": "default" if method is None else f"method={method}",
+        "fit_call": f"fit(reml={REML})" if method is None else f"fit(reml={REML}, method={method!r})",
+        "versions": {"statsmodels": _statsmodels_version()},
         "converged": bool(result.converged),
         "warnings": list(dict.fromkeys(str(w.message) for w in caught)),
-        "versions": {"statsmodels": _statsmodels_version()},
         "n": len(used),
     }
 
@@ -284,7 +323,7 @@ def _check_rank(model: Any) -> None:
     X = np.asarray(model.exog, dtype=float)
     rank = int(np.linalg.matrix_rank(X))
     if rank < X.shape[1]:
-        raise NotImplementedError(
+        raise Unsupported(
             f"{NOT_EXPRESSIBLE}: the fixed-effects matrix has rank {rank} < {X.shape[1]} columns; "
             "MixedLM does not drop aliased columns as lme4 does"
         )
@@ -370,3 +409,56 @@ def _marginal_V(model: Any, result: Any) -> sp.csc_matrix:
     Z = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, q))
     G = sp.block_diag(g_blocks, format="csc")
     return sp.csc_matrix(Z @ G @ Z.T + float(result.scale) * sp.identity(n, format="csc"))
+
+
+# --- statsmodels code a maintainer can run (reproducers) ---------------------------------------------
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def native_code(formula: str, data: pd.DataFrame, REML: bool, method: str | None = None) -> str | None:
+    """Plain statsmodels code fitting `formula` as this adapter does, for a DataFrame `data` whose
+    factors are categoricals in R's level order; None when a model variable is not a plain column
+    (`log(y)`, `I(x^2)`, an ordered factor): then only the adapter's own call reproduces it.
+
+    The code defines `result` (MixedLMResults) and prints statsmodels' estimates."""
+    parsed = _formula.parse(formula)
+    used, frame = _formula.model_rows(data, parsed)
+    if len(used) != len(data) or any(
+        not _PLAIN.match(key) or (isinstance(v, Factor) and v.ordered) for key, v in frame.values.items()
+    ):
+        return None
+    numeric = {key for key, value in frame.values.items() if not isinstance(value, Factor)}
+    plan = translate(parsed, used, numeric=numeric)
+    lines = []
+    if plan.top is None:
+        lines.append('data["all_rows"] = 1  # crossed factors: one group holding every row')
+        groups = "all_rows"
+    else:
+        groups = _group_column(lines, _top_factors(plan))
+    kwargs = [f"groups={groups!r}"]
+    if plan.re_term is not None:
+        kwargs.append(f"re_formula={_re_formula(plan.re_term)!r}")
+    vc = {}
+    for term in plan.vc_terms.values():
+        column = _group_column(lines, term.factors)
+        key = column if term.scalar_intercept else f"{column}:{term.slopes[0]}"
+        vc[key] = _vc_formula(term, column)
+    if vc:
+        kwargs.append(f"vc_formula={vc!r}")
+    fixed = f"{parsed.response} ~ {parsed.fixed}"
+    fit_args = f"reml={REML}" + ("" if method is None else f", method={method!r}")
+    lines += [
+        f"model = MixedLM.from_formula({fixed!r}, data=data, {', '.join(kwargs)})",
+        f"result = model.fit({fit_args})",
+    ]
+    return "\n".join(lines)
+
+
+def _group_column(lines: list[str], factors: tuple[str, ...]) -> str:
+    """A grouping factor as one column (the interaction of several columns as 'a:b' labels)."""
+    if len(factors) == 1:
+        return factors[0]
+    name = "_".join(factors)
+    joined = ' + ":" + '.join(f'data["{f}"].astype(str)' for f in factors)
+    lines.append(f'data["{name}"] = {joined}')
+    return name

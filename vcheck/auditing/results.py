@@ -40,6 +40,9 @@ class Finding:
         """True when the implementation gave no warning or convergence flag on this case."""
         return not self.implementation_warnings
 
+    check: Check | str = ""  # "layout", "at its parameters", "at optimum", "model", "-"
+    configuration: str | None = None  # the implementation's configuration (vcheck.auditing.configurations)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "case": self.case.to_dict(),
@@ -51,6 +54,7 @@ class Finding:
             "consequences": [{**c, "rel_diff": _json_float(c.get("rel_diff"))} for c in self.consequences],
             "implementation_warnings": list(self.implementation_warnings),
             "silent": self.silent,
+            "configuration": self.configuration,
         }
 
     @classmethod
@@ -68,6 +72,7 @@ class Finding:
                 for c in d.get("consequences", [])
             ],
             implementation_warnings=list(d.get("implementation_warnings", [])),
+            configuration=d.get("configuration"),
         )
 
 
@@ -99,7 +104,13 @@ class CaseResult:
     @property
     def root_kind(self) -> str | None:
         """The case's root kind (`root_kind`; error when it did not run); None when everything agrees."""
-        return str(Kind.ERROR) if self.error is not None else root_kind(self.findings)
+        if self.error is not None:
+            return str(Kind.ERROR)
+        found = root_kind(self.findings)
+        return "unsupported" if found is None and self.unsupported is not None else found
+
+    configuration: str | None = None  # the implementation's configuration the case ran in
+    unsupported: str | None = None  # why the implementation does not fit it (vcheck.Unsupported): no finding
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +120,8 @@ class CaseResult:
             "warnings": list(self.warnings),
             "versions": dict(self.versions),
             "error": self.error,
+            "configuration": self.configuration,
+            "unsupported": self.unsupported,
             "seconds": self.seconds,
             "impl_seconds": self.impl_seconds,
             "reference_seconds": self.reference_seconds,
@@ -127,6 +140,8 @@ class CaseResult:
             comparison=d.get("comparison"),
             warnings=list(d.get("warnings", [])),
             versions=dict(d.get("versions", {})),
+            configuration=d.get("configuration"),
+            unsupported=d.get("unsupported"),
         )
 
 
@@ -191,15 +206,33 @@ class AuditResult:
             return f"{self.impl}: no case ran{tail}"
         if Kind.ERROR in roots and roots[Kind.ERROR]["silent"] + roots[Kind.ERROR]["warned"] == n:
             return f"{self.impl}: every case failed to run or could not be read ({n} errors){tail}"
+        skipped = sum(roots.get("unsupported", {}).values())
+        if skipped:
+            tail = f"; {skipped} cases it does not support were not fitted{tail}"
         if not bad:
             na = " (some quantities not available)" if Kind.NOT_AVAILABLE in roots else ""
-            return f"{self.impl} agrees with lme4 on every quantity it gives in all {n} cases{na}{tail}"
+            if skipped == n:
+                return f"{self.impl}: no case was fitted{tail}"
+            ran = n - skipped
+            return (
+                f"{self.impl} agrees with lme4 on every quantity it gives in all {ran} cases it "
+                f"fitted{na}{tail}"
+            )
         flagged = sum(sum(roots[k].values()) for k in bad)
         silent = sum(roots[k]["silent"] for k in bad)
         return (
             f"{self.impl}: findings in {flagged} of {n} cases ({silent} of them silent: no warning from "
             f"{self.impl}); by root kind {', '.join(parts)}{tail}"
         )
+
+    capabilities: list[str] = field(default_factory=list)  # what the implementation declares
+    outside: dict[str, int] = field(default_factory=dict)  # capability -> cases left out for lacking it
+    reproducers: list[dict[str, Any]] = field(default_factory=list)  # folders written for the findings
+
+    @property
+    def unsupported(self) -> list[CaseResult]:
+        """Cases the implementation said it does not fit (not findings)."""
+        return [c for c in self.cases if c.unsupported is not None]
 
     @property
     def findings(self) -> list[Finding]:
@@ -267,6 +300,9 @@ class AuditResult:
             "planned": self.planned,
             "interrupted": self.interrupted,
             "cases": [c.to_dict() for c in self.cases],
+            "capabilities": list(self.capabilities),
+            "outside": dict(self.outside),
+            "reproducers": list(self.reproducers),
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -286,6 +322,9 @@ class AuditResult:
             reference_restarts=d.get("reference_restarts", 0),
             planned=d.get("planned", 0),
             interrupted=d.get("interrupted", False),
+            capabilities=list(d.get("capabilities", [])),
+            outside=dict(d.get("outside", {})),
+            reproducers=list(d.get("reproducers", [])),
         )
 
 

@@ -10,9 +10,10 @@ audit calls impl on a copy of the data, fits lme4 live (`vcheck.reference.lmer`,
 (`vcheck.reference.devfun`) for the criterion at the implementation's theta and lme4's fit with the
 other REML flag to recognise ML-for-REML (both made only when a finding needs them; an agreement is
 confirmed by vcheck.core.deviance on lme4's own design, which the property suite holds to lme4's
-devfun).  A NotImplementedError from impl is a "model" finding ("model not expressible"): the
-implementation cannot fit lme4's model, a difference of model rather than a crash.  Any other exception,
-from impl or from lme4, is that case's `error`; the sweep goes on.
+devfun).  `vcheck.Unsupported` (or a NotImplementedError) from impl is no finding: the implementation
+says it does not fit this model, and the case is recorded as unsupported with its message (the report
+lists these once, outside its capabilities).  Any other exception, from impl or from lme4, is that
+case's `error`; the sweep goes on.
 
 Where lme4 runs: by default in two processes of its own (`vcheck.reference.server`), each asked for the
 fit of its next cases before the implementation reaches them, so lme4 (35-45 ms of R per small case here)
@@ -91,11 +92,12 @@ def call_impl(
 ) -> Any:
     """impl's answer on a copy of the data, or None with the outcome recorded in `result`.
 
-    With `timeout`, impl runs in a process of its own (`vcheck.auditing.isolate`) that is stopped after
-    that many seconds.  NotImplementedError is a "model" finding (the model is not expressible there);
-    an exception, a timeout or a process that died is this case's `error` finding, so the sweep goes on.
-    The Python warnings impl issued are kept in `result.warnings`.  impl_seconds and, on failure,
-    seconds are filled in.
+    Unsupported or NotImplementedError is no finding: `result.unsupported` holds its message (an
+    implementation that says it does not fit a model is not wrong about it).  With `timeout`, impl runs
+    in a process of its own (`vcheck.auditing.isolate`) that is stopped after that many seconds; an
+    exception, a timeout or a
+    process that died is this case's `error` finding, so the sweep goes on.  The Python warnings impl
+    issued are kept in `result.warnings`.  impl_seconds and, on failure, seconds are filled in.
     """
     from vcheck.auditing import isolate
 
@@ -104,12 +106,10 @@ def call_impl(
         # a case's lmer arguments (weights, offset, ...) bound by name; Unsupported when impl takes none
         bound = bind_arguments(impl, case.args, name)
         output, caught = isolate.call(bound, (case.formula, data.copy(), case.REML), timeout)
-    except NotImplementedError as exc:
+    except NotImplementedError as exc:  # vcheck.Unsupported is one
         result.impl_seconds = time.perf_counter() - t
-        text = str(exc)
-        if not text.startswith("model not expressible"):  # adapters already say it in their own words
-            text = f"model not expressible in {name}" + (f": {text}" if text else "")
-        result.findings.append(Finding(case, "model", Kind.MODEL, None, text, check="model"))
+        text = one_line(exc)
+        result.unsupported = text or f"{name} raised {type(exc).__name__} without a message"
         result.seconds = time.perf_counter() - start
         return None
     except isolate.Timeout as exc:

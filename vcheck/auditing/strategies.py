@@ -208,3 +208,46 @@ def argument_cases(draw: Callable[[st.SearchStrategy[Any]], Any], families: Sequ
         args=args,
         _data=data,
     )
+
+
+def cases_within(capabilities: Sequence[str]) -> st.SearchStrategy[Case]:
+    """Hypothesis strategy for cases that need nothing outside `capabilities`
+    (`vcheck.auditing.capabilities`): the families that can fit them, the rest filtered."""
+    from vcheck.auditing.capabilities import spec_needs
+
+    have = frozenset(capabilities)
+    probe = [
+        CaseSpec(f, v, "x", "str", False, False, REML, (5, 5), (), 0)
+        for f in FAMILIES
+        for v in range(3)  # every variant of each family (a spec's variant wraps around)
+        for REML in (True, False)
+    ]
+    families = tuple(dict.fromkeys(s.family for s in probe if spec_needs(s) <= have))
+    if not families:
+        raise ValueError(f"no drawn model fits the capabilities {sorted(have)}")
+    return case_specs(families).filter(lambda spec: spec_needs(spec) <= have).map(case_from_spec)
+
+
+#: how many indices past the requested number of cases the search for fitting draws may look
+_SEARCH = 400
+
+
+def drawn_within(seed: int, n: int, capabilities: Sequence[str] | frozenset[str]) -> list[Case]:
+    """The first `n` drawn cases of `seed` (`draw_case(seed, i)`, i = 0, 1, ...) whose needs lie within
+    `capabilities` (`vcheck.auditing.capabilities`): every case keeps its address, the others are
+    skipped.  Raises CapabilityError when the capabilities admit no drawn model (only `rank_deficient`)."""
+    from vcheck.auditing.capabilities import CapabilityError, spec_needs
+
+    have = frozenset(capabilities)
+    out: list[Case] = []
+    index = 0
+    while len(out) < n:
+        if index >= _SEARCH * (len(out) + 1) + n:
+            raise CapabilityError(
+                f"no drawn case within the capabilities {sorted(have)} among the first {index} "
+                f"of seed {seed}: the drawn models need at least intercept (or slopes), and REML or ML"
+            )
+        if spec_needs(draw_spec(seed, index)) <= have:
+            out.append(draw_case(seed, index))
+        index += 1
+    return out

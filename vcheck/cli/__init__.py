@@ -5,6 +5,9 @@
     vcheck report [--out DIR]
     vcheck audit TARGET [--cases N] [--seed S] [--out DIR] [--fail-on KINDS]
                  [--workers N] [--scheduler ADDRESS] [--resume] [--large MODELS]
+                 [--config CONFIG] [--families NAMES] [--tol-at-theta REL] [--tol-optimum REL]
+    vcheck audit --fits DIR
+    vcheck cases export DIR [--cases N] [--seed S] [--families NAMES] [--builtin]
 
 Exit codes: 0 success (for `compare`: everything agrees; for `audit`: the audit ran), 1 a disagreement
 (`compare`) or a `--fail-on` kind found (`audit`), 2 an error.  Errors are one line on stderr,
@@ -20,7 +23,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from vcheck.cli import audit, compare, fit, report
+from vcheck.cli import audit, cases, compare, fit, report
 from vcheck.cli.data import read_csv
 from vcheck.cli.status import EXIT_DISAGREE, EXIT_ERROR, EXIT_OK, PROG, UsageError
 from vcheck.core.errors import VcheckError
@@ -58,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    for command in (fit, compare, report, audit):
+    for command in (fit, compare, report, audit, cases):
         command.register(sub)
     return parser
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vcheck.auditing.kinds import FAIL_ON_ALL, KINDS
+from vcheck.cli import audit_configured
 from vcheck.cli.status import EXIT_DISAGREE, EXIT_OK, PROG, UsageError
 
 
@@ -57,7 +58,10 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
         metavar="TARGET",
-        help="statsmodels, glmmtmb, nlme, vcheck (its own lmer), or a plug-in MODULE:CALLABLE",
+        nargs="?",
+        default=None,
+        help="statsmodels, glmmtmb, nlme, vcheck (its own lmer), or a plug-in MODULE:CALLABLE; "
+        "TARGET[CONFIG] for one configuration (not with --fits)",
     )
     parser.add_argument(
         "--cases",
@@ -127,6 +131,7 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         "groups), or their scaled-down versions slope20k and instEval10k; comma-separated, e.g. "
         "'vcheck audit vcheck --cases 0 --large instEval,slope200k --workers 2'",
     )
+    audit_configured.add_arguments(parser)  # configurations, capabilities, tolerances, reproducers, fits
 
 
 def _nonnegative_int(text: str) -> int:
@@ -169,16 +174,22 @@ def audit_total(args: argparse.Namespace) -> int:
     from vcheck.auditing import large_models
     from vcheck.reference import examples
 
-    return len(examples.names()) + args.cases + len(large_models.parse_names(getattr(args, "large", "")))
+    if getattr(args, "fits", None):
+        from vcheck.auditing.external import case_folders
+
+        return len(case_folders(Path(args.fits)))
+    per = len(examples.names()) + args.cases + len(large_models.parse_names(getattr(args, "large", "")))
+    return per * audit_configured.configurations_count(args)
 
 
-def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
+def run_audit(impl: Callable[..., Any] | None, args: argparse.Namespace) -> Any:
     """Run the audit's cases with a progress bar on stderr; returns a `vcheck.auditing.plan.SweepResult`
     (an `AuditResult`, and how the sweep ran: workers, a Dask scheduler, resume)."""
     from vcheck.report.progress import progress_callback
 
     total = audit_total(args)
-    with progress_callback(f"audit {args.target}", enabled=not args.quiet, total=total) as tick:
+    label = args.target or f"--fits {args.fits}"
+    with progress_callback(f"audit {label}", enabled=not args.quiet, total=total) as tick:
         done = 0
         flagged = 0
 
@@ -189,24 +200,25 @@ def run_audit(impl: Callable[..., Any], args: argparse.Namespace) -> Any:
             tick(done, total, f"{flagged} findings")
 
         from vcheck.auditing import large_models
-        from vcheck.auditing.plan import SweepPlan
-        from vcheck.auditing.sweep import run_sweep
+        from vcheck.auditing.configured import audit_configurations
 
-        # vcheck.auditing.run's cases, in worker processes (default 1), on Dask, or here (--workers 0)
-        plan = SweepPlan(
-            target=args.target,
+        if args.fits:
+            return audit_configured.run_fits(args, on_case)
+        # each configuration's cases (within the capabilities), in worker processes (default 1), on
+        # Dask, or here (--workers 0)
+        return audit_configurations(
+            args.target,
+            config=args.config,
             seed=args.seed,
             examples=args.cases,
             large=tuple(large_models.parse_names(args.large)),
-        )
-        return run_sweep(
-            plan,
+            families=audit_configured.families(args),
             workers=1 if args.workers is None and not args.scheduler else args.workers,
             scheduler=args.scheduler,
             out_dir=audit_out_dir(args.target, args.out),
             resume=args.resume,
             progress=on_case,
-            options={"timeout": timeout_of(args)},
+            options={**audit_configured.options(args), "timeout": timeout_of(args)},
         )
 
 
@@ -216,6 +228,18 @@ def timeout_of(args: argparse.Namespace) -> float:
 
     value = getattr(args, "timeout", None)
     return DEFAULT_TIMEOUT if value is None else float(value)
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this audit (for the report and the reproducers)."""
+    if args.fits:
+        return f"vcheck audit --fits {args.fits}"
+    parts = [f"vcheck audit {args.target}", f"--cases {args.cases}", f"--seed {args.seed}"]
+    for flag in ("config", "families", "large"):
+        value = getattr(args, flag, None)
+        if value:
+            parts.append(f"--{flag} {value}")
+    return " ".join(parts)
 
 
 def _reference_versions() -> dict[str, str]:
@@ -228,15 +252,30 @@ def _reference_versions() -> dict[str, str]:
 def cmd_audit(args: argparse.Namespace) -> int:
     """Audit TARGET against live lme4, write the report, exit 1 only for a --fail-on kind found."""
     fail_on = _parse_kinds(args.fail_on)
-    impl = resolve_target(args.target)
+    if args.fits and args.target:
+        raise UsageError("give either TARGET or --fits DIR, not both")
+    if not args.fits and not args.target:
+        raise UsageError("give TARGET (an adapter or MODULE:CALLABLE) or --fits DIR")
+    audit_configured.validate(args)
+    impl = None if args.fits else resolve_target(args.target)
+    if args.fits:
+        args.target = f"fits-{Path(args.fits).name}"
     out_dir = audit_out_dir(args.target, args.out)
     versions = _reference_versions()  # fails fast, in one line, when R or lme4 is missing
     result = run_audit(impl, args)
+    if not getattr(result, "interrupted", False):
+        audit_configured.write_reproducers(result, args, out_dir, command=_command(args))
 
     from vcheck.report import write_audit_report
 
     written = write_audit_report(
-        result, out_dir, target=args.target, seed=args.seed, cases=args.cases, versions=versions
+        result,
+        out_dir,
+        target=args.target,
+        seed=args.seed,
+        cases=args.cases,
+        versions=versions,
+        command=_command(args),
     )
     summary = getattr(result, "summary", None)
     print(summary() if callable(summary) else f"audit of {args.target}")
@@ -251,6 +290,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     if hasattr(result, "checkpoint"):
         discard_checkpoint(result)
+    audit_configured.discard_checkpoints(out_dir)
     found = result.failing(fail_on)
     if found:
         print(f"{PROG}: --fail-on: found {', '.join(found)}: {result.headline()}", file=sys.stderr)

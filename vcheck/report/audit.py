@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vcheck.auditing.kinds import KINDS as _KINDS
+from vcheck.report.configurations import audits_context
 from vcheck.report.pages import write_page, write_text
 
 #: the kinds of finding, in the order the report shows them
@@ -129,11 +130,16 @@ def case_entries(result: Any) -> list[tuple[Any, CaseEntry]]:
     groups: dict[str, tuple[Any, CaseEntry]] = {}
     for f in _findings(result):
         case = getattr(f, "case", None)
-        key = _case_key(case)
+        configuration = getattr(f, "configuration", None)  # the same case in several configurations
+        key = _case_key(case) + (f" [{configuration}]" if configuration else "")
         if key not in groups:
             groups[key] = (case, _case_entry(case, len(groups)))
+            if configuration:
+                groups[key][1].label += f" [{configuration}]"
+                groups[key][1].id += f".{configuration}"
         groups[key][1].findings.append(
             {
+                "configuration": configuration,
                 "quantity": str(getattr(f, "quantity", "")),
                 "kind": str(getattr(f, "kind", "")),
                 "rel_diff": _rounded(_float(getattr(f, "rel_diff", None))),
@@ -271,6 +277,7 @@ def write_audit_report(
         "versions": versions,
         "command": command,
         "vcheck_version": __version__,
+        **audits_context(result),
     }
     html, _ = write_page(out_dir, "index", "audit", **context)
     payload = {
@@ -291,6 +298,13 @@ def write_audit_report(
         "errors": [
             {"case": e.label, "formula": e.formula, "rebuild": e.rebuild, "error": e.error} for e in errors
         ],
+        "configurations": [
+            {k: v for k, v in row.items() if k != "kinds"} for row in context["configurations"]
+        ],
+        "capabilities": context["capabilities"],
+        "outside": context["outside"],
+        "unsupported": context["unsupported"],
+        "reproducers": context["reproducers"],
     }
     write_text(out_dir / "findings.json", json.dumps(payload, indent=1, allow_nan=False) + "\n")
     return html

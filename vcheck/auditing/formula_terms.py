@@ -1,4 +1,5 @@
-"""What the adapters need of an lme4 formula: the response, the fixed part, and the random terms.
+"""What the adapters (and the audit's capabilities and minimizer) need of an lme4 formula: the
+response, the fixed part, and the random terms.
 
 Parsing is `vcheck.core.parse` (lme4's `findbars`, `expandSlash`, `expandDoubleVerts`): `(1|a/b)` is
 `(1|b:a) + (1|a)`, `(x||g)` is `(1|g) + (0+x|g)`.  Here each random term carries its left-hand side as
