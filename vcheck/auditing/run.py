@@ -95,9 +95,9 @@ def call_impl(
     Unsupported or NotImplementedError is no finding: `result.unsupported` holds its message (an
     implementation that says it does not fit a model is not wrong about it).  With `timeout`, impl runs
     in a process of its own (`vcheck.auditing.isolate`) that is stopped after that many seconds; an
-    exception, a timeout or a
-    process that died is this case's `error` finding, so the sweep goes on.  The Python warnings impl
-    issued are kept in `result.warnings`.  impl_seconds and, on failure, seconds are filled in.
+    exception, a timeout or a process that died is this case's `error` finding, so the sweep goes on.
+    The Python warnings impl issued are kept in `result.warnings`.  impl_seconds and, on failure,
+    seconds are filled in.
     """
     from vcheck.auditing import isolate
 
