@@ -1,14 +1,14 @@
 """nox sessions for vcheck.
 
-    nox -s tests      pytest, live lme4 tests included (they fail, never skip, when CI=true and R is missing);
-                      everything but the tests marked `slow`, sized to finish in 10 minutes on 2 busy cores
-    nox -s tests_long the `slow` tests, then the lme4 property tests with the `thorough` hypothesis profile
+    nox -s tests      pytest, live lme4 tests included (they fail, never skip, when CI=true and R is missing)
+    nox -s tests_long the lme4 property tests with the `thorough` hypothesis profile
     nox -s lint       ruff and mypy
     nox -s reference  regenerate r_reference/frozen/ (lme4's outputs for the built-in examples) with R
     nox -s report     regenerate reports/ (pages and pictures, agreement with live lme4)
     nox -s bench      vcheck versus lme4 in one process, into reports/bench.md (`-- --quick`: ~5 min)
     nox -s audit      audit statsmodels, glmmTMB and nlme against lme4 into reports/audit-*/
     nox -s docs       API documentation from the docstrings (pdoc) into docs/api/
+    nox -s mutation   mutation testing of the comparison modules and covariance into reports/mutation.md
 
 Every session installs vcheck with its extras into its own virtualenv; R itself comes from Debian's
 packages (`bash .ci/setup`).  Pass extra arguments after `--`, e.g. `nox -s tests -- -k design`.
@@ -152,3 +152,12 @@ def docs(session: nox.Session) -> None:
         *session.posargs,
     )
     session.log(f"API documentation written to {out / 'index.html'}")
+
+
+@nox.session(python=PYTHON)
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of the comparison modules (measure, classify, construction) and covariance against
+    their fast tests (tools/mutate.py: single-point AST mutants); writes reports/mutation.md and fails
+    below 90% of non-equivalent mutants killed in any module."""
+    _install(session)
+    session.run("python", "tools/mutate.py", "--out", "reports/mutation.md", *session.posargs)

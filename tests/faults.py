@@ -18,6 +18,9 @@ one mistake in how it reports or builds the result, so each finding can only com
 - SloppyOptimizer (optimization): stops BOBYQA after its first interpolation points;
 - UnprofiledSigma (optimization): a full record at lme4's theta whose sigma is 1% above the profiled
   sigma there (a joint optimizer stopped short in sigma); theta, beta and the criterion are lme4's.
+
+And broken implementations (`BROKEN`), each an `error` on every case: one that raises, one whose answer
+is not a mapping, one that answers NaN, one that hangs, one whose process aborts.
 """
 
 from __future__ import annotations
@@ -370,4 +373,56 @@ FAULTS: list[Plugin] = [
     UnprofiledSigma(),
 ]
 
-__all__ = ["CONTROLS", "FAULTS", "Plugin", "formula_order", "positional_Zt", "unique_group_names"]
+__all__ = [
+    "BROKEN",
+    "CONTROLS",
+    "FAULTS",
+    "Plugin",
+    "dies",
+    "formula_order",
+    "hangs",
+    "nan_output",
+    "positional_Zt",
+    "raises",
+    "unique_group_names",
+    "unreadable",
+]
+
+
+# --- broken implementations: each case must be an `error` finding, and `--fail-on all` must exit 1 ------
+def raises(formula: str, data: pd.DataFrame, REML: bool) -> Any:
+    """Raises on every case."""
+    raise RuntimeError("this implementation always fails")
+
+
+def unreadable(formula: str, data: pd.DataFrame, REML: bool) -> Any:
+    """Returns something the protocol cannot read (not a mapping)."""
+    return [1.0, 2.0, 3.0]
+
+
+def nan_output(formula: str, data: pd.DataFrame, REML: bool) -> Any:
+    """Returns NaN for every number."""
+    return {
+        "beta": {"(Intercept)": float("nan")},
+        "sigma": float("nan"),
+        "varcorr": [],
+        "criterion": float("nan"),
+    }
+
+
+def hangs(formula: str, data: pd.DataFrame, REML: bool) -> Any:
+    """Never returns."""
+    import time
+
+    while True:
+        time.sleep(1.0)
+
+
+def dies(formula: str, data: pd.DataFrame, REML: bool) -> Any:
+    """Its process aborts (as a crash in compiled code would)."""
+    import os
+
+    os.abort()
+
+
+BROKEN = [raises, unreadable, nan_output, hangs, dies]

@@ -18,6 +18,7 @@ from faults import CONTROLS, FAULTS, Lme4Mapping, Plugin, SloppyOptimizer
 
 from vcheck import audit
 from vcheck.auditing.cases import Case
+from vcheck.auditing.kinds import KINDS
 from vcheck.auditing.results import AuditResult
 from vcheck.auditing.run import audit_case, audit_cases
 
@@ -44,7 +45,11 @@ def test_planted_fault_is_caught_with_its_kind(fault: Plugin) -> None:
     assert found == {fault.kind}, result.summary()
     for f in result.findings:
         assert f.case.formula and f.quantity and f.explanation and "\n" not in f.explanation
-        assert f.kind in ("construction", "optimization", "model", "not available")
+        assert f.kind in KINDS
+    for case in result.cases:  # one finding per case and root cause
+        kinds = [f.kind for f in case.findings]
+        assert len(kinds) == len(set(kinds)), [(f.quantity, f.kind) for f in case.findings]
+        assert case.root_kind in (fault.kind, "not available"), case.findings
 
 
 def test_the_sloppy_optimizer_is_told_that_lme4_found_the_lower_criterion() -> None:
@@ -106,10 +111,11 @@ def test_not_implemented_is_unsupported_not_a_finding_and_a_crash_is_that_cases_
     assert nested.unsupported == "nested random effects"  # it says so: not a finding against it
     assert result.unsupported == [nested]
     assert crossed.error is not None and "RuntimeError: singular matrix in solve()" in crossed.error
-    assert crossed.findings == []
+    assert [(f.quantity, f.kind) for f in crossed.findings] == [("raised", "error")]
     assert simple.error is None and {f.kind for f in simple.findings} == {"not available"}
     assert not result.ok()
     assert "did not run" in result.summary()
+    assert "agrees" not in result.headline()
 
 
 def frame(nested: bool = False, crossed: bool = False) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from faults import as_mapping, term_covs, varcorr_rows
 
+from vcheck.auditing import construction
 from vcheck.auditing.comparison import compare, python_criterion
 from vcheck.auditing.plugin import (
     PluginError,
@@ -32,6 +33,7 @@ from vcheck.reference import examples
 
 # vcheck exports the function `compare` under the module's name, so reach the module through importlib
 compare_module = importlib.import_module("vcheck.auditing.comparison")
+differences = importlib.import_module("vcheck.auditing.differences")
 
 
 def fit(name: str) -> LmerFit:
@@ -47,13 +49,13 @@ def at_theta(b: LmerFit, theta: np.ndarray) -> dict[str, object]:
     """A consistent plug-in answer at a theta that is not lme4's optimum: beta, sigma, V and criterion
     all computed at that theta by lme4's construction (vcheck.core.deviance on lme4's design)."""
     crit = python_criterion(b)
-    lme = compare_module._require_design(b)
+    lme = compare_module.require_design(b)
     d = crit(theta, b.REML)
     # sigma is profiled out: sigma^2 = pwrss / (n - p) under REML; the PLS factor holds pwrss
     design_fn = deviance.devfun(compare_module.reference_design(b), REML=b.REML)
     f = design_fn.factor(theta)
     sigma = deviance.sigma(f, lme.n, lme.X.shape[1], b.REML)
-    Lt = compare_module._lambdat_at(lme, theta)
+    Lt = compare_module.lambdat_at(lme, theta)
     covs = cov_from_theta(theta, lme.cnms, sigma)
     rows = []
     for group, (_, names), G in zip(
@@ -78,9 +80,13 @@ def at_theta(b: LmerFit, theta: np.ndarray) -> dict[str, object]:
 @pytest.mark.parametrize("name", examples.names())
 def test_lme4_record_against_itself_agrees_on_every_row(name: str) -> None:
     b = fit(name)
-    cmp = compare(b, b)
+    cmp = compare(b, b, flat_optimum=False)  # no "same optimum" excuse
     assert cmp.ok, str(cmp)
     assert cmp.findings == [], str(cmp)
+    for r in cmp.rows:  # every row within its own tolerance
+        assert r.verdict == "agrees" and r.rel_diff is not None and r.tol is not None, str(cmp)
+        assert r.rel_diff <= r.tol, str(cmp)
+    assert cmp.lower == "tie"  # lme4's criterion at its own theta is its optimum
     quantities = {r.quantity for r in cmp.rows}
     assert {"layout", "V", "beta", "criterion", "theta", "sigma", "varcorr", "G", "ranef"} <= quantities
 
@@ -133,9 +139,9 @@ def test_ols_beta_is_construction_on_beta_only_at_its_parameters() -> None:
 def test_G_without_correlation_is_construction() -> None:
     b = fit("sleepstudy")
     (G,) = term_covs(b)
-    lme = compare_module._require_design(b)
+    lme = compare_module.require_design(b)
     theta = theta_from_cov([np.diag(np.diag(G))], b.sigma)
-    V = covariance.V(lme.Zt, compare_module._lambdat_at(lme, theta), b.sigma).toarray()
+    V = covariance.V(lme.Zt, compare_module.lambdat_at(lme, theta), b.sigma).toarray()
     cmp = compare(as_mapping(b, V=V), b)  # reports the full varcorr, builds V without the covariance
     assert cmp.row("V", "at its parameters").kind == "construction"
 
@@ -182,16 +188,16 @@ def test_V_with_other_rows_than_lme4_used_is_model() -> None:
 
 
 def test_large_V_is_compared_through_probe_vectors(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(compare_module, "DENSE_V_MAX", 50)
+    monkeypatch.setattr(construction, "DENSE_V_MAX", 50)
     b = fit("sleepstudy")
     seen = []
-    real = compare_module._dense
+    real = differences.dense
 
     def no_dense(M: object) -> np.ndarray:
         seen.append(M)
         return real(M)
 
-    monkeypatch.setattr(compare_module, "_dense", no_dense)
+    monkeypatch.setattr(differences, "dense", no_dense)
     ok = compare(as_mapping(b, V=b.V()), b)
     assert ok.ok, str(ok)
     bad = compare(as_mapping(b, V=b.V() - b.sigma**2 * covariance.sp.identity(b.n)), b)
@@ -202,13 +208,13 @@ def test_large_V_is_compared_through_probe_vectors(monkeypatch: pytest.MonkeyPat
 # --- model ---------------------------------------------------------------------------------------------
 def test_missing_school_term_is_model_and_its_submodel_is_consistent() -> None:
     b = fit("three_level")
-    lme = compare_module._require_design(b)
+    lme = compare_module.require_design(b)
     rows = [r for r in varcorr_rows(b) if r[0] != "sch.cl"]
     covs = term_covs(b)
     school = [g for g, _ in lme.cnms].index("sch.cl")
     covs[school] = np.zeros_like(covs[school])
     theta = theta_from_cov(covs, b.sigma)
-    Lt = compare_module._lambdat_at(lme, theta)
+    Lt = compare_module.lambdat_at(lme, theta)
     V = covariance.V(lme.Zt, Lt, b.sigma).toarray()
     beta = dict(zip(lme.X_names, covariance.gls_beta(lme.X, lme.y, lme.Zt, Lt, b.sigma), strict=True))
     cmp = compare(as_mapping(b, varcorr=rows, V=V, beta=beta, criterion=None), b)
@@ -265,28 +271,33 @@ def test_a_consistent_fit_away_from_the_optimum_is_optimization_and_lme4_is_lowe
     assert kinds(cmp) == {"optimization"}, str(cmp)
     assert cmp.lower == b.source
     assert "lme4's optimum is lower" in cmp.row("theta", "at optimum").explanation
+    for quantity in ("theta", "sigma", "criterion", "varcorr", "V"):  # each measured at the optimum
+        assert cmp.row(quantity, "at optimum").verdict == "differs", quantity
     assert all(r.verdict == "agrees" for r in cmp.rows if r.check == "at its parameters")
 
 
-def test_when_the_implementation_finds_a_lower_criterion_the_row_says_so() -> None:
+def test_when_the_implementation_finds_a_lower_criterion_it_is_reference_with_evidence() -> None:
     b = fit("sleepstudy")
     stopped = at_theta(b, np.asarray(b.theta) * np.array([1.3, 1.0, 0.8]))
     # a "reference" that stopped short, against the true optimum: the other side is the better one
     short = LmerFit(**{**b.__dict__})
-    lme = compare_module._require_design(b)
+    lme = compare_module.require_design(b)
     theta_short = theta_from_cov(
         term_covariances(stopped["varcorr"], lme.cnms).cov,
         float(stopped["sigma"]),  # type: ignore[arg-type]
     )
     short.theta, short.sigma = theta_short, float(stopped["sigma"])  # type: ignore[arg-type]
-    short.Lambdat = compare_module._lambdat_at(lme, theta_short)
+    short.Lambdat = compare_module.lambdat_at(lme, theta_short)
     short.beta = pd.Series(stopped["beta"])
     short.criterion = float(stopped["criterion"])  # type: ignore[arg-type]
     short.source = "lme4 stopped short"
     cmp = compare(as_mapping(b), short)
-    assert kinds(cmp) == {"optimization"}
+    assert kinds(cmp) == {"reference"}, str(cmp)
     assert cmp.lower == "plugin"
-    assert "BETTER" in cmp.row("theta", "at optimum").explanation
+    text = cmp.row("theta", "at optimum").explanation
+    assert "lme4's optimum is the worse one" in text
+    # the evidence: lme4's own criterion at its theta and at lme4's optimum, both numbers
+    assert f"{short.criterion:.10g}" in text and f"{b.criterion:.10g}" in text
 
 
 def test_a_flat_optimum_is_the_same_optimum_unless_asked_to_be_strict() -> None:
@@ -327,7 +338,7 @@ def cmp_ok(cmp: compare_module.Comparison) -> bool:
 
 def test_ML_sigma_at_a_REML_theta_is_model() -> None:
     b = fit("sleepstudy")
-    lme = compare_module._require_design(b)
+    lme = compare_module.require_design(b)
     n, p = lme.n, lme.X.shape[1]
     sigma_ml = float(b.sigma) * math.sqrt((n - p) / n)  # type: ignore[arg-type]
     scale = (sigma_ml / float(b.sigma)) ** 2  # type: ignore[arg-type]
@@ -342,7 +353,7 @@ def test_ML_sigma_at_a_REML_theta_is_model() -> None:
 @pytest.mark.parametrize("name", examples.names())
 def test_varcorr_maps_back_onto_lme4s_theta(name: str) -> None:
     b = fit(name)
-    lme = compare_module._require_design(b)
+    lme = compare_module.require_design(b)
     mapping = term_covariances(varcorr_rows(b), lme.cnms)
     assert mapping.problems == []
     theta = theta_from_cov(mapping.cov, b.sigma)

@@ -239,7 +239,15 @@ def _toy_result():
 
 @pytest.mark.parametrize(
     ("fail_on", "status"),
-    [("", 0), ("construction", 1), ("model", 0), ("model,construction", 1), ("not-available", 0), ("all", 1)],
+    [
+        ("", 0),
+        ("construction", 1),
+        ("model", 0),
+        ("model,construction", 1),
+        ("not-available", 0),
+        ("all", 1),
+        ("ill-posed,reference,error,optimization", 0),
+    ],
 )
 def test_audit_exit_status(
     fail_on: str,
@@ -258,6 +266,28 @@ def test_audit_exit_status(
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"index.html", "index.md", "findings.json"}
     if status:
         assert "--fail-on: found construction" in out.err
+
+
+@pytest.mark.parametrize(("fail_on", "status"), [("all", 1), ("error", 1), ("construction", 0), ("", 0)])
+def test_a_case_that_did_not_run_fails_all_and_the_headline_says_so(
+    fail_on: str,
+    status: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from vcheck.auditing.results import AuditResult, CaseResult
+
+    case = _toy_result().cases[0].case
+    broken = AuditResult(impl="toy", seed=5, examples=1, cases=[CaseResult(case=case, error="toy raised")])
+    monkeypatch.setattr(cli_audit, "resolve_target", lambda target: lambda f, d, r: {})
+    monkeypatch.setattr(cli_audit, "run_audit", lambda impl, args: broken)
+    monkeypatch.setattr(cli_audit, "_reference_versions", lambda: {"R": "R version 4.2.2", "lme4": "1.1.31"})
+    args = ["audit", "toy", "--cases", "1", "--out", str(tmp_path / "out"), "--quiet", "--timeout", "5"]
+    assert cli.main([*args, "--fail-on", fail_on] if fail_on else args) == status
+    out = capsys.readouterr()
+    assert "every case failed" in out.out and "agrees" not in out.out
+    assert "No findings" not in (tmp_path / "out" / "index.md").read_text()
 
 
 def test_audit_default_out_dir() -> None:

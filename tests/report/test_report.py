@@ -228,7 +228,19 @@ def test_audit_report_files_summary_and_reproducible_cases(tmp_path: Path) -> No
     assert "vcheck.strategies.draw_case(7, 2)" in page
     assert "lme4 refused: no column q" in page  # the case that did not run is listed
     payload = json.loads((tmp_path / "a" / "findings.json").read_text(encoding="utf-8"))
-    assert payload["summary"] == {"construction": 1, "optimization": 1, "model": 0, "not available": 2}
+    assert payload["summary"] == {
+        "error": 0,
+        "construction": 1,
+        "model": 0,
+        "optimization": 1,
+        "reference": 0,
+        "ill-posed": 0,
+        "not available": 2,
+    }
+    # the headline counts cases by root kind and never claims agreement: one case did not run
+    assert payload["headline"].startswith("toy: findings in 3 of 4 cases")
+    assert "1 error" in payload["headline"] and "agrees" not in payload["headline"]
+    assert payload["by_root_kind"]["error"] == {"silent": 1, "warned": 0}
     assert len(payload["findings"]) == 4 and len(payload["errors"]) == 1
     # every case rebuilds from the report alone: drawn by (seed, index), inline from its embedded data
     for entry in payload["cases"]:

@@ -48,9 +48,11 @@ def test_report_has_a_table_per_configuration_and_lists_unsupported_once(tmp_pat
     )
     md = (tmp_path / "index.md").read_text()
     assert "## By configuration" in md
-    assert "| `default` | 2 | · | · | · | 1 | · |" in md
-    assert "| `method=lbfgs` | 2 | 1 | · | · | 1 | · |" in md
-    assert "### `method=lbfgs`: findings by quantity" in md and "| `beta` | 1 | · | · |" in md
+    # columns: cases, then every kind (error, construction, model, optimization, reference, ill-posed,
+    # not available), then unsupported
+    assert "| `default` | 2 | · | · | · | · | · | · | 1 | · |" in md
+    assert "| `method=lbfgs` | 2 | · | 1 | · | · | · | · | 1 | · |" in md
+    assert "### `method=lbfgs`: findings by quantity" in md and "| `beta` | · | 1 | · |" in md
     assert "### `default`" not in md  # no findings there: no table
     assert md.count("model not expressible: crossed slopes") == 1  # once, over both configurations
     assert "not audited, needs slopes: 7 cases" in md

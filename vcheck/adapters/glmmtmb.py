@@ -149,6 +149,7 @@ def fit(
         f"control = {control_call(optimizer, profile)})",
         "converged": int(res["convergence"][0]) == 0 and bool(res["pdHess"][0]),
         "warnings": _r.strings(res["warnings"]),
+        "pdHess": bool(res["pdHess"][0]),
         "versions": {"glmmTMB": str(res["version"][0])},
         "n": n,
         "console": "".join(console),

@@ -15,30 +15,45 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vcheck.auditing.cases import Case
-from vcheck.auditing.kinds import Check, Kind
+from vcheck.auditing.kinds import FAIL_ON_ALL, KINDS, Check, Kind
 
 
 @dataclass
 class Finding:
-    """One disagreement (or missing quantity) on one case."""
+    """One root cause of disagreement on one case (or the quantities it does not give, or its error).
+
+    quantity: the root quantity; consequences: the other quantities that differ because of it, each
+    {"quantity", "check", "rel_diff"}; implementation_warnings: the convergence flags and warnings the
+    implementation itself gave on this case; silent: it gave none (the dangerous findings)."""
 
     case: Case
     quantity: str
-    kind: Kind | str  # a Kind: "construction", "optimization", "model" or "not available"
+    kind: Kind | str  # a vcheck.auditing.kinds.Kind
     rel_diff: float | None
     explanation: str
+    check: Check | str = ""  # "layout", "at its parameters", "at optimum", "model", "-", "run"
+    consequences: list[dict[str, Any]] = field(default_factory=list)
+    implementation_warnings: list[str] = field(default_factory=list)
+
+    @property
+    def silent(self) -> bool:
+        """True when the implementation gave no warning or convergence flag on this case."""
+        return not self.implementation_warnings
+
     check: Check | str = ""  # "layout", "at its parameters", "at optimum", "model", "-"
     configuration: str | None = None  # the implementation's configuration (vcheck.auditing.configurations)
 
     def to_dict(self) -> dict[str, Any]:
-        rel = self.rel_diff
         return {
             "case": self.case.to_dict(),
             "quantity": self.quantity,
-            "kind": self.kind,
+            "kind": str(self.kind),
             "check": self.check,
-            "rel_diff": rel if rel is None or math.isfinite(rel) else str(rel),
+            "rel_diff": _json_float(self.rel_diff),
             "explanation": self.explanation,
+            "consequences": [{**c, "rel_diff": _json_float(c.get("rel_diff"))} for c in self.consequences],
+            "implementation_warnings": list(self.implementation_warnings),
+            "silent": self.silent,
             "configuration": self.configuration,
         }
 
@@ -52,8 +67,24 @@ class Finding:
             rel_diff=float(rel) if rel is not None else None,
             explanation=d["explanation"],
             check=d.get("check", ""),
+            consequences=[
+                {**c, "rel_diff": None if c.get("rel_diff") is None else float(c["rel_diff"])}
+                for c in d.get("consequences", [])
+            ],
+            implementation_warnings=list(d.get("implementation_warnings", [])),
             configuration=d.get("configuration"),
         )
+
+
+def _json_float(x: Any) -> Any:
+    """JSON has no inf/nan: those become strings."""
+    return x if x is None or math.isfinite(x) else str(x)
+
+
+def root_kind(findings: Iterable[Finding]) -> str | None:
+    """A case's root kind: the first of KINDS among its findings (error first, not available last)."""
+    present = {str(f.kind) for f in findings}
+    return next((str(k) for k in KINDS if k in present), None)
 
 
 @dataclass
@@ -67,6 +98,17 @@ class CaseResult:
     impl_seconds: float = 0.0
     reference_seconds: float = 0.0
     comparison: dict[str, Any] | None = None  # Comparison.to_dict(): the full per-quantity table
+    warnings: list[str] = field(default_factory=list)  # what the implementation warned on this case
+    versions: dict[str, str] = field(default_factory=dict)  # the implementation's versions, as it gave them
+
+    @property
+    def root_kind(self) -> str | None:
+        """The case's root kind (`root_kind`; error when it did not run); None when everything agrees."""
+        if self.error is not None:
+            return str(Kind.ERROR)
+        found = root_kind(self.findings)
+        return "unsupported" if found is None and self.unsupported is not None else found
+
     configuration: str | None = None  # the implementation's configuration the case ran in
     unsupported: str | None = None  # why the implementation does not fit it (vcheck.Unsupported): no finding
 
@@ -74,6 +116,9 @@ class CaseResult:
         return {
             "case": self.case.to_dict(),
             "findings": [f.to_dict() for f in self.findings],
+            "root_kind": self.root_kind,
+            "warnings": list(self.warnings),
+            "versions": dict(self.versions),
             "error": self.error,
             "configuration": self.configuration,
             "unsupported": self.unsupported,
@@ -93,6 +138,8 @@ class CaseResult:
             impl_seconds=d.get("impl_seconds", 0.0),
             reference_seconds=d.get("reference_seconds", 0.0),
             comparison=d.get("comparison"),
+            warnings=list(d.get("warnings", [])),
+            versions=dict(d.get("versions", {})),
             configuration=d.get("configuration"),
             unsupported=d.get("unsupported"),
         )
@@ -111,6 +158,73 @@ class AuditResult:
     reference: str = "inline"  # where lme4 ran: "inline" (this process) or "process" (its own)
     startup_wait: float = 0.0  # seconds the audit waited for lme4's process to start R and lme4
     reference_restarts: int = 0  # times lme4's process died and was started again
+    planned: int = 0  # cases the audit set out to run (0: unknown, taken as len(cases))
+    interrupted: bool = False  # Ctrl-C stopped it: `not_run` cases have no result
+
+    @property
+    def not_run(self) -> int:
+        """Cases of the plan with no result (an interrupted audit)."""
+        return max(self.planned - len(self.cases), 0)
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """The audited implementation's versions, as its answers gave them (first seen wins)."""
+        out: dict[str, str] = {}
+        for c in self.cases:
+            for k, v in c.versions.items():
+                out.setdefault(k, v)
+        return out
+
+    def by_root_kind(self) -> dict[str, dict[str, int]]:
+        """Cases by root kind, each split into "silent" (the implementation warned nothing) and "warned";
+        "agrees" for cases with no finding at all."""
+        out: dict[str, dict[str, int]] = {}
+        for c in self.cases:
+            kind = c.root_kind or "agrees"
+            how = "warned" if c.warnings else "silent"
+            entry = out.setdefault(kind, {"silent": 0, "warned": 0})
+            entry[how] += 1
+        return out
+
+    def failing(self, kinds: Iterable[str] = FAIL_ON_ALL) -> list[str]:
+        """Which of `kinds` the audit found (an error, a case that did not run, counts as error)."""
+        found = {str(f.kind) for f in self.findings}
+        if self.errors:
+            found.add(str(Kind.ERROR))
+        return [str(k) for k in kinds if str(k) in found]
+
+    def headline(self) -> str:
+        """One honest line: never agreement when a case errored, timed out, did not run or was cut off."""
+        n = len(self.cases)
+        roots = self.by_root_kind()
+        bad = [k for k in KINDS if k != Kind.NOT_AVAILABLE and k in roots]
+        parts = [f"{sum(roots[k].values())} {k}" for k in bad]
+        tail = ""
+        if self.interrupted:
+            tail = f"; INTERRUPTED: {self.not_run} of {self.planned} cases did not run"
+        if n == 0:
+            return f"{self.impl}: no case ran{tail}"
+        if Kind.ERROR in roots and roots[Kind.ERROR]["silent"] + roots[Kind.ERROR]["warned"] == n:
+            return f"{self.impl}: every case failed to run or could not be read ({n} errors){tail}"
+        skipped = sum(roots.get("unsupported", {}).values())
+        if skipped:
+            tail = f"; {skipped} cases it does not support were not fitted{tail}"
+        if not bad:
+            na = " (some quantities not available)" if Kind.NOT_AVAILABLE in roots else ""
+            if skipped == n:
+                return f"{self.impl}: no case was fitted{tail}"
+            ran = n - skipped
+            return (
+                f"{self.impl} agrees with lme4 on every quantity it gives in all {ran} cases it "
+                f"fitted{na}{tail}"
+            )
+        flagged = sum(sum(roots[k].values()) for k in bad)
+        silent = sum(roots[k]["silent"] for k in bad)
+        return (
+            f"{self.impl}: findings in {flagged} of {n} cases ({silent} of them silent: no warning from "
+            f"{self.impl}); by root kind {', '.join(parts)}{tail}"
+        )
+
     capabilities: list[str] = field(default_factory=list)  # what the implementation declares
     outside: dict[str, int] = field(default_factory=dict)  # capability -> cases left out for lacking it
     reproducers: list[dict[str, Any]] = field(default_factory=list)  # folders written for the findings
@@ -155,10 +269,9 @@ class AuditResult:
     def cases_with(self, kind: str) -> list[CaseResult]:
         return [c for c in self.cases if any(f.kind == kind for f in c.findings)]
 
-    def ok(self, kinds: Iterable[str] = ("construction", "optimization", "model")) -> bool:
-        """No finding of these kinds and no case error."""
-        bad = set(kinds)
-        return not self.errors and not any(f.kind in bad for f in self.findings)
+    def ok(self, kinds: Iterable[str] = FAIL_ON_ALL) -> bool:
+        """No finding of these kinds, no case that did not run, and not interrupted."""
+        return not self.errors and not self.failing(kinds) and not self.interrupted
 
     def summary(self) -> str:
         """Counts by kind and quantity, rates, errors and the first finding of each kind
@@ -181,6 +294,11 @@ class AuditResult:
             "running_rate": self.running_rate if math.isfinite(self.running_rate) else None,
             "audit_rate": self.audit_rate if math.isfinite(self.audit_rate) else None,
             "by_kind": dict(self.by_kind()),
+            "by_root_kind": self.by_root_kind(),
+            "headline": self.headline(),
+            "versions": self.versions,
+            "planned": self.planned,
+            "interrupted": self.interrupted,
             "cases": [c.to_dict() for c in self.cases],
             "capabilities": list(self.capabilities),
             "outside": dict(self.outside),
@@ -202,6 +320,8 @@ class AuditResult:
             reference=d.get("reference", "inline"),
             startup_wait=d.get("startup_wait", 0.0),
             reference_restarts=d.get("reference_restarts", 0),
+            planned=d.get("planned", 0),
+            interrupted=d.get("interrupted", False),
             capabilities=list(d.get("capabilities", [])),
             outside=dict(d.get("outside", {})),
             reproducers=list(d.get("reproducers", [])),

@@ -34,15 +34,17 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
+import sys
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from vcheck.auditing.cases import Case
 from vcheck.auditing.comparison import Comparison, compare
+from vcheck.auditing.kinds import Kind
 from vcheck.auditing.large import V_rows, root_kind
 from vcheck.auditing.oracle import LmeOracle
 from vcheck.auditing.plugin import Impl, PluginError, bind_arguments, submission
@@ -75,30 +77,67 @@ def audit_cases(seed: int, examples: int, *, builtin: bool = True) -> list[Case]
     return cases + [draw_case(seed, i) for i in range(examples)]
 
 
-def call_impl(impl: Impl, case: Case, data: pd.DataFrame, name: str, result: CaseResult, start: float) -> Any:
+#: seconds an implementation may take on one case before its process is stopped and the case is an error
+DEFAULT_TIMEOUT = 300.0
+
+
+def call_impl(
+    impl: Impl,
+    case: Case,
+    data: pd.DataFrame,
+    name: str,
+    result: CaseResult,
+    start: float,
+    timeout: float | None = None,
+) -> Any:
     """impl's answer on a copy of the data, or None with the outcome recorded in `result`.
 
     Unsupported or NotImplementedError is no finding: `result.unsupported` holds its message (an
-    implementation that says it does not fit a model is not wrong about it); any other exception is
-    this case's error, so the sweep goes on.  impl_seconds and, on failure, seconds are filled in.
+    implementation that says it does not fit a model is not wrong about it).  With `timeout`, impl runs
+    in a process of its own (`vcheck.auditing.isolate`) that is stopped after that many seconds; an
+    exception, a timeout or a process that died is this case's `error` finding, so the sweep goes on.
+    The Python warnings impl issued are kept in `result.warnings`.  impl_seconds and, on failure,
+    seconds are filled in.
     """
+    from vcheck.auditing import isolate
+
     t = time.perf_counter()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # rank drops, convergence notes: the comparison judges the fit
-            output = bind_arguments(impl, case.args, name)(case.formula, data.copy(), case.REML)
+        # a case's lmer arguments (weights, offset, ...) bound by name; Unsupported when impl takes none
+        bound = bind_arguments(impl, case.args, name)
+        output, caught = isolate.call(bound, (case.formula, data.copy(), case.REML), timeout)
     except NotImplementedError as exc:  # vcheck.Unsupported is one
         result.impl_seconds = time.perf_counter() - t
         text = one_line(exc)
         result.unsupported = text or f"{name} raised {type(exc).__name__} without a message"
         result.seconds = time.perf_counter() - start
         return None
+    except isolate.Timeout as exc:
+        _error(result, case, "timeout", f"{name} timed out: {exc}")
+    except isolate.Died as exc:
+        _error(result, case, "process", f"{name} died: {exc}")
+    except isolate.Raised as exc:
+        _error(result, case, "raised", f"{name} raised {exc.type_name}: {exc.message[:300]}")
     except Exception as exc:
-        result.error = f"{name} raised {type(exc).__name__}: {one_line(exc)}"
-        result.seconds = time.perf_counter() - start
-        return None
+        _error(result, case, "raised", f"{name} raised {type(exc).__name__}: {one_line(exc)}")
+    else:
+        result.impl_seconds = time.perf_counter() - t
+        result.warnings = list(dict.fromkeys([*result.warnings, *caught]))
+        return output
     result.impl_seconds = time.perf_counter() - t
-    return output
+    result.seconds = time.perf_counter() - start
+    return None
+
+
+def _error(result: CaseResult, case: Case, what: str, text: str) -> None:
+    """The case's error: `result.error` and one `error` finding (quantity: what went wrong)."""
+    text = " ".join(text.split())
+    result.error = text
+    result.findings.append(
+        Finding(
+            case, what, Kind.ERROR, None, text, check="run", implementation_warnings=list(result.warnings)
+        )
+    )
 
 
 def audit_case(
@@ -112,8 +151,10 @@ def audit_case(
     source: str | None = None,
     server: ReferenceServer | None = None,
     key: str | None = None,
+    timeout: float | None = None,
 ) -> CaseResult:
-    """Run impl and lme4 on one case and compare; never raises for a failing case (see `.error`).
+    """Run impl and lme4 on one case and compare; never raises for a failing case (see `.error` and its
+    `error` finding).  timeout: seconds impl may take, in a process of its own (None: in this one).
 
     With `server` (a `vcheck.reference.server.ReferenceServer`), lme4 runs in its process, under `key`
     (the audit may already have asked for the fit there); the fit is asked for before impl runs, so the
@@ -130,9 +171,10 @@ def audit_case(
         data = case.data
     except Exception as exc:  # a case that cannot be rebuilt is this case's error, not the sweep's
         if large:  # R missing for InstEval, ...
-            result.error = f"cannot build the large model's data: {type(exc).__name__}: {one_line(exc)}"
+            text = f"cannot build the large model's data: {type(exc).__name__}: {one_line(exc)}"
         else:
-            result.error = f"cannot rebuild the case's data: {type(exc).__name__}: {exc}"
+            text = f"cannot rebuild the case's data: {type(exc).__name__}: {exc}"
+        _error(result, case, "data", text)
         return result
     if large:
         server = None
@@ -141,7 +183,9 @@ def audit_case(
         server.prefetch(key, case.formula, data, case.REML)
     oracle = LmeOracle(case, criterion=criterion, server=server, key=key)
     try:
-        _compare_case(impl, case, data, name, result, start, oracle, tol_at_theta, tol_optimum, flat_optimum)
+        _compare_case(
+            impl, case, data, name, result, start, oracle, tol_at_theta, tol_optimum, flat_optimum, timeout
+        )
     finally:
         oracle.done()
         result.reference_seconds = oracle.seconds
@@ -160,13 +204,17 @@ def _compare_case(
     tol_at_theta: float,
     tol_optimum: float,
     flat_optimum: bool,
+    timeout: float | None = None,
 ) -> None:
-    output = call_impl(impl, case, data, name, result, start)
+    output = call_impl(impl, case, data, name, result, start, timeout)
     if output is None:
         return
     large = case.origin == "large"
     try:
         sub = submission(output, data_index=data.index, source=name)
+        given = output.get("criterion") if isinstance(output, Mapping) else None
+        if isinstance(given, int | float) and math.isinf(given):  # protocol reads it as absent
+            sub.extra["criterion_given"] = float(given)
         b = oracle.fit(case.REML, extras=False) if large else oracle.fit(case.REML)
         cmp = compare(
             sub,
@@ -183,23 +231,41 @@ def _compare_case(
             root_kind(cmp, extra)
             cmp.rows.extend(extra)
     except PluginError as exc:
-        result.error = f"{name} broke the plug-in protocol: {one_line(exc)}"
+        _error(result, case, "output", f"{name} returned what the protocol cannot read: {one_line(exc)}")
     except Exception as exc:  # lme4 refusing the case, or R failing: this case did not run
-        result.error = f"{type(exc).__name__}: {one_line(exc)}"
+        _error(
+            result,
+            case,
+            "lme4",
+            f"the case did not run (lme4 or R failed): {type(exc).__name__}: {one_line(exc)}",
+        )
     else:
-        result.findings = findings_of(cmp, case)
+        result.warnings = list(dict.fromkeys([*result.warnings, *cmp.warnings]))
+        result.versions = dict(cmp.versions) or _module_version(impl)
+        result.findings = findings_of(cmp, case, result.warnings)
         result.comparison = cmp.to_dict()
 
 
 _KEYS = itertools.count()
 
 
-def findings_of(cmp: Comparison, case: Case) -> list[Finding]:
-    """A comparison's non-agreeing rows as findings on `case`."""
+def findings_of(cmp: Comparison, case: Case, warned: Sequence[str] | None = None) -> list[Finding]:
+    """A comparison's root causes as findings on `case`: one per root kind, the root quantity with the
+    other differing quantities as its consequences, and what the implementation warned (`warned`, else
+    the comparison's own record of it)."""
+    words = list(cmp.warnings if warned is None else warned)
     return [
-        Finding(case, r.quantity, r.kind or "", r.rel_diff, r.explanation, check=r.check)
-        for r in cmp.findings
-        if r.kind is not None
+        Finding(
+            case,
+            c.quantity,
+            c.kind,
+            c.rel_diff,
+            c.explanation,
+            check=c.check,
+            consequences=list(c.consequences),
+            implementation_warnings=words,
+        )
+        for c in cmp.causes
     ]
 
 
@@ -218,6 +284,7 @@ def audit(
     cases: Sequence[Case] | None = None,
     reference: str = "process",
     lme4_processes: int = 2,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> AuditResult:
     """Audit `impl` on the built-in examples plus `examples` cases drawn with `seed` (the same cases for
     the same seed), against live lme4.
@@ -229,6 +296,9 @@ def audit(
     (`vcheck.reference.server.shared`), the cases dealt to them in turn, each AHEAD cases ahead of the
     implementation, so lme4 and the implementation overlap on the machine's cores; "inline" runs lme4
     in this process's R, one case after the other.  The findings are the same.
+    timeout: seconds impl may take on one case, in a process of its own that is then stopped (the case
+    is an `error`); None runs impl in this process, unguarded.  Ctrl-C stops the audit: the result keeps
+    the cases that finished and says it was interrupted.
     """
     if reference not in ("process", "inline"):
         raise ArgumentError(f"reference must be 'process' or 'inline', not {reference!r}")
@@ -244,7 +314,9 @@ def audit(
     todo = list(cases) if cases is not None else audit_cases(seed, examples, builtin=builtin)
     result = AuditResult(impl=label, seed=seed, examples=examples if cases is None else len(todo))
     result.reference = reference
+    result.planned = len(todo)
     options = {
+        "timeout": timeout,
         "tol_at_theta": tol_at_theta,
         "tol_optimum": tol_optimum,
         "criterion": criterion,
@@ -252,7 +324,10 @@ def audit(
         "source": label,
     }
     with blas_threads(1):  # R shares the cores: OpenBLAS threads would spin against it
-        _run_cases(impl, todo, result, progress, servers, **options)
+        try:
+            _run_cases(impl, todo, result, progress, servers, **options)
+        except KeyboardInterrupt:
+            result.interrupted = True
     result.seconds = time.perf_counter() - start
     result.cpu_seconds = time.process_time() - cpu
     if servers:  # lme4's CPU ran in its processes: its time counts too
@@ -295,6 +370,16 @@ def run_cases(
                 asked = j + 1
         server = servers[i % len(servers)] if servers else None
         yield audit_case(impl, case, server=server, key=keys[i], **options)
+
+
+def _module_version(impl: Any) -> dict[str, str]:
+    """A plug-in module's `__version__` (its top-level package's), when it has one."""
+    module = getattr(impl, "__module__", None) or type(impl).__module__
+    for name in (module, module.split(".")[0]) if module else ():
+        version = getattr(sys.modules.get(name), "__version__", None)
+        if version is not None:
+            return {name: str(version)}
+    return {}
 
 
 def _impl_name(impl: Any) -> str:

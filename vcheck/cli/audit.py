@@ -1,6 +1,7 @@
-"""`vcheck audit TARGET [--cases N] [--seed S] [--out DIR] [--fail-on KINDS] [--workers N]
-[--scheduler ADDRESS] [--resume] [--large MODELS] [--format FORMATS] [--force]`: audit an implementation
-against live lme4 and write the report; exit 1 only when a --fail-on kind is found.
+"""`vcheck audit TARGET [--cases N] [--seed S] [--out DIR] [--fail-on KINDS] [--timeout SECONDS]
+[--workers N] [--scheduler ADDRESS] [--resume] [--large MODELS] [--format FORMATS] [--force]`: audit an
+implementation against live lme4 and write the report; exit 1 only when a --fail-on kind is found (a
+case that did not run is an error), 130 when interrupted.
 
 The --out folder is claimed for the audit (`vcheck.report.outdir`): another running audit there, or a
 folder of someone else's files without --force, is refused with exit 2 before any case runs."""
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vcheck.auditing.kinds import KINDS
+from vcheck.auditing.kinds import FAIL_ON_ALL, KINDS
 from vcheck.cli import audit_configured
 from vcheck.cli.status import EXIT_DISAGREE, EXIT_OK, PROG, UsageError
 
@@ -33,20 +34,26 @@ def register(sub: Any) -> None:
 
 
 def _parse_kinds(text: str) -> list[str]:
-    """`--fail-on` value -> kinds; accepts `not-available` / `not_available` for "not available"."""
+    """`--fail-on` value -> kinds: any of KINDS, spelled with spaces, hyphens or underscores
+    (`not-available`, `ill_posed`), or `all` (every kind but not available)."""
+    known = {_spelling(k): str(k) for k in KINDS}
     kinds: list[str] = []
     for raw in text.split(","):
-        kind = raw.strip().lower().replace("-", " ").replace("_", " ")
+        kind = _spelling(raw)
         if not kind:
             continue
         if kind == "all":
-            kinds.extend(KINDS)
+            kinds.extend(str(k) for k in FAIL_ON_ALL)
             continue
-        if kind not in KINDS:
+        if kind not in known:
             choices = ", ".join(k.replace(" ", "-") for k in KINDS)
             raise UsageError(f"--fail-on: unknown kind {raw.strip()!r} (choose from {choices}, or all)")
-        kinds.append(kind)
+        kinds.append(known[kind])
     return list(dict.fromkeys(kinds))
+
+
+def _spelling(text: str) -> str:
+    return text.strip().lower().replace("-", " ").replace("_", " ")
 
 
 def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,8 +86,18 @@ def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
         "--fail-on",
         default="",
         metavar="KINDS",
-        help="comma-separated kinds that make the exit status 1 when found: construction, optimization, "
-        "model, not-available (or all)",
+        help="comma-separated kinds that make the exit status 1 when found: "
+        + ", ".join(k.replace(" ", "-") for k in KINDS)
+        + " (or all: every kind but not-available).  A case that raised, hung, died or returned what "
+        "the protocol cannot read is an error",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds TARGET may take on one case (default 300); it runs in a process of its own, which "
+        "is stopped then, and the case is an error",
     )
     parser.add_argument("--quiet", dest="sub_quiet", action="store_true", help="the same as vcheck -q")
     parser.add_argument(
@@ -168,6 +185,16 @@ def _nonnegative_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {value}")
+    return value
+
+
 def audit_out_dir(target: str, out: str | None) -> Path:
     """Default audit directory: reports/audit-<target>, with a plug-in's MODULE:CALLABLE made file-safe."""
     if out:
@@ -232,8 +259,16 @@ def run_audit(impl: Callable[..., Any] | None, args: argparse.Namespace) -> Any:
             out_dir=audit_out_dir(args.target, args.out),
             resume=args.resume,
             progress=on_case,
-            options=audit_configured.options(args),
+            options={**audit_configured.options(args), "timeout": timeout_of(args)},
         )
+
+
+def timeout_of(args: argparse.Namespace) -> float:
+    """--timeout, or vcheck.auditing.run.DEFAULT_TIMEOUT."""
+    from vcheck.auditing.run import DEFAULT_TIMEOUT
+
+    value = getattr(args, "timeout", None)
+    return DEFAULT_TIMEOUT if value is None else float(value)
 
 
 def _command(args: argparse.Namespace) -> str:
@@ -290,7 +325,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
             fail_on=fail_on,
             command=_command(args),
         )
-    from vcheck.report.audit import findings_by_kind
 
     summary = getattr(result, "summary", None)
     print(summary() if callable(summary) else f"audit of {args.target}")
@@ -306,9 +340,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if hasattr(result, "checkpoint"):
         discard_checkpoint(result)
     audit_configured.discard_checkpoints(out_dir)
-    counts = findings_by_kind(result)
-    found = [k for k in fail_on if counts.get(k)]
+    found = result.failing(fail_on)
     if found:
-        print(f"{PROG}: --fail-on: found {', '.join(found)}", file=sys.stderr)
+        print(f"{PROG}: --fail-on: found {', '.join(found)}: {result.headline()}", file=sys.stderr)
         return EXIT_DISAGREE
     return EXIT_OK

@@ -27,10 +27,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vcheck.auditing.kinds import KINDS
+from vcheck.auditing.kinds import KINDS as _KINDS
 from vcheck.report.configurations import audits_context
 from vcheck.report.pages import write_page, write_text
 
+#: the kinds of finding, in the order the report shows them
+KINDS = tuple(str(k) for k in _KINDS)
+#: the tolerance rule, as the report states it (vcheck.core.tolerances has the details)
+TOLERANCE_RULE = (
+    "Tolerances come from the numerics (vcheck.core.tolerances): at the implementation's own parameters, "
+    "beta is judged by its backward error in the GLS normal equations X'V^-1X beta = X'V^-1(y - o) "
+    "against 100 eps cond(V), V and the criterion by roundoff times their conditioning, and a difference "
+    "counts only when it also moves lme4's criterion by more than the tie tolerance "
+    "max(1e-6, 1e-7 |criterion|); sigma is held to the profiled sigma within sqrt(tie / (2 nu)); at the "
+    "optimum, quantities agree to 1e-6 relative, and two optima whose criteria tie are the same optimum."
+)
 #: data with at most this many rows is written out next to the report, even when it can be rebuilt
 EMBED_ROWS = 400
 #: the files an audit report can have; all but junit by default
@@ -103,6 +114,11 @@ def _float(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _sci(x: Any) -> str:
+    v = _float(x)
+    return "?" if v is None else f"{v:.2g}"
+
+
 def _rounded(x: float | None, digits: int = 3) -> float | None:
     """A relative difference to 3 significant digits: live lme4 moves in the last digits between R sessions
     (worker processes), and the report must be the same whoever ran the cases."""
@@ -139,6 +155,13 @@ def case_entries(result: Any) -> list[tuple[Any, CaseEntry]]:
                 "kind": str(getattr(f, "kind", "")),
                 "rel_diff": _rounded(_float(getattr(f, "rel_diff", None))),
                 "explanation": " ".join(str(getattr(f, "explanation", "")).split()),
+                "check": str(getattr(f, "check", "")),
+                "consequences": [
+                    f"{c.get('quantity')} ({c.get('check')}, rel {_sci(c.get('rel_diff'))})"
+                    for c in getattr(f, "consequences", []) or []
+                ],
+                "implementation_warnings": list(getattr(f, "implementation_warnings", []) or []),
+                "silent": bool(getattr(f, "silent", True)),
             }
         )
     rank = {k: i for i, k in enumerate(KINDS)}
@@ -195,7 +218,8 @@ def summary_line(kinds: Counter[str]) -> str:
 
 
 def _versions(result: Any) -> dict[str, str]:
-    v = getattr(result, "versions", None)
+    """R's and lme4's versions (an AuditResult's own `versions` are the audited implementation's)."""
+    v = getattr(result, "reference_versions", None)
     if isinstance(v, dict) and v:
         return {str(k): str(x) for k, x in v.items()}
     try:
@@ -284,7 +308,22 @@ def write_audit_report(
         command = f"vcheck audit {target}"
         command += f" --cases {cases}" if cases is not None else ""
         command += f" --seed {seed}" if seed is not None else ""
+    headline = getattr(result, "headline", None)
+    headline_text = headline() if callable(headline) else summary_line(kinds)
+    by_root = getattr(result, "by_root_kind", None)
+    roots: dict[str, dict[str, int]] = by_root() if callable(by_root) else {}
+    root_counts = [(k, roots[k]) for k in [*KINDS, "agrees"] if k in roots]
+    interrupted = bool(getattr(result, "interrupted", False))
+    bad_roots = [k for k in roots if k not in ("agrees", "not available")]
+    impl_versions = dict(getattr(result, "versions", None) or {}) if hasattr(result, "by_root_kind") else {}
     context = {
+        "headline": headline_text,
+        "headline_ok": not bad_roots and not errors and not interrupted,
+        "root_counts": root_counts,
+        "tolerance_rule": TOLERANCE_RULE,
+        "interrupted": interrupted,
+        "not_run": getattr(result, "not_run", 0),
+        "impl_versions": impl_versions,
         "target": target,
         "seed": seed,
         "n_generated": cases,
@@ -325,7 +364,12 @@ def write_audit_report(
         "cases_run": n_run,
         "summary": {k: kinds.get(k, 0) for k in KINDS},
         "summary_line": context["summary_line"],
+        "headline": headline_text,
+        "by_root_kind": roots,
+        "interrupted": interrupted,
+        "not_run": context["not_run"],
         "versions": versions,
+        "implementation": {"name": target, "versions": impl_versions},
         "findings": [{"case": entry.id, **f} for entry in entries for f in entry.findings],
         "cases": [{**_case_json(case, entry), "findings": entry.findings} for case, entry in pairs],
         "errors": [

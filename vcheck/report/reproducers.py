@@ -33,7 +33,8 @@ from vcheck.auditing.minimize import Minimized, minimize, size_of
 from vcheck.report.pages import environment, md
 
 #: kinds that get no reproducer (nothing to reproduce)
-SKIP_KINDS = frozenset({"not available"})
+SKIP_KINDS = frozenset({"not available", "error", "ill-posed"})  # error: minimizing would rerun an
+# implementation that raised or hung outside its time limit; ill-posed: no one to reproduce a fault of
 
 
 def _rstr(value: str) -> str:

@@ -46,6 +46,20 @@ def audit_summary(result: AuditResult) -> str:
         lines.append(
             f"  CPU time {result.cpu_seconds:.1f} s = {n / result.cpu_seconds:.1f} cases per CPU second"
         )
+    lines.insert(1, f"  {result.headline()}")
+    roots = result.by_root_kind()
+    lines.append("  cases by root kind (silent: the implementation warned nothing / warned):")
+    for listed in [*KINDS, "agrees"]:
+        if listed in roots:
+            r = roots[listed]
+            lines.append(
+                f"    {listed:<13} {r['silent'] + r['warned']:5d} cases "
+                f"({r['silent']} silent, {r['warned']} warned)"
+            )
+    if result.versions:
+        lines.append("  audited implementation: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()))
+    if result.interrupted:
+        lines.append(f"  INTERRUPTED: {result.not_run} of {result.planned} cases did not run")
     kinds = result.by_kind()
     for listed in KINDS:
         cases = len(result.cases_with(listed))

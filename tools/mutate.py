@@ -1,0 +1,341 @@
+"""Single-point mutation testing of vcheck modules against their fast tests (`nox -s mutation`).
+
+Each mutant changes one place of one module's source (Python's `ast`, written back with `ast.unparse`):
+arithmetic operators (+ -, * /, ** *), comparisons (< <=, > >=, == !=, is / is not, in / not in),
+and / or, `not x` -> x, True <-> False, numeric constants (0 -> 1, c -> 2c + 1), a dropped call
+statement (`rows.append(...)`, `out.extend(...)`), a dropped `return` value (-> `return None`) and an
+`if` test forced true/false.  A mutant is killed when the module's fast tests fail (or hang past a time
+limit) with it in place of the original.  Docstrings, strings and type annotations are never mutated.
+
+Mutants run in forked children of one process that has already imported vcheck and the tests; in the
+child the mutant's code replaces the module's (and the names other modules imported from it), so the
+files on disk never change.  The module swapped in unchanged must pass its tests first.
+
+    python tools/mutate.py --out reports/mutation.md [--judged tools/mutation_judged.toml] [-j 2]
+
+`--judged` lists surviving mutants judged equivalent, each with its reason (keyed by module, line and
+the mutant's description); the report counts them apart and gives every other survivor in full.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import importlib.abc
+import importlib.util
+import itertools
+import os
+import signal
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+#: module -> the fast tests that guard it
+TARGETS: dict[str, list[str]] = {
+    "vcheck.auditing.classify": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
+    "vcheck.auditing.measure": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
+    "vcheck.auditing.construction": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
+    "vcheck.auditing.differences": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
+    "vcheck.auditing.measurements": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
+    "vcheck.core.covariance": ["tests/core/test_covariance.py", "tests/core/test_covariance_weights.py"],
+}
+SWAP_BIN = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.Pow: ast.Mult}
+SWAP_CMP = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+}
+
+
+@dataclass
+class Mutant:
+    module: str
+    index: int
+    line: int
+    what: str
+    source: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.module}:{self.line}:{self.what}"
+
+
+def _annotation_nodes(tree: ast.AST) -> set[int]:
+    """ids of nodes inside annotations and docstrings (never mutated)."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        ann = []
+        if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+            ann.append(node.annotation)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns is not None:
+            ann.append(node.returns)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                ann.append(first)
+        for a in ann:
+            skip.update(id(n) for n in ast.walk(a))
+    return skip
+
+
+def _sites(tree: ast.AST) -> Iterator[tuple[ast.AST, str, str]]:
+    """(node, field/how, description) of every place a mutation applies."""
+    skip = _annotation_nodes(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.BinOp | ast.AugAssign) and type(node.op) in SWAP_BIN:
+            new = SWAP_BIN[type(node.op)].__name__
+            yield node, "binop", f"{type(node.op).__name__} -> {new}"
+        elif isinstance(node, ast.Compare):
+            for i, op in enumerate(node.ops):
+                if type(op) in SWAP_CMP:
+                    yield node, f"cmp{i}", f"{type(op).__name__} -> {SWAP_CMP[type(op)].__name__}"
+        elif isinstance(node, ast.BoolOp):
+            yield (
+                node,
+                "boolop",
+                f"{type(node.op).__name__} -> {'Or' if isinstance(node.op, ast.And) else 'And'}",
+            )
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            yield node, "not", "not x -> x"
+        elif isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            yield node, "bool", f"{node.value} -> {not node.value}"
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, int | float)
+            and not isinstance(node.value, bool)
+        ):
+            yield node, "num", f"{node.value!r} -> {_num(node.value)!r}"
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            yield node, "drop", f"drop {ast.unparse(node)[:60]}"
+        elif isinstance(node, ast.Return) and node.value is not None and not _is_none(node.value):
+            yield node, "return", f"return {ast.unparse(node.value)[:40]} -> return None"
+        elif isinstance(node, ast.If):
+            yield node, "if_true", f"if {ast.unparse(node.test)[:50]} -> if True"
+            yield node, "if_false", f"if {ast.unparse(node.test)[:50]} -> if False"
+
+
+def _is_none(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def _num(v: float) -> float:
+    return 1 if v == 0 else 2 * v + 1
+
+
+def _apply(node: ast.AST, how: str) -> None:
+    if how == "binop":
+        node.op = SWAP_BIN[type(node.op)]()  # type: ignore[attr-defined]
+    elif how.startswith("cmp"):
+        i = int(how[3:])
+        node.ops[i] = SWAP_CMP[type(node.ops[i])]()  # type: ignore[attr-defined]
+    elif how == "boolop":
+        node.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()  # type: ignore[attr-defined]
+    elif how == "bool":
+        node.value = not node.value  # type: ignore[attr-defined]
+    elif how == "num":
+        node.value = _num(node.value)  # type: ignore[attr-defined]
+    elif how == "return":
+        node.value = ast.Constant(None)  # type: ignore[attr-defined]
+    elif how == "if_true":
+        node.test = ast.Constant(True)  # type: ignore[attr-defined]
+    elif how == "if_false":
+        node.test = ast.Constant(False)  # type: ignore[attr-defined]
+
+
+class _Dropper(ast.NodeTransformer):
+    def __init__(self, target: int) -> None:
+        self.target = target
+
+    def visit_Expr(self, node: ast.Expr) -> ast.AST:
+        return ast.Pass() if id(node) == self.target else node
+
+
+class _Negator(ast.NodeTransformer):
+    def __init__(self, target: int) -> None:
+        self.target = target
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        self.generic_visit(node)
+        return node.operand if id(node) == self.target else node
+
+
+def mutants(module: str) -> list[Mutant]:
+    path = importlib.util.find_spec(module).origin  # type: ignore[union-attr]
+    assert path is not None
+    text = Path(path).read_text()
+    base = ast.parse(text)
+    out = []
+    for k, (node, how, what) in enumerate(list(_sites(base))):
+        tree = ast.parse(text)
+        twin = next(itertools.islice(_sites(tree), k, None))[0]
+        if how == "drop":
+            tree = _Dropper(id(twin)).visit(tree)
+        elif how == "not":
+            tree = _Negator(id(twin)).visit(tree)
+        else:
+            _apply(twin, how)
+        ast.fix_missing_locations(tree)
+        out.append(Mutant(module, k, getattr(node, "lineno", 0), what, ast.unparse(tree)))
+    return out
+
+
+def _swap_in(mutant: Mutant) -> None:
+    """Replace the loaded module's contents by the mutant's, and every name other loaded modules imported
+    from it (`from module import name`) by the mutant's object of that name."""
+    module = sys.modules[mutant.module]
+    old = dict(module.__dict__)
+    exec(compile(mutant.source, module.__file__ or mutant.module, "exec"), module.__dict__)
+    swaps = {
+        id(obj): module.__dict__[name]
+        for name, obj in old.items()
+        if not name.startswith("__") and name in module.__dict__ and module.__dict__[name] is not obj
+    }
+    for other in list(sys.modules.values()):
+        if other is module or other is None:
+            continue
+        name = getattr(other, "__name__", "")
+        if not (name.startswith("vcheck") or name.startswith("test") or name in ("faults", "conftest")):
+            continue
+        for attr, value in list(vars(other).items()):
+            new = swaps.get(id(value))
+            if new is not None:
+                setattr(other, attr, new)
+
+
+def run_one(mutant: Mutant | None, tests: list[str], limit: float) -> str:
+    """ "killed", "survived" or "timeout" (killed by hanging); None runs the original (must pass)."""
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            import pytest
+
+            if mutant is not None:
+                _swap_in(mutant)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            code = pytest.main([*tests, "-x", "-q", "-p", "no:cacheprovider", "-p", "no:faulthandler"])
+        except BaseException:
+            code = 99
+        os._exit(int(code))
+    start = time.monotonic()
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
+        if time.monotonic() - start > limit:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return "timeout"
+        time.sleep(0.05)
+
+
+def _preload(tests: list[str]) -> None:
+    """Import vcheck, the test modules and their helpers once, before any fork (pytest's `prepend` import
+    mode then finds them in sys.modules in every child)."""
+    import importlib
+
+    for d in {str(Path(t).parent) for t in tests} | {"tests"}:
+        if d not in sys.path:
+            sys.path.insert(0, d)
+    for t in tests:
+        importlib.import_module(Path(t).stem)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="reports/mutation.md")
+    parser.add_argument("--judged", default="tools/mutation_judged.toml")
+    parser.add_argument("--module", action="append", help="only these modules (default: all targets)")
+    parser.add_argument("--limit", type=float, default=0.0, help="seconds per mutant (default 3 x baseline)")
+    parser.add_argument("--only", action="append", help="only the mutant with this description (repeatable)")
+    parser.add_argument(
+        "--sample", type=int, default=1, metavar="K", help="every K-th mutant only (default 1: all of them)"
+    )
+    args = parser.parse_args(argv)
+    import numpy  # noqa: F401  (loaded once, shared by every forked mutant)
+    import pandas  # noqa: F401
+    import pytest  # noqa: F401
+    import scipy.sparse  # noqa: F401
+
+    judged: dict[str, str] = {}
+    if os.path.exists(args.judged):
+        with open(args.judged, "rb") as fh:
+            judged = {k: str(v) for k, v in tomllib.load(fh).get("equivalent", {}).items()}
+    lines = ["# Mutation testing of the comparison modules and covariance", ""]
+    lines += [__doc__.split("\n\n")[1].replace("\n", " "), ""]
+    if args.sample > 1:
+        lines += [
+            f"**A sample: every {args.sample}th mutant of each module** (`--sample {args.sample}`).",
+            "",
+        ]
+    lines += ["| module | mutants | killed | equivalent | survived | score (killed / non-equivalent) |"]
+    lines += ["|---|---:|---:|---:|---:|---:|"]
+    details: list[str] = []
+    ok = True
+    for module in args.module or list(TARGETS):
+        tests = TARGETS[module]
+        importlib.import_module(module)
+        _preload(tests)
+        t = time.monotonic()
+        base = run_one(None, tests, 3600)
+        baseline = time.monotonic() - t
+        if base != "survived":
+            print(f"{module}: its tests fail without any mutant", file=sys.stderr)
+            return 2
+        path = importlib.util.find_spec(module).origin  # type: ignore[union-attr]
+        identity = Mutant(module, -1, 0, "identity", ast.unparse(ast.parse(Path(str(path)).read_text())))
+        if run_one(identity, tests, 3600) != "survived":  # the swap itself must not break the tests
+            print(f"{module}: its tests fail with the module swapped in unchanged", file=sys.stderr)
+            return 2
+        limit = args.limit or max(3 * baseline, 20.0)
+        killed = equivalent = 0
+        survivors: list[Mutant] = []
+        muts = mutants(module)[:: max(args.sample, 1)]
+        if args.only:
+            muts = [m for m in mutants(module) if m.what in args.only or m.key in args.only]
+        for i, m in enumerate(muts):
+            outcome = run_one(m, tests, limit)
+            if outcome == "survived":
+                if m.key in judged:
+                    equivalent += 1
+                else:
+                    survivors.append(m)
+            else:
+                killed += 1
+            print(f"{module} {i + 1}/{len(muts)} line {m.line} {m.what}: {outcome}", flush=True)
+        non_eq = len(muts) - equivalent
+        score = killed / non_eq if non_eq else 1.0
+        ok &= score >= 0.9
+        lines.append(
+            f"| `{module}` | {len(muts)} | {killed} | {equivalent} | {len(survivors)} | {100 * score:.1f}% |"
+        )
+        eq_here = [(k, v) for k, v in judged.items() if k.startswith(module + ":")]
+        if eq_here:
+            details += ["", f"### `{module}`: survivors judged equivalent", ""]
+            details += [f"- line {k.split(':', 2)[1]}, `{k.split(':', 2)[2]}`: {v}" for k, v in eq_here]
+        if survivors:
+            details += ["", f"### `{module}`: survivors not (yet) killed", ""]
+            details += [f"- line {m.line}: `{m.what}`" for m in survivors]
+    text = "\n".join([*lines, *details, ""])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
