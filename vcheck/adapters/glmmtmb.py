@@ -32,7 +32,7 @@ from vcheck.auditing import formula_terms as _formula
 from vcheck.core.errors import Unsupported
 
 _R_FIT = r"""
-function(formula, data, REML, optimizer, profile) {
+function(formula, data, REML, optimizer, profile, offset) {
   warnings <- character(0)
   control <- if (optimizer == "optim") {
     glmmTMB::glmmTMBControl(optimizer = stats::optim, optArgs = list(method = "BFGS"), profile = profile)
@@ -40,7 +40,8 @@ function(formula, data, REML, optimizer, profile) {
     glmmTMB::glmmTMBControl(profile = profile)
   }
   fit <- withCallingHandlers(
-    glmmTMB::glmmTMB(stats::as.formula(formula), data = data, REML = REML, control = control),
+    glmmTMB::glmmTMB(stats::as.formula(formula), data = data, REML = REML, control = control,
+                     offset = offset),
     warning = function(w) {
       warnings <<- c(warnings, conditionMessage(w))
       invokeRestart("muffleWarning")
@@ -96,16 +97,33 @@ def control_call(optimizer: str = "nlminb", profile: bool = False) -> str:
 
 
 def fit(
-    formula: str, data: pd.DataFrame, REML: bool = True, *, optimizer: str = "nlminb", profile: bool = False
+    formula: str,
+    data: pd.DataFrame,
+    REML: bool = True,
+    *,
+    optimizer: str = "nlminb",
+    profile: bool = False,
+    offset: Any = None,
+    weights: Any = None,
 ) -> dict[str, Any]:
     """Fit `formula` with glmmTMB (Gaussian, REML or ML) and report it in the plug-in protocol's terms.
 
-    optimizer: "nlminb" (glmmTMB's default) or "optim" (BFGS); profile: glmmTMBControl(profile = TRUE).
+    optimizer: "nlminb" (glmmTMB's default) or "optim" (BFGS); profile: glmmTMBControl(profile = TRUE);
+    offset: lmer's `offset=` (a column name or an array), passed as glmmTMB's `offset =`, the same model.
+    weights: Unsupported.  glmmTMB's Gaussian weights multiply each observation's log-likelihood, which
+    is not lme4's prior (precision) weights: on sleepstudy with weights exp(U(-1, 1)), ML, glmmTMB's sigma
+    is 28.14 and logLik -1038.1 where lme4 (and nlme with varFixed) give 30.83 and -896.0.
     """
     if optimizer not in OPTIMIZERS:
         raise Unsupported(f"glmmTMB adapter: optimizer {optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+    if weights is not None:
+        raise Unsupported(
+            "glmmTMB's Gaussian weights multiply the log-likelihood; lme4's are precision weights "
+            "(a different model, not passed through)"
+        )
     parsed = _formula.parse(formula)
-    used, _ = _formula.model_rows(data, parsed)
+    used, frame = _formula.model_rows(data, parsed)
+    off = _formula.per_row(offset, data, frame, "offset")
     ro = _r.robjects()
     _r.require("glmmTMB")
     fit_fn = _r.define(".vcheck_glmmtmb_fit", _R_FIT)
@@ -117,6 +135,7 @@ def fit(
         ro.BoolVector([REML]),
         ro.StrVector([optimizer]),
         ro.BoolVector([bool(profile)]),
+        ro.NULL if off is None else ro.FloatVector(off),
         what="glmmTMB",
         console=console,
     )

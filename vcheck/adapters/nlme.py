@@ -42,12 +42,13 @@ from vcheck.core.errors import Unsupported
 NOT_EXPRESSIBLE = "model not expressible in nlme::lme"
 
 _R_FIT = r"""
-function(fixed, random_text, data, REML, opt) {
+function(fixed, random_text, data, REML, opt, weighted) {
   warnings <- character(0)
   random <- eval(parse(text = random_text))
   rownames(data) <- as.character(seq_len(nrow(data)))
   fit <- withCallingHandlers(
     nlme::lme(stats::as.formula(fixed), data = data, random = random,
+              weights = if (weighted) nlme::varFixed(~ .vcheck_inv_w) else NULL,
               method = if (REML) "REML" else "ML",
               control = nlme::lmeControl(returnObject = TRUE, opt = opt)),
     warning = function(w) {
@@ -70,7 +71,7 @@ function(fixed, random_text, data, REML, opt) {
   })
   names(levels) <- lv
   blocks <- NULL
-  if (length(lv) == 1) {
+  if (length(lv) == 1 && !weighted) {
     g <- as.character(fit$groups[[1]])
     ids <- unique(g)
     vc <- nlme::getVarCov(fit, individuals = ids, type = "marginal")
@@ -130,16 +131,23 @@ CAPABILITIES: tuple[str, ...] = tuple(
 )
 
 
-def fit(formula: str, data: pd.DataFrame, REML: bool = True, *, opt: str = "nlminb") -> dict[str, Any]:
+def fit(
+    formula: str, data: pd.DataFrame, REML: bool = True, *, opt: str = "nlminb", weights: Any = None
+) -> dict[str, Any]:
     """Fit `formula` (lme4 syntax) with nlme::lme (REML or ML), reported in the plug-in protocol's terms.
 
-    opt: lmeControl(opt = "nlminb") (nlme's default) or "optim"."""
+    opt: lmeControl(opt = "nlminb") (nlme's default) or "optim".  weights: lmer's prior weights w (a
+    column name or an array), passed as `weights = varFixed(~ 1/w)`: residual variance sigma^2 / w, the
+    same model (V = Z G Z' + sigma^2 W^-1).  nlme::lme has no offset."""
     if opt not in OPTS:
         raise Unsupported(f"nlme adapter: lmeControl(opt = {opt!r}) is not one of {', '.join(OPTS)}")
     parsed = _formula.parse(formula)
-    used, _ = _formula.model_rows(data, parsed)
+    used, model = _formula.model_rows(data, parsed)
+    w = _formula.per_row(weights, data, model, "weights")
     levels, random = translate(parsed, used)
     frame = used[list(parsed.variables)].copy()
+    if w is not None:
+        frame[".vcheck_inv_w"] = 1.0 / w
     for k, (_, terms, _) in enumerate(levels):
         labels = _formula.group_codes(used, terms[0].factors)
         frame[f".vcheck_g{k}"] = pd.Categorical(labels, categories=sorted(labels.unique()))
@@ -154,6 +162,7 @@ def fit(formula: str, data: pd.DataFrame, REML: bool = True, *, opt: str = "nlmi
         _r.to_r_dataframe(frame),
         ro.BoolVector([REML]),
         ro.StrVector([opt]),
+        ro.BoolVector([w is not None]),
         what="nlme::lme",
         console=console,
     )
@@ -168,7 +177,7 @@ def fit(formula: str, data: pd.DataFrame, REML: bool = True, *, opt: str = "nlmi
         G = np.array(lv["G"], dtype=float, copy=True).reshape(len(cnms), len(cnms), order="F")
         Z = np.array(lv["Z"], dtype=float, copy=True).reshape(n, -1, order="F")
         pieces.append((cnms, G, Z, _r.integer(lv["codes"]) - 1))
-    V_levels = _V_from_levels(pieces, sigma, n)
+    V_levels = _V_from_levels(pieces, sigma, n, w)
     extra: dict[str, Any] = {}
     if res["blocks"] is not ro.NULL and len(res["blocks"]):
         V = _V_from_blocks(res["blocks"], n)
@@ -215,10 +224,15 @@ def _V_from_blocks(blocks: Any, n: int) -> sp.csc_matrix:
 
 
 def _V_from_levels(
-    pieces: list[tuple[list[str], np.ndarray, np.ndarray, np.ndarray]], sigma: float, n: int
+    pieces: list[tuple[list[str], np.ndarray, np.ndarray, np.ndarray]],
+    sigma: float,
+    n: int,
+    weights: np.ndarray | None = None,
 ) -> sp.csc_matrix:
-    """V = sum_k Z_k (I %x% G_k) Z_k' + sigma^2 I, Z_k's columns spread over its level's groups."""
-    V = sigma**2 * sp.identity(n, format="csc")
+    """V = sum_k Z_k (I %x% G_k) Z_k' + sigma^2 W^-1 (W = diag(weights), I without), Z_k's columns spread
+    over its level's groups."""
+    inv_w = np.ones(n) if weights is None else 1.0 / np.asarray(weights, dtype=float)
+    V = sigma**2 * sp.diags(inv_w, format="csc")
     for _, G, Z, codes in pieces:
         nl, nc = int(codes.max()) + 1, Z.shape[1]
         rows = np.repeat(np.arange(n), nc)

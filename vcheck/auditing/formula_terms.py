@@ -119,6 +119,22 @@ def model_rows(
     return used, frame
 
 
+def per_row(spec: object, data: pd.DataFrame, frame: ModelFrame, what: str) -> np.ndarray | None:
+    """lmer's `weights=` / `offset=` (a column name or an array of len(data)) on the rows `model_rows`
+    kept, in their order; Unsupported when it is NA on one of them (lme4 drops such a row, these
+    adapters do not)."""
+    if spec is None:
+        return None
+    from vcheck.core.arguments import column_or_array
+
+    values = column_or_array(spec, data, what)
+    assert values is not None
+    kept = values[np.asarray(frame.rows)]
+    if np.isnan(kept).any():
+        raise Unsupported(f"{what} is NA on rows the formula's variables keep: not passed through")
+    return kept
+
+
 def group_codes(data: pd.DataFrame, factors: Sequence[str]) -> pd.Series:
     """The grouping factor of a term as string labels: the interaction `a:b` of its columns, row by row."""
     labels = data[factors[0]].astype(str)
