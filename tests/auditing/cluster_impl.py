@@ -1,6 +1,7 @@
 """An implementation for the external-cluster test (tests/auditing/test_dask_cluster.py): vcheck's own
 fit, slowed a little, except that the first case to reach it (across every worker: the claim is a file
-created with O_EXCL in $VCHECK_TEST_HOLD) writes its process id there and waits to be killed."""
+created with O_EXCL in $VCHECK_TEST_HOLD) writes the id of the Dask worker's process there (the audit
+runs it in a child of that process, `vcheck.auditing.isolate`) and waits to be killed."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ def fit(formula, data, REML):  # type: ignore[no-untyped-def]
         except FileExistsError:
             pass
         else:
+            worker = os.environ.get("VCHECK_ISOLATE_PARENT", str(os.getpid()))
             with os.fdopen(fd, "w") as fh:
-                fh.write(f"{os.getpid()}\n{formula}\n")
-            (Path(hold) / "pid").write_text(str(os.getpid()))
+                fh.write(f"{worker}\n{formula}\n")
+            (Path(hold) / "pid").write_text(worker)
             time.sleep(120)  # killed by the test long before
     time.sleep(0.3)  # the audit lasts long enough for the kill to land mid-audit
     from vcheck.core.fit import lmer

@@ -22,6 +22,10 @@ from collections.abc import Callable
 from typing import Any
 
 
+#: set in the child to the pid of the process that forked it (the audit's process or sweep worker)
+PARENT_ENV = "VCHECK_ISOLATE_PARENT"
+
+
 class Timeout(Exception):
     """The implementation did not answer within the time limit (its process was killed)."""
 
@@ -57,6 +61,7 @@ class Isolated:
         if pid == 0:
             parent.close()
             faulthandler.disable()  # a crash of the implementation is reported by the parent, once
+            os.environ[PARENT_ENV] = str(os.getppid())  # the process the audit runs in (a sweep worker)
             code = 0
             try:
                 _serve(child, self.fn)
