@@ -676,3 +676,18 @@ def test_only_both_theta_and_sigma_of_lme4s_other_optimum_make_it_the_other_crit
     same_sigma.sigma = float(away["sigma"])  # type: ignore[arg-type]
     cmp = compare(away, reml, refit=lambda REML: same_sigma)
     assert kinds(cmp) == {Kind.OPTIMIZATION}, str(cmp)
+
+
+def test_a_V_off_by_roundoff_its_criterion_cannot_see_agrees_and_a_wrong_V_does_not() -> None:
+    """V is construction only when beyond its roundoff tolerance AND able to move lme4's criterion by the
+    tie tolerance (`AtTheta.V_cost_bound`): nlme's V at its own varcorr was 7.5e-13 off (tolerance
+    6.2e-13), a criterion change of at most 3.5e-8; a V 0.1% off is a finding."""
+    b = fit("sleepstudy")
+    V = b.V().toarray()
+    noise = 1.0 + 2e-12 * np.random.default_rng(0).standard_normal(V.shape)
+    close = compare(as_mapping(b, V=V * (noise + noise.T) / 2.0), b)
+    row = close.row("V", "at its parameters")
+    assert row.rel_diff is not None and row.rel_diff > row.tol  # beyond roundoff...
+    assert row.verdict == "agrees"  # ...but invisible to the criterion
+    wrong = compare(as_mapping(b, V=V * 1.001), b)
+    assert wrong.row("V", "at its parameters").kind == Kind.CONSTRUCTION

@@ -16,6 +16,7 @@ is a LinearOperator (products in O(nnz(Zt))).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -180,6 +181,22 @@ class AtTheta:
         c = lme.X.T @ self.Vinv(lme.y - lme.offset)
         beta = np.linalg.solve(A, c) if A.size else np.zeros(0)
         return A, c, beta
+
+    def V_cost_bound(self, max_abs_dV: float) -> float:
+        """Upper bound (first order, deviance units) on how far a V off by dV, |dV_ij| <= max_abs_dV, moves
+        lme4's criterion at these parameters: d = log det V + r'V^-1 r changes by
+        tr(V^-1 dV) - r'V^-1 dV V^-1 r, so |dd| <= ||V^-1|| ||dV|| (n + ||V^-1|| ||r||^2) with
+        ||V^-1||_2 <= max(w) / sigma^2 (V >= sigma^2 W^-1), ||dV||_2 <= n max|dV_ij| and
+        r = y - o - X beta_GLS.
+        Infinite beyond DENSE_V_MAX rows (V was compared through probes there: no entrywise bound)."""
+        lme = self.lme
+        n = lme.n
+        if n > DENSE_V_MAX or not math.isfinite(max_abs_dV) or self.sigma <= 0:
+            return math.inf
+        _, _, beta = self.gls()
+        r = lme.y - lme.offset - lme.X @ beta
+        inv_norm = float(np.max(lme.weights)) / self.sigma**2
+        return inv_norm * n * max_abs_dV * (n + inv_norm * float(r @ r))
 
     def pwrss(self) -> float:
         """Penalized weighted residual sum of squares at theta: r' (W'W + D^-1)^-1 r, r = y - o - X beta_GLS

@@ -21,7 +21,6 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-
 #: set in the child to the pid of the process that forked it (the audit's process or sweep worker)
 PARENT_ENV = "VCHECK_ISOLATE_PARENT"
 

@@ -230,7 +230,11 @@ class _Meter:
         if sub.V is not None and not self._model_problem("V"):
             abs_d, rel = v_diff(sub.V, at.V(), alignment(sub, self.b), lme.n)
             tol = tolerances.V_tolerance(at.max_effects_per_row(), self.e_G)
-            m.at_parameters.append(Diff("V", check, rel, abs_d, tol, "max |V_a - V| / max |V|"))
+            cost = at.V_cost_bound(abs_d)
+            detail = (
+                f"max |V_a - V| / max |V|; it moves lme4's criterion by at most {cost:.1e} (tie {m.tie:.0e})"
+            )
+            m.at_parameters.append(Diff("V", check, rel, abs_d, tol, detail, cost=cost, cost_tol=m.tie))
         if sub.beta is not None and not self._model_problem("beta"):
             A, c, gls = at.gls()
             mine = sub.beta.reindex(lme.X_names).to_numpy(dtype=float)

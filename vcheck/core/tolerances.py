@@ -26,7 +26,9 @@ Two regimes:
 A difference at fixed parameters is a construction disagreement only when it is beyond its roundoff
 tolerance AND it matters at the resolution the audit judges optima with: its cost in lme4's criterion
 exceeds tie.  For beta that cost is (beta - beta_GLS)' X'V^-1X (beta - beta_GLS) (the criterion at a
-non-GLS beta exceeds the profiled one by exactly that), for the criterion its own difference.  So an
+non-GLS beta exceeds the profiled one by exactly that), for V a first-order bound on the change of
+log det V + r'V^-1 r (`vcheck.auditing.construction.AtTheta.V_cost_bound`), for the criterion its own
+difference.  So an
 implementation whose numbers are consistent to 1e-10 (statsmodels' beta at its reported varcorr) is not
 blamed, while an OLS beta, a V without its residual or a criterion off by a constant still is.
 
