@@ -82,6 +82,9 @@ def test_headline_date_versions_and_errors(tmp_path: Path, monkeypatch: pytest.M
     headline = md.index("2 of 5 cases did not run")
     assert headline < md.index("## Summary")  # in the headline, not only at the bottom
     assert 'href="#did-not-run"' in page and 'id="did-not-run"' in page
+    lines = md.splitlines()
+    for item in ("- reference: lme4", "- audited: toy", "- written: 2026-01-01", "- command:"):
+        assert any(line.startswith(item) for line in lines), item  # each fact on a line of its own
 
 
 def test_reference_link_only_where_the_reference_reports_are(tmp_path: Path) -> None:
