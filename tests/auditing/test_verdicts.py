@@ -26,6 +26,7 @@ from vcheck.auditing.plugin import PluginError, submission
 from vcheck.auditing.results import AuditResult, CaseResult, Finding, root_kind
 from vcheck.auditing.run import findings_of
 from vcheck.core import covariance, deviance, tolerances
+from vcheck.core.design import lFormula as vcheck_lFormula
 from vcheck.core.record import LmerFit
 from vcheck.reference import examples
 
@@ -691,3 +692,22 @@ def test_a_V_off_by_roundoff_its_criterion_cannot_see_agrees_and_a_wrong_V_does_
     assert row.verdict == "agrees"  # ...but invisible to the criterion
     wrong = compare(as_mapping(b, V=V * 1.001), b)
     assert wrong.row("V", "at its parameters").kind == Kind.CONSTRUCTION
+
+
+def test_a_singular_terms_factor_is_compared_in_canonical_form() -> None:
+    """With a zero diagonal in a term's relative factor, (L21, L22) on a circle give one G: thetas that
+    differ only so are the same fit (lme4 on shuffled rows returned such a theta, 8.6e-6 off, with G, V
+    and the criterion equal to the bit); one that changes G is not."""
+    from vcheck.core.deviance import devfun
+    from vcheck.core.fit import fit_at
+
+    ex = examples.load("sleepstudy")
+    design = vcheck_lFormula(ex.formula, ex.data)
+    fn = devfun(design, REML=True)
+    b = fit_at(fn, np.array([0.0, 0.3, 0.2]))
+    a = fit_at(fn, np.array([0.0, float(np.hypot(0.3, 0.2)), 0.0]))
+    same = compare(a, b, flat_optimum=False)  # no "same optimum" excuse: the rows themselves agree
+    assert same.row("theta", "at optimum").verdict == "agrees", str(same)
+    assert same.ok, str(same)
+    other = compare(fit_at(fn, np.array([0.0, 0.3, 0.25])), b, flat_optimum=False)
+    assert other.row("theta", "at optimum").verdict != "agrees"
