@@ -1,0 +1,22 @@
+# lme4's fit of the model in this folder: the reference the audit compared glmmtmb [optimizer=optim] with.
+# Plain R; run in this folder: Rscript lme4.R
+# (construction finding in beta: its beta is not the GLS beta at that V (rel diff 5.5e-05 > tol 2.6e-13; backward error 5.5e-05 in the GLS normal equations X'V^-1X beta = X'V^-1(y - o), tolerance 2.6e-13 (kappa_V <= 12); it costs the criterion (beta - beta_GLS)' X'V^-1X (beta - beta_GLS) = 2.9e-05 (tie 2e-06); forward rel diff 9.9e-04))
+suppressPackageStartupMessages(library(lme4))
+
+data <- read.csv("data.csv", na.strings = "NA", stringsAsFactors = FALSE,
+                 colClasses = c("y" = "numeric", "x" = "numeric", "trt" = "character", "f" = "character", "g" = "character"))
+data[["trt"]] <- factor(data[["trt"]], levels = c("ctl", "trt"))
+data[["f"]] <- factor(data[["f"]], levels = c("A", "B", "C"))
+data[["g"]] <- factor(data[["g"]], levels = c("6", "8"))
+
+fit <- lmer(y ~ x + trt + (0 + f | g), data = data, REML = FALSE)
+
+cat("R ", R.version$major, ".", R.version$minor, ", lme4 ", as.character(packageVersion("lme4")), "\n", sep = "")
+cat("formula: y ~ x + trt + (0 + f | g) (", "ML", ", n = ", nrow(data), ")\n", sep = "")
+cat("\nbeta (fixef):\n")
+print(fixef(fit), digits = 12)
+cat("\nsigma:", format(sigma(fit), digits = 12), "\n")
+cat("\nvarcorr (as.data.frame(VarCorr(fit)), residual row last):\n")
+print(as.data.frame(VarCorr(fit)), digits = 12)
+cat("\ncriterion (deviance, -2 logLik):", format(-2 * as.numeric(logLik(fit)), digits = 12), "\n")
+cat("theta:", format(getME(fit, "theta"), digits = 12), "\n")

@@ -1,0 +1,19 @@
+# lme4's fit of the model in this folder: the reference the audit compared glmmtmb [optimizer=optim] with.
+# Plain R; run in this folder: Rscript lme4.R
+# (optimization finding in sigma: its sigma is not the profiled sigma 1.07432 at its theta (rel diff 5.9e-04 > 3.9e-04, the deviation that raises the ML criterion by the tie tolerance), so its (theta, sigma) is no optimum)
+suppressPackageStartupMessages(library(lme4))
+
+data <- read.csv("data.csv", na.strings = "NA", stringsAsFactors = FALSE,
+                 colClasses = c("y" = "numeric", "g" = "integer"))
+
+fit <- lmer(y ~ 1 + (1 | g), data = data, REML = FALSE)
+
+cat("R ", R.version$major, ".", R.version$minor, ", lme4 ", as.character(packageVersion("lme4")), "\n", sep = "")
+cat("formula: y ~ 1 + (1 | g) (", "ML", ", n = ", nrow(data), ")\n", sep = "")
+cat("\nbeta (fixef):\n")
+print(fixef(fit), digits = 12)
+cat("\nsigma:", format(sigma(fit), digits = 12), "\n")
+cat("\nvarcorr (as.data.frame(VarCorr(fit)), residual row last):\n")
+print(as.data.frame(VarCorr(fit)), digits = 12)
+cat("\ncriterion (deviance, -2 logLik):", format(-2 * as.numeric(logLik(fit)), digits = 12), "\n")
+cat("theta:", format(getME(fit, "theta"), digits = 12), "\n")

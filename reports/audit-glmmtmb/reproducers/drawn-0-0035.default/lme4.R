@@ -1,0 +1,20 @@
+# lme4's fit of the model in this folder: the reference the audit compared glmmtmb [default] with.
+# Plain R; run in this folder: Rscript lme4.R
+# (construction finding in beta: its beta is not the GLS beta at that V (rel diff 6.9e-05 > tol 9.8e-14; backward error 6.9e-05 in the GLS normal equations X'V^-1X beta = X'V^-1(y - o), tolerance 9.8e-14 (kappa_V <= 4.4); it costs the criterion (beta - beta_GLS)' X'V^-1X (beta - beta_GLS) = 7.1e-06 (tie 6e-06); forward rel diff 1.4e-04))
+suppressPackageStartupMessages(library(lme4))
+
+data <- read.csv("data.csv", na.strings = "NA", stringsAsFactors = FALSE,
+                 colClasses = c("y" = "numeric", "f" = "character", "g" = "integer"))
+data[["f"]] <- factor(data[["f"]], levels = c("A", "B", "C"))
+
+fit <- lmer(y ~ 1 + (f | g), data = data, REML = FALSE)
+
+cat("R ", R.version$major, ".", R.version$minor, ", lme4 ", as.character(packageVersion("lme4")), "\n", sep = "")
+cat("formula: y ~ 1 + (f | g) (", "ML", ", n = ", nrow(data), ")\n", sep = "")
+cat("\nbeta (fixef):\n")
+print(fixef(fit), digits = 12)
+cat("\nsigma:", format(sigma(fit), digits = 12), "\n")
+cat("\nvarcorr (as.data.frame(VarCorr(fit)), residual row last):\n")
+print(as.data.frame(VarCorr(fit)), digits = 12)
+cat("\ncriterion (deviance, -2 logLik):", format(-2 * as.numeric(logLik(fit)), digits = 12), "\n")
+cat("theta:", format(getME(fit, "theta"), digits = 12), "\n")

@@ -1,0 +1,20 @@
+# glmmTMB's fit of the model in this folder, in the configuration audited (profile=true).
+# Plain R; run in this folder: Rscript glmmTMB.R   (lme4.R gives the reference)
+# (reference finding in theta: theta differs from lme4's optimum (rel diff 1.9e+00); lme4's optimum is the worse one: lme4's own ML at its theta is lower than lme4's optimum by 0.0779 (lme4's ML at its theta 59.78000156, at lme4's optimum 59.85788762))
+suppressPackageStartupMessages(library(glmmTMB))
+
+data <- read.csv("data.csv", na.strings = "NA", stringsAsFactors = FALSE,
+                 colClasses = c("y" = "numeric", "x" = "numeric", "f" = "character", "g" = "integer"))
+data[["f"]] <- factor(data[["f"]], levels = c("A", "B", "C"))
+
+fit <- glmmTMB(y ~ 1 + (f | g), data = data, REML = FALSE,
+               control = glmmTMBControl(profile = TRUE))
+
+cat("glmmTMB", as.character(packageVersion("glmmTMB")), "\n")
+cat("\nbeta (fixef(fit)$cond):\n")
+print(fixef(fit)$cond, digits = 12)
+cat("\nsigma:", format(sigma(fit), digits = 12), "\n")
+cat("\nVarCorr(fit)$cond:\n")
+print(lapply(VarCorr(fit)$cond, function(m) { m <- unclass(m); attributes(m) <- list(dim = dim(m), dimnames = dimnames(m)); m }), digits = 12)
+cat("\ncriterion (-2 logLik):", format(-2 * as.numeric(logLik(fit)), digits = 12), "\n")
+cat("convergence:", fit$fit$convergence, " pdHess:", fit$sdr$pdHess, "\n")

@@ -1,0 +1,20 @@
+# lme4's fit of the model in this folder: the reference the audit compared glmmtmb [optimizer=optim] with.
+# Plain R; run in this folder: Rscript lme4.R
+# (optimization finding in theta: theta differs from lme4's optimum (rel diff 3.5e-03); lme4's optimum is lower: the ML at its theta is higher by 0.000757 (lme4's ML at its theta 387.6968823, at lme4's optimum 387.6961256))
+suppressPackageStartupMessages(library(lme4))
+
+data <- read.csv("data.csv", na.strings = "NA", stringsAsFactors = FALSE,
+                 colClasses = c("y" = "numeric", "x" = "numeric", "g" = "character"))
+data[["g"]] <- factor(data[["g"]], levels = c("1un", "a", "a7", "ao", "cz4", "e4", "ft6", "o6p", "rd", "syg", "t2", "vf", "x8", "y", "ykp", "zf", "zhb", "zxm"))
+
+fit <- lmer(y ~ 1 + (1 | g), data = data, REML = FALSE)
+
+cat("R ", R.version$major, ".", R.version$minor, ", lme4 ", as.character(packageVersion("lme4")), "\n", sep = "")
+cat("formula: y ~ 1 + (1 | g) (", "ML", ", n = ", nrow(data), ")\n", sep = "")
+cat("\nbeta (fixef):\n")
+print(fixef(fit), digits = 12)
+cat("\nsigma:", format(sigma(fit), digits = 12), "\n")
+cat("\nvarcorr (as.data.frame(VarCorr(fit)), residual row last):\n")
+print(as.data.frame(VarCorr(fit)), digits = 12)
+cat("\ncriterion (deviance, -2 logLik):", format(-2 * as.numeric(logLik(fit)), digits = 12), "\n")
+cat("theta:", format(getME(fit, "theta"), digits = 12), "\n")

@@ -1,0 +1,22 @@
+# glmmTMB's fit of the model in this folder, in the configuration audited (optimizer=optim).
+# Plain R; run in this folder: Rscript glmmTMB.R   (lme4.R gives the reference)
+# (optimization finding in theta: theta differs from lme4's optimum (rel diff 1.7e-02); lme4's optimum is lower: the ML at its theta is higher by 0.000832 (lme4's ML at its theta 339.8748005, at lme4's optimum 339.8739685))
+suppressPackageStartupMessages(library(glmmTMB))
+
+data <- read.csv("data.csv", na.strings = "NA", stringsAsFactors = FALSE,
+                 colClasses = c("y" = "numeric", "x" = "numeric", "trt" = "character", "a" = "character", "b" = "character"))
+data[["trt"]] <- factor(data[["trt"]], levels = c("ctl", "trt"))
+data[["a"]] <- factor(data[["a"]], levels = c("6", "8u", "e", "ftc", "g", "h2", "n", "tf", "x"))
+data[["b"]] <- factor(data[["b"]], levels = c("0", "9", "j"))
+
+fit <- glmmTMB(y ~ x + trt + (x | a) + (1 | b), data = data, REML = FALSE,
+               control = glmmTMBControl(optimizer = optim, optArgs = list(method = "BFGS")))
+
+cat("glmmTMB", as.character(packageVersion("glmmTMB")), "\n")
+cat("\nbeta (fixef(fit)$cond):\n")
+print(fixef(fit)$cond, digits = 12)
+cat("\nsigma:", format(sigma(fit), digits = 12), "\n")
+cat("\nVarCorr(fit)$cond:\n")
+print(lapply(VarCorr(fit)$cond, function(m) { m <- unclass(m); attributes(m) <- list(dim = dim(m), dimnames = dimnames(m)); m }), digits = 12)
+cat("\ncriterion (-2 logLik):", format(-2 * as.numeric(logLik(fit)), digits = 12), "\n")
+cat("convergence:", fit$fit$convergence, " pdHess:", fit$sdr$pdHess, "\n")

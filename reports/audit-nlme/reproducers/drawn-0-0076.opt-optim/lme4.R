@@ -1,0 +1,22 @@
+# lme4's fit of the model in this folder: the reference the audit compared nlme [opt=optim] with.
+# Plain R; run in this folder: Rscript lme4.R
+# (optimization finding in theta: theta differs from lme4's optimum (rel diff 2.6e-02); lme4's optimum is lower: the REML at its theta is higher by 0.000824 (lme4's REML at its theta 23.47449979, at lme4's optimum 23.47367627))
+suppressPackageStartupMessages(library(lme4))
+
+data <- read.csv("data.csv", na.strings = "NA", stringsAsFactors = FALSE,
+                 colClasses = c("y" = "numeric", "x" = "numeric", "trt" = "character", "s" = "character", "t" = "character"))
+data[["trt"]] <- factor(data[["trt"]], levels = c("ctl", "trt"))
+data[["s"]] <- factor(data[["s"]], levels = c("0vm", "t1"))
+data[["t"]] <- factor(data[["t"]], levels = c("7", "tu6"))
+
+fit <- lmer(y ~ x + trt + (1 | s/t), data = data, REML = TRUE)
+
+cat("R ", R.version$major, ".", R.version$minor, ", lme4 ", as.character(packageVersion("lme4")), "\n", sep = "")
+cat("formula: y ~ x + trt + (1 | s/t) (", "REML", ", n = ", nrow(data), ")\n", sep = "")
+cat("\nbeta (fixef):\n")
+print(fixef(fit), digits = 12)
+cat("\nsigma:", format(sigma(fit), digits = 12), "\n")
+cat("\nvarcorr (as.data.frame(VarCorr(fit)), residual row last):\n")
+print(as.data.frame(VarCorr(fit)), digits = 12)
+cat("\ncriterion (REML criterion, -2 logLik):", format(-2 * as.numeric(logLik(fit)), digits = 12), "\n")
+cat("theta:", format(getME(fit, "theta"), digits = 12), "\n")

@@ -1,0 +1,21 @@
+# lme4's fit of the model in this folder: the reference the audit compared nlme [default] with.
+# Plain R; run in this folder: Rscript lme4.R
+# (reference finding in theta: theta differs from lme4's optimum (rel diff 2.9e-01); lme4's optimum is the worse one: lme4's own REML at its theta is lower than lme4's optimum by 0.00108 (lme4's REML at its theta 16.93040502, at lme4's optimum 16.93148657))
+suppressPackageStartupMessages(library(lme4))
+
+data <- read.csv("data.csv", na.strings = "NA", stringsAsFactors = FALSE,
+                 colClasses = c("y" = "numeric", "x" = "numeric", "f" = "character", "g" = "character"))
+data[["f"]] <- factor(data[["f"]], levels = c("A", "B"))
+data[["g"]] <- factor(data[["g"]], levels = c("0s", "4j1"))
+
+fit <- lmer(y ~ x + (f | g), data = data, REML = TRUE)
+
+cat("R ", R.version$major, ".", R.version$minor, ", lme4 ", as.character(packageVersion("lme4")), "\n", sep = "")
+cat("formula: y ~ x + (f | g) (", "REML", ", n = ", nrow(data), ")\n", sep = "")
+cat("\nbeta (fixef):\n")
+print(fixef(fit), digits = 12)
+cat("\nsigma:", format(sigma(fit), digits = 12), "\n")
+cat("\nvarcorr (as.data.frame(VarCorr(fit)), residual row last):\n")
+print(as.data.frame(VarCorr(fit)), digits = 12)
+cat("\ncriterion (REML criterion, -2 logLik):", format(-2 * as.numeric(logLik(fit)), digits = 12), "\n")
+cat("theta:", format(getME(fit, "theta"), digits = 12), "\n")

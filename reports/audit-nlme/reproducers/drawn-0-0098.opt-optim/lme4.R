@@ -1,0 +1,21 @@
+# lme4's fit of the model in this folder: the reference the audit compared nlme [opt=optim] with.
+# Plain R; run in this folder: Rscript lme4.R
+# (reference finding in theta: theta differs from lme4's optimum (rel diff 2.9e-01); lme4's optimum is the worse one: lme4's own REML at its theta is lower than lme4's optimum by 0.0144 (lme4's REML at its theta 43.91016316, at lme4's optimum 43.92458444))
+suppressPackageStartupMessages(library(lme4))
+
+data <- read.csv("data.csv", na.strings = "NA", stringsAsFactors = FALSE,
+                 colClasses = c("y" = "numeric", "x" = "numeric", "f" = "character", "g" = "character"))
+data[["f"]] <- factor(data[["f"]], levels = c("A", "B", "C"))
+data[["g"]] <- factor(data[["g"]], levels = c("e00", "laf", "wsd"))
+
+fit <- lmer(y ~ x + (f | g), data = data, REML = TRUE)
+
+cat("R ", R.version$major, ".", R.version$minor, ", lme4 ", as.character(packageVersion("lme4")), "\n", sep = "")
+cat("formula: y ~ x + (f | g) (", "REML", ", n = ", nrow(data), ")\n", sep = "")
+cat("\nbeta (fixef):\n")
+print(fixef(fit), digits = 12)
+cat("\nsigma:", format(sigma(fit), digits = 12), "\n")
+cat("\nvarcorr (as.data.frame(VarCorr(fit)), residual row last):\n")
+print(as.data.frame(VarCorr(fit)), digits = 12)
+cat("\ncriterion (REML criterion, -2 logLik):", format(-2 * as.numeric(logLik(fit)), digits = 12), "\n")
+cat("theta:", format(getME(fit, "theta"), digits = 12), "\n")

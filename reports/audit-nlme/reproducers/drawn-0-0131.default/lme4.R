@@ -1,0 +1,20 @@
+# lme4's fit of the model in this folder: the reference the audit compared nlme [default] with.
+# Plain R; run in this folder: Rscript lme4.R
+# (reference finding in theta: theta differs from lme4's optimum (rel diff 5.2e-01); lme4's optimum is the worse one: lme4's own ML at its theta is lower than lme4's optimum by 0.88 (lme4's ML at its theta 120.7870571, at lme4's optimum 121.6671553))
+suppressPackageStartupMessages(library(lme4))
+
+data <- read.csv("data.csv", na.strings = "NA", stringsAsFactors = FALSE,
+                 colClasses = c("y" = "numeric", "x" = "numeric", "trt" = "character", "s" = "integer", "t" = "integer"))
+data[["trt"]] <- factor(data[["trt"]], levels = c("ctl", "trt"))
+
+fit <- lmer(y ~ x + trt + (1 | t:s) + (x | s), data = data, REML = FALSE)
+
+cat("R ", R.version$major, ".", R.version$minor, ", lme4 ", as.character(packageVersion("lme4")), "\n", sep = "")
+cat("formula: y ~ x + trt + (1 | t:s) + (x | s) (", "ML", ", n = ", nrow(data), ")\n", sep = "")
+cat("\nbeta (fixef):\n")
+print(fixef(fit), digits = 12)
+cat("\nsigma:", format(sigma(fit), digits = 12), "\n")
+cat("\nvarcorr (as.data.frame(VarCorr(fit)), residual row last):\n")
+print(as.data.frame(VarCorr(fit)), digits = 12)
+cat("\ncriterion (deviance, -2 logLik):", format(-2 * as.numeric(logLik(fit)), digits = 12), "\n")
+cat("theta:", format(getME(fit, "theta"), digits = 12), "\n")

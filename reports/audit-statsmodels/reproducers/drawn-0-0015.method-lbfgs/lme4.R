@@ -1,0 +1,21 @@
+# lme4's fit of the model in this folder: the reference the audit compared statsmodels [method=lbfgs] with.
+# Plain R; run in this folder: Rscript lme4.R
+# (optimization finding in theta: theta differs from lme4's optimum (rel diff 5.8e-02); lme4's optimum is lower: the REML at its theta is higher by 0.00472 (lme4's REML at its theta 24.06787187, at lme4's optimum 24.06315548))
+suppressPackageStartupMessages(library(lme4))
+
+data <- read.csv("data.csv", na.strings = "NA", stringsAsFactors = FALSE,
+                 colClasses = c("y" = "numeric", "s" = "character", "t" = "character"))
+data[["s"]] <- factor(data[["s"]], levels = c("8pg", "ui"))
+data[["t"]] <- factor(data[["t"]], levels = c("12", "j"))
+
+fit <- lmer(y ~ 1 + (1 | s) + (1 | s:t), data = data, REML = TRUE)
+
+cat("R ", R.version$major, ".", R.version$minor, ", lme4 ", as.character(packageVersion("lme4")), "\n", sep = "")
+cat("formula: y ~ 1 + (1 | s) + (1 | s:t) (", "REML", ", n = ", nrow(data), ")\n", sep = "")
+cat("\nbeta (fixef):\n")
+print(fixef(fit), digits = 12)
+cat("\nsigma:", format(sigma(fit), digits = 12), "\n")
+cat("\nvarcorr (as.data.frame(VarCorr(fit)), residual row last):\n")
+print(as.data.frame(VarCorr(fit)), digits = 12)
+cat("\ncriterion (REML criterion, -2 logLik):", format(-2 * as.numeric(logLik(fit)), digits = 12), "\n")
+cat("theta:", format(getME(fit, "theta"), digits = 12), "\n")

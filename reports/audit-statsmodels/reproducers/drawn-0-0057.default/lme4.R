@@ -1,0 +1,21 @@
+# lme4's fit of the model in this folder: the reference the audit compared statsmodels [default] with.
+# Plain R; run in this folder: Rscript lme4.R
+# (optimization finding in theta: theta differs from lme4's optimum (rel diff 5.4e-03); lme4's optimum is lower: the REML at its theta is higher by 5.16e-05 (lme4's REML at its theta 28.06747321, at lme4's optimum 28.06742163))
+suppressPackageStartupMessages(library(lme4))
+
+data <- read.csv("data.csv", na.strings = "NA", stringsAsFactors = FALSE,
+                 colClasses = c("y" = "numeric", "f" = "character", "g" = "character"))
+data[["f"]] <- factor(data[["f"]], levels = c("B", "C"))
+data[["g"]] <- factor(data[["g"]], levels = c("os1", "yb"))
+
+fit <- lmer(y ~ 1 + (0 + f | g), data = data, REML = TRUE)
+
+cat("R ", R.version$major, ".", R.version$minor, ", lme4 ", as.character(packageVersion("lme4")), "\n", sep = "")
+cat("formula: y ~ 1 + (0 + f | g) (", "REML", ", n = ", nrow(data), ")\n", sep = "")
+cat("\nbeta (fixef):\n")
+print(fixef(fit), digits = 12)
+cat("\nsigma:", format(sigma(fit), digits = 12), "\n")
+cat("\nvarcorr (as.data.frame(VarCorr(fit)), residual row last):\n")
+print(as.data.frame(VarCorr(fit)), digits = 12)
+cat("\ncriterion (REML criterion, -2 logLik):", format(-2 * as.numeric(logLik(fit)), digits = 12), "\n")
+cat("theta:", format(getME(fit, "theta"), digits = 12), "\n")

@@ -1,0 +1,20 @@
+# lme4's fit of the model in this folder: the reference the audit compared statsmodels [method=lbfgs] with.
+# Plain R; run in this folder: Rscript lme4.R
+# (construction finding in beta: its beta is not the GLS beta at that V (rel diff 2.6e-01 > tol 2.2e-14; backward error 2.6e-01 in the GLS normal equations X'V^-1X beta = X'V^-1(y - o), tolerance 2.2e-14 (kappa_V <= 1); it costs the criterion (beta - beta_GLS)' X'V^-1X (beta - beta_GLS) = 1.2e+03 (tie 3e-05); forward rel diff 1.0e+00))
+suppressPackageStartupMessages(library(lme4))
+
+data <- read.csv("data.csv", na.strings = "NA", stringsAsFactors = FALSE,
+                 colClasses = c("y" = "numeric", "x" = "numeric", "trt" = "character", "g" = "integer"))
+data[["trt"]] <- factor(data[["trt"]], levels = c("ctl", "trt"))
+
+fit <- lmer(y ~ x + trt + (1 | g), data = data, REML = FALSE)
+
+cat("R ", R.version$major, ".", R.version$minor, ", lme4 ", as.character(packageVersion("lme4")), "\n", sep = "")
+cat("formula: y ~ x + trt + (1 | g) (", "ML", ", n = ", nrow(data), ")\n", sep = "")
+cat("\nbeta (fixef):\n")
+print(fixef(fit), digits = 12)
+cat("\nsigma:", format(sigma(fit), digits = 12), "\n")
+cat("\nvarcorr (as.data.frame(VarCorr(fit)), residual row last):\n")
+print(as.data.frame(VarCorr(fit)), digits = 12)
+cat("\ncriterion (deviance, -2 logLik):", format(-2 * as.numeric(logLik(fit)), digits = 12), "\n")
+cat("theta:", format(getME(fit, "theta"), digits = 12), "\n")

@@ -1,0 +1,21 @@
+# lme4's fit of the model in this folder: the reference the audit compared statsmodels [method=powell] with.
+# Plain R; run in this folder: Rscript lme4.R
+# (optimization finding in theta: theta differs from lme4's optimum (rel diff 8.2e-04); lme4's optimum is lower: the REML at its theta is higher by 1.17e-05 (lme4's REML at its theta 80.24452413, at lme4's optimum 80.2445124))
+suppressPackageStartupMessages(library(lme4))
+
+data <- read.csv("data.csv", na.strings = "NA", stringsAsFactors = FALSE,
+                 colClasses = c("y" = "numeric", "x" = "numeric", "a" = "character", "b" = "character"))
+data[["a"]] <- factor(data[["a"]], levels = c("9", "1f", "o", "p21", "d7", "swb", "259", "ao2", "jw", "u", "xk", "5"))
+data[["b"]] <- factor(data[["b"]], levels = c("fpx", "7k", "iv", "5i", "eb", "iq", "zw", "6c2"))
+
+fit <- lmer(y ~ 1 + (1 | a) + (1 | b), data = data, REML = TRUE)
+
+cat("R ", R.version$major, ".", R.version$minor, ", lme4 ", as.character(packageVersion("lme4")), "\n", sep = "")
+cat("formula: y ~ 1 + (1 | a) + (1 | b) (", "REML", ", n = ", nrow(data), ")\n", sep = "")
+cat("\nbeta (fixef):\n")
+print(fixef(fit), digits = 12)
+cat("\nsigma:", format(sigma(fit), digits = 12), "\n")
+cat("\nvarcorr (as.data.frame(VarCorr(fit)), residual row last):\n")
+print(as.data.frame(VarCorr(fit)), digits = 12)
+cat("\ncriterion (REML criterion, -2 logLik):", format(-2 * as.numeric(logLik(fit)), digits = 12), "\n")
+cat("theta:", format(getME(fit, "theta"), digits = 12), "\n")

@@ -1,0 +1,22 @@
+# lme4's fit of the model in this folder: the reference the audit compared statsmodels [method=nm] with.
+# Plain R; run in this folder: Rscript lme4.R
+# (optimization finding in theta: theta differs from lme4's optimum (rel diff 1.0e+00); lme4's optimum is lower: the REML at its theta is higher by 0.895 (lme4's REML at its theta 163.5059661, at lme4's optimum 162.6114328))
+suppressPackageStartupMessages(library(lme4))
+
+data <- read.csv("data.csv", na.strings = "NA", stringsAsFactors = FALSE,
+                 colClasses = c("y" = "numeric", "x" = "numeric", "trt" = "character", "f" = "character", "g" = "character"))
+data[["trt"]] <- factor(data[["trt"]], levels = c("ctl", "trt"))
+data[["f"]] <- factor(data[["f"]], levels = c("A", "B", "C"))
+data[["g"]] <- factor(data[["g"]], levels = c("54", "c", "d", "dl", "hm9", "ob", "p38", "zm"))
+
+fit <- lmer(y ~ x + trt + (f | g), data = data, REML = TRUE)
+
+cat("R ", R.version$major, ".", R.version$minor, ", lme4 ", as.character(packageVersion("lme4")), "\n", sep = "")
+cat("formula: y ~ x + trt + (f | g) (", "REML", ", n = ", nrow(data), ")\n", sep = "")
+cat("\nbeta (fixef):\n")
+print(fixef(fit), digits = 12)
+cat("\nsigma:", format(sigma(fit), digits = 12), "\n")
+cat("\nvarcorr (as.data.frame(VarCorr(fit)), residual row last):\n")
+print(as.data.frame(VarCorr(fit)), digits = 12)
+cat("\ncriterion (REML criterion, -2 logLik):", format(-2 * as.numeric(logLik(fit)), digits = 12), "\n")
+cat("theta:", format(getME(fit, "theta"), digits = 12), "\n")
