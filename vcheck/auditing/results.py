@@ -40,7 +40,6 @@ class Finding:
         """True when the implementation gave no warning or convergence flag on this case."""
         return not self.implementation_warnings
 
-    check: Check | str = ""  # "layout", "at its parameters", "at optimum", "model", "-"
     configuration: str | None = None  # the implementation's configuration (vcheck.auditing.configurations)
 
     def to_dict(self) -> dict[str, Any]:

@@ -48,7 +48,9 @@ def spline_design(knots: np.ndarray, x: np.ndarray, ord: int, deriv: int = 0) ->
         piece = spline.derivative(deriv) if deriv else spline
         out[:, j] = piece(x)
         if last >= 0:
-            pp = PPoly.from_spline(piece)  # the polynomial of interval `last`, evaluated at its right end
+            # the polynomial of interval `last`, evaluated at its right end (from_spline takes a BSpline;
+            # scipy-stubs declare only the (t, c, k) tuple)
+            pp = PPoly.from_spline(piece)  # type: ignore[arg-type]
             h = t[-1] - pp.x[last]
             out[at_end, j] = np.polyval(pp.c[:, last], h)
     return out
