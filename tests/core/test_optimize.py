@@ -218,6 +218,48 @@ def test_restart_at_the_edge(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not opt.restarted and len(runs) == 1
 
 
+def test_edge_restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vcheck's edge restart: an answer with a theta inside (0, EDGE_RESTART) of its zero bound gets one
+    more optwrap from the answer; a lower second answer replaces it (feval adds both runs), a higher one
+    is dropped and the devfun's state is the first answer again.  Away from the edge: no second run."""
+    runs: list[np.ndarray] = []
+    ends = {1: np.array([0.004, 0.5]), 2: np.array([0.0, 0.5])}
+
+    def fake(fn, x0, lower, upper, ctrl):  # type: ignore[no-untyped-def]
+        runs.append(np.array(x0))
+        theta = ends[len(runs)]
+        return optimizers.OptimizerRun("nloptwrap", theta, fn(theta), 10 * len(runs), 0, "m", 4)
+
+    monkeypatch.setitem(optimizers.OPTIMIZERS, "nloptwrap", fake)
+    seen: list[np.ndarray] = []
+
+    def f(t: np.ndarray) -> float:  # lowest on the edge t0 = 0
+        seen.append(np.array(t))
+        return float(t[0] + (t[1] - 0.5) ** 2)
+
+    opt = optimize.optimize_lmer(f, np.ones(2), np.zeros(2))
+    assert len(runs) == 2 and np.array_equal(runs[1], [0.004, 0.5])
+    assert np.array_equal(opt.theta, [0.0, 0.5]) and opt.fval == 0.0 and opt.feval == 30
+    assert opt.edge_restart == 30 and np.array_equal(opt.fit_theta, [0.0, 0.5])
+    runs.clear()  # the second answer is higher: the first is kept, and is the devfun's last state
+    seen.clear()
+    ends[2] = np.array([0.006, 0.5])
+    opt = optimize.optimize_lmer(f, np.ones(2), np.zeros(2))
+    assert len(runs) == 2 and np.array_equal(opt.theta, [0.004, 0.5]) and opt.feval == 10
+    assert opt.edge_restart == 20 and np.array_equal(seen[-1], [0.004, 0.5])
+    runs.clear()  # restart_edge = FALSE, or no theta near its bound: one run
+    optimize.optimize_lmer(f, np.ones(2), np.zeros(2), {"restart_edge": False})
+    assert len(runs) == 1
+    runs.clear()
+    ends[1] = np.array([0.02, 0.5])
+    opt = optimize.optimize_lmer(f, np.ones(2), np.zeros(2))
+    assert len(runs) == 1 and opt.edge_restart == 0
+    runs.clear()  # a theta near a bound other than 0 (a correlation, lower -inf) is not an edge
+    ends[1] = np.array([0.5, 0.004])
+    opt = optimize.optimize_lmer(f, np.ones(2), np.array([0.0, -np.inf]))
+    assert len(runs) == 1
+
+
 def test_boundary_snap() -> None:
     """check.boundary: thetas within 1e-5 of their bound go onto it, in order and cumulatively, each
     trial compared with the criterion of the unsnapped optimum (lme4's rule, quirk included)."""

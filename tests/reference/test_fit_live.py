@@ -16,6 +16,7 @@ from hypothesis import given, settings
 
 import vcheck
 from vcheck.auditing.cases import Case
+from vcheck.auditing.kinds import Kind
 from vcheck.auditing.strategies import cases, shuffle_rows
 from vcheck.core import tolerances
 from vcheck.core.deviance import Devfun
@@ -114,9 +115,9 @@ def check_optimum(f: vcheck.LmerFit, e: vcheck.LmerFit, d: vcheck.Design, same_p
 def test_fit_equals_lme4_fit(case: Case) -> None:
     """The optimum on drawn data.  When q + p >= n the fixed and random effects together can reproduce
     y exactly, sigma is not separated from the random effects, and the profiled criterion has a ridge
-    toward sigma = 0 on which the two optimizers stop at different points (hypothesis finds such 7- and
-    8-row cases; vcheck's exact pwrss even finds lower optima there).  For those only construction and
-    "never worse than lme4" are asserted."""
+    toward sigma = 0 on which the two optimizers stop at different points (hypothesis finds such 7- to
+    9-row cases; vcheck's exact pwrss often finds lower points there, lme4 sometimes).  For those
+    construction is asserted, and either "never worse than lme4" or compare's verdict `ill-posed`."""
     from vcheck import reference
 
     d = quiet(vcheck.lFormula, case.formula, case.data)
@@ -127,9 +128,13 @@ def test_fit_equals_lme4_fit(case: Case) -> None:
         return
     assert f.criterion is not None and e.criterion is not None and e.theta is not None
     assert rel(Devfun(d, REML=case.REML)(e.theta), e.criterion) < tolerances.AT_THETA
-    assert f.criterion <= e.criterion + max(
-        tolerances.CRITERION_ABS, tolerances.AT_OPTIMUM * abs(e.criterion)
-    )
+    if f.criterion <= e.criterion + max(tolerances.CRITERION_ABS, tolerances.AT_OPTIMUM * abs(e.criterion)):
+        return
+    # lme4 went further along the ridge (e.g. 9 rows, y ~ x + (1|a) + (1|b), q + p = 13: theta 120/370
+    # against vcheck's 63/193, criterion 1.1e-4 lower): no optimum exists, and the verdict says so
+    cmp = vcheck.compare(f, e)
+    blamed = {str(r.kind) for r in cmp.findings if r.kind not in (None, Kind.NOT_AVAILABLE, Kind.ILL_POSED)}
+    assert not blamed and any(r.kind == Kind.ILL_POSED for r in cmp.findings)
 
 
 def test_shuffled_rows_against_lme4_on_the_same_rows() -> None:

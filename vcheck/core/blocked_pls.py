@@ -195,6 +195,7 @@ class BlockedPLS(PLSBase):
         self.S: Bilinear | None = None
         if self.S_diagonal:
             self.T_rows, self.T_cols = Tpat.rows, Tpat.cols
+            self.T_keys_F = Tpat.cols.astype(np.int64) * q2 + Tpat.rows  # S column-major, for LAPACK
         else:
             self.S = Bilinear(
                 self.Lt2,
@@ -202,6 +203,7 @@ class BlockedPLS(PLSBase):
                 self.Lt2,
                 dense=self.dense_schur,
                 lower_by=None if lower_T is None else np.arange(q2),
+                fortran=True,
             )
         self._analysis = None
         if not self.dense_schur:
@@ -293,7 +295,7 @@ class BlockedPLS(PLSBase):
             lam2 = np.zeros(q2)
             lam2[self.Lt2.rows] = Lt2v
             S = np.zeros(q2 * q2)
-            S[self.T_keys] = lam2[self.T_rows] * T * lam2[self.T_cols]
+            S[self.T_keys_F] = lam2[self.T_rows] * T * lam2[self.T_cols]
         else:
             S = self.S(Lt2v, T, Lt2v)
         # W Z1'[X r], level-major (q1, p+1)
@@ -304,7 +306,7 @@ class BlockedPLS(PLSBase):
         WZ = WZ3.reshape(q1, p + 1)
         f.H2 = sparse_times_dense(self.Lt2, Lt2v, self.zxr2 - self.Z21 @ WZ)
         if self.dense_schur:
-            S2 = S.reshape(q2, q2)
+            S2 = S.reshape(q2, q2).T  # S is column-major (T_keys_F, Bilinear's fortran): no copy in LAPACK
             S2[np.diag_indices(q2)] += 1.0
             f.schur = DenseSchur(S2)
         else:

@@ -11,6 +11,11 @@
   negative, optwrap runs again from the answer (its feval replaces the first one's).
 - Boundary snap (`check.boundary`, boundary.tol = 1e-5): each theta within (0, tol) of its bound is
   moved onto it, in order and cumulatively, when that trial is below the unsnapped answer's criterion.
+- vcheck's edge restart (with restart_edge; not in lme4): if, after lme4's steps, a theta with lower
+  bound 0 lies inside (0, EDGE_RESTART), the optimizer stopped near the edge, where the criterion is
+  flattest and BOBYQA's stopping rule (ftol_abs) ends a path that still descends slowly.  optwrap then
+  runs once more from the answer, and the lower answer is kept (feval adds both runs).  Such a fit is
+  singular or nearly so; others are untouched.
 - optimizer None (R's NULL): the start is the answer, fval = fn(start), conv = 1000, "no optimization".
 - Singular (`isSingular`): any theta whose lower bound is 0 is below `tolerances.SINGULAR_TOL` (1e-4).
 
@@ -43,6 +48,8 @@ NLOPTWRAP = {**NLOPTWRAP_DEFAULTS, "xtol_rel": 1e-4}
 RESTART_STEP = 1e-5
 #: `lmerControl()$boundary.tol`
 BOUNDARY_TOL = 1e-5
+#: vcheck's edge restart (module docstring): a theta with a zero lower bound inside (0, this)
+EDGE_RESTART = 1e-2
 
 __all__ = ["BOUNDARY_TOL", "NLOPTR_MESSAGES", "NLOPTWRAP", "OptResult", "is_singular", "optimize_lmer"]
 
@@ -55,7 +62,7 @@ class OptResult:
     evaluations: every call of the criterion (restart slopes, derivatives and boundary checks included);
     theta: the answer (lme4's opt$par, after the boundary snap); fit_theta: where the fit is taken (the
     answer, or with use.last.params the devfun's last state, lme4's pp$theta); par: the optimizer's own
-    answer before the snap; derivs: deriv12's gradient and Hessian at par (calc.derivs).
+    answer before the snap; edge_restart: evaluations of vcheck's edge restart (0: none); derivs: deriv12's gradient and Hessian at par (calc.derivs).
     """
 
     theta: np.ndarray
@@ -66,6 +73,7 @@ class OptResult:
     conv: int
     restarted: bool = False
     snapped: list[int] = field(default_factory=list)
+    edge_restart: int = 0
     evaluations: int = 0
     start: np.ndarray | None = None
     optimizer: str | None = "nloptwrap"
@@ -135,6 +143,8 @@ def optimize_lmer(
     opt.start = theta0
     if boundary_tol > 0:
         _snap_to_boundary(opt, counted, lower, boundary_tol, current=np.array(state.last))
+    if restart_edge:
+        opt = _edge_restart(opt, ctl, counted, lower, state)
     opt.fit_theta = np.array(state.last) if ctl.use_last_params else np.asarray(opt.theta)
     opt.evaluations = state.calls
     return opt
@@ -180,6 +190,26 @@ def _optwrap(
         control=dict(run.control),
         par=np.array(run.par, dtype=float),
     )
+
+
+def _edge_restart(
+    opt: OptResult, ctl: LmerControl, fn: Callable[[np.ndarray], float], lower: np.ndarray, state: _State
+) -> OptResult:
+    """vcheck's edge restart (module docstring): optwrap once more from an answer with a theta_i in
+    (0, EDGE_RESTART) where lower_i = 0; the lower of the two answers is kept."""
+    gap = opt.theta - lower
+    if not np.any((lower == 0) & (gap > 0) & (gap < EDGE_RESTART)) or not np.isfinite(opt.fval):
+        return opt
+    answer = np.array(state.last)
+    again = _optwrap(ctl, fn, opt.theta, lower, state)
+    if not again.fval < opt.fval:
+        fn(answer)  # the devfun's state is the first answer again (what use.last.params reads)
+        opt.edge_restart = again.feval or 0
+        return opt
+    again.feval = (opt.feval or 0) + (again.feval or 0)
+    again.restarted, again.snapped, again.start = opt.restarted, opt.snapped, opt.start
+    again.edge_restart = again.feval
+    return again
 
 
 def _snap_to_boundary(
@@ -230,6 +260,7 @@ def optinfo(opt: OptResult, control: LmerControl, lower: np.ndarray, failures: i
         "status": opt.status,
         "restarted": opt.restarted,
         "snapped": list(opt.snapped),
+        "edge_restart": opt.edge_restart,
         "evaluations": opt.evaluations,
         "start": [float(t) for t in np.asarray(opt.start)],
         "val": [float(t) for t in np.asarray(opt.theta)],

@@ -4,7 +4,9 @@
 P[i,k] M[k,l] Q[j,l] to C[i,j] is enumerated once, at set-up, with the product of the factors that are
 constant folded into one weight; an evaluation is then a gather of the changing factors, a multiply and
 one `np.bincount`, free of scipy.sparse's per-call overhead and of any pattern recomputation
-(MixedModels.jl reaches the same end with in-place kernels).
+(MixedModels.jl reaches the same end with in-place kernels).  When only one factor changes and C is
+kept on its pattern, C's values are a fixed sparse matrix K times that factor's values,
+C[e] = sum_t weight[t] v[idx[t]] over the products t of entry e, evaluated as one CSR product.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,8 @@ class Bilinear:
 
     `*_values` given at set-up mark that factor constant (folded into the weights); the others are passed
     to `__call__` as value arrays in their pattern's entry order.  With `dense=True` the result is a flat
-    (a*b,) row-major array, otherwise the values on `self.out` (C's pattern, row-major order).
+    (a*b,) array, row-major (column-major with `fortran=True`, so that LAPACK takes it without a copy),
+    otherwise the values on `self.out` (C's pattern, row-major order).
     `lower_by=rank` keeps only contributions to entries with rank[i] >= rank[j] (a lower triangle, or a
     block-lower one), for symmetric results of which one triangle is used.
     """
@@ -96,6 +100,7 @@ class Bilinear:
         M_values: np.ndarray | None = None,
         Q_values: np.ndarray | None = None,
         lower_by: np.ndarray | None = None,
+        fortran: bool = False,
     ) -> None:
         if P.shape[1] != M.shape[0] or Q.shape[1] != M.shape[1]:
             raise ValueError(f"shapes {P.shape} x {M.shape} x {Q.shape}' do not chain")
@@ -111,6 +116,8 @@ class Bilinear:
         constant = not (P_values is None and M_values is None and Q_values is None)
         nq = Q.shape[0]
         key = P.rows[p_idx].astype(np.int64) * nq + Q.rows[q_idx]
+        if dense and fortran:
+            key = Q.rows[q_idx].astype(np.int64) * P.shape[0] + P.rows[p_idx]
         self.shape = (P.shape[0], nq)
         self.out: Pattern | None = None
         self.starts: np.ndarray | None = None
@@ -130,12 +137,20 @@ class Bilinear:
             self.count = len(key)
         self.idx = idx
         self.weight = weight if constant else None
+        self.K: sp.csr_matrix | None = None
+        varying = [(ix, n) for ix, n in zip(idx, (P.nnz, M.nnz, Q.nnz), strict=True) if ix is not None]
+        if self.starts is not None and len(varying) == 1 and len(key):
+            ix, n = varying[0]
+            indptr = np.append(self.starts, len(key)).astype(np.int64)
+            self.K = sp.csr_matrix((weight, ix, indptr), shape=(self.size, n))
 
     def __len__(self) -> int:
         return self.count if self.starts is not None else len(self.c_idx)
 
     def __call__(self, *values: np.ndarray) -> np.ndarray:
         """C's values from the non-constant factors' values, in the order P, M, Q."""
+        if self.K is not None:
+            return np.asarray(self.K @ values[0])
         it = iter(values)
         w = self.weight
         for idx in self.idx:
