@@ -9,12 +9,16 @@ level l has its own k x k block of Z'Z and they share one relative factor lam (k
 The blocks are stored "one vector per entry" (shape (k, k, nl)): a k x k Cholesky is k^2/2 vector
 operations over all nl levels at once, which beats numpy's batched linalg (per-call overhead) for the
 handful of rows k has in practice.  k = 1 (scalar terms) is the diagonal kernel: plain vector algebra.
-Wide blocks (k >= 3) on few levels go through numpy's batched LAPACK instead, one call for all levels.
+With numba installed (a dependency) blocks of k >= 2 go through `vcheck.core.compiled`, the same
+arithmetic compiled; without it, wide blocks (k >= 3) on few levels go through numpy's batched LAPACK,
+one call for all levels.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from vcheck.core.compiled import kernel
 
 #: blocks of at least this order, over at most BATCHED_SIZE_MAX rows in all, use numpy's batched LAPACK
 BATCHED_K_MIN = 3
@@ -74,6 +78,11 @@ def factor_uniform_blocks(
     kron = (lam1[:, None, :, None] * lam1[None, :, None, :]).reshape(k1 * k1, k1 * k1)
     A11 = kron.T @ zz1
     A11[np.arange(k1) * (k1 + 1)] += 1.0
+    H1 = (lam1.T @ zxr1).reshape(k1, nl1, p1)
+    compiled = kernel()
+    if compiled is not None:  # the same arithmetic as cholesky_soa, inv_lower_soa and dot_soa, compiled
+        L11, L11inv, diag, C1 = compiled(np.ascontiguousarray(A11.reshape(k1, k1, nl1)), H1)
+        return L11, L11inv, 2.0 * float(np.sum(np.log(diag))), C1
     if k1 >= BATCHED_K_MIN and nl1 * k1 <= BATCHED_SIZE_MAX:
         # few levels of wide blocks: numpy's batched LAPACK beats k^3/3 Python-level vector operations
         L = np.linalg.cholesky(np.ascontiguousarray(A11.reshape(k1, k1, nl1).transpose(2, 0, 1)))
@@ -86,7 +95,6 @@ def factor_uniform_blocks(
     for j in range(1, k1):
         diag = diag * L11[j, j]
     ld = 2.0 * float(np.sum(np.log(diag)))  # log det of each block from the product of pivots
-    H1 = (lam1.T @ zxr1).reshape(k1, nl1, p1)
     C1 = np.empty_like(H1)
     for a in range(k1):  # C1[a] = sum_b L11inv[a, b] H1[b] (b <= a), per level
         C1[a] = dot_soa(L11inv[a, : a + 1, :, None], H1[: a + 1])

@@ -62,7 +62,8 @@ class OptResult:
     evaluations: every call of the criterion (restart slopes, derivatives and boundary checks included);
     theta: the answer (lme4's opt$par, after the boundary snap); fit_theta: where the fit is taken (the
     answer, or with use.last.params the devfun's last state, lme4's pp$theta); par: the optimizer's own
-    answer before the snap; edge_restart: evaluations of vcheck's edge restart (0: none); derivs: deriv12's gradient and Hessian at par (calc.derivs).
+    answer before the snap; edge_restart: evaluations of vcheck's edge restart (0: none); derivs:
+    deriv12's gradient and Hessian at par (calc.derivs).
     """
 
     theta: np.ndarray

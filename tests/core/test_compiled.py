@@ -1,0 +1,81 @@
+"""The compiled per-level kernel (numba) is the numpy one-vector-per-entry kernel, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vcheck.core import batched, compiled
+
+
+def blocks(k: int, nl: int, p1: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """lam (k, k) lower, vec(Z'Z_l) (k*k, nl) positive semidefinite per level, Z_l'[X r] (k, nl*p1)."""
+    rng = np.random.default_rng(seed)
+    lam = np.tril(rng.standard_normal((k, k)))
+    Z = rng.standard_normal((k, 3, nl)) * rng.integers(0, 2, size=(1, 3, nl))  # some levels rank deficient
+    zz = np.einsum("abl,cbl->acl", Z, Z).reshape(k * k, nl)
+    return lam, zz, rng.standard_normal((k, nl * p1))
+
+
+def numpy_kernel(lam: np.ndarray, zz: np.ndarray, zxr: np.ndarray, nl: int) -> tuple[np.ndarray, ...]:
+    """cholesky_soa, inv_lower_soa and dot_soa as batched.factor_uniform_blocks composes them."""
+    k = lam.shape[0]
+    p1 = zxr.shape[1] // nl
+    kron = (lam[:, None, :, None] * lam[None, :, None, :]).reshape(k * k, k * k)
+    A = kron.T @ zz
+    A[np.arange(k) * (k + 1)] += 1.0
+    L = batched.cholesky_soa(A.reshape(k, k, nl))
+    Li = batched.inv_lower_soa(L)
+    H = (lam.T @ zxr).reshape(k, nl, p1)
+    C = np.empty_like(H)
+    for a in range(k):
+        C[a] = batched.dot_soa(Li[a, : a + 1, :, None], H[: a + 1])
+    diag = L[0, 0]
+    for j in range(1, k):
+        diag = diag * L[j, j]
+    return L, Li, 2.0 * float(np.sum(np.log(diag))), C
+
+
+@settings(max_examples=25, deadline=None)
+@given(k=st.integers(2, 6), nl=st.integers(1, 60), p1=st.integers(1, 4), seed=st.integers(0, 2**32 - 1))
+def test_compiled_kernel_is_the_numpy_kernel_bit_for_bit(k: int, nl: int, p1: int, seed: int) -> None:
+    assert compiled.kernel() is not None, "numba is a dependency of vcheck"
+    lam, zz, zxr = blocks(k, nl, p1, seed)
+    got = batched.factor_uniform_blocks(lam, zz, zxr, nl)
+    want = numpy_kernel(lam, zz, zxr, nl)
+    for g, w in zip(got, want, strict=True):
+        assert np.array_equal(np.asarray(g), np.asarray(w))
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_without_numba_the_numpy_kernels_give_the_same_factor(
+    monkeypatch: pytest.MonkeyPatch, k: int
+) -> None:
+    """The fallback (numba missing): the SoA kernel for k = 2 (bit for bit), batched LAPACK for k >= 3
+    (to rounding)."""
+    lam, zz, zxr = blocks(k, 40, 3, 7)
+    with_numba = batched.factor_uniform_blocks(lam, zz, zxr, 40)
+    monkeypatch.setattr(batched, "kernel", lambda: None)
+    without = batched.factor_uniform_blocks(lam, zz, zxr, 40)
+    for g, w in zip(without, with_numba, strict=True):
+        if k == 2:
+            assert np.array_equal(np.asarray(g), np.asarray(w))
+        else:
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-12, atol=1e-14)
+
+
+def test_a_planted_fault_in_the_kernel_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison above can fail: a kernel that drops the last term of C's sums differs."""
+    lam, zz, zxr = blocks(3, 10, 2, 3)
+
+    def faulty(A: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, ...]:
+        L, Li, d, C = compiled._uniform_blocks(A, H)
+        C[-1] -= Li[-1, -1][:, None] * H[-1]
+        return L, Li, d, C
+
+    monkeypatch.setattr(batched, "kernel", lambda: faulty)
+    got = batched.factor_uniform_blocks(lam, zz, zxr, 10)
+    want = numpy_kernel(lam, zz, zxr, 10)
+    assert not np.array_equal(got[3], want[3])

@@ -1,0 +1,73 @@
+"""Compiled (numba) kernels for the per-level small blocks, where numpy's per-call overhead dominates.
+
+`uniform_blocks(A, H)` is `vcheck.core.batched`'s one-vector-per-entry Cholesky, triangular inverse and
+right-hand side, for every level l of the blocks stored (k, k, nl):
+
+    A_l = L_l L_l',   Li_l = L_l^-1,   d_l = prod_j L_l[j, j],   C_l = Li_l H_l     (H: (k, nl, p+1))
+
+with the same floating-point operations in the same order as `cholesky_soa`, `inv_lower_soa` and
+`dot_soa` (sums left to right from 0.0, no fused multiply-add), so its results are those of the numpy
+kernel bit for bit (tests/core/test_compiled.py) at a tenth of the cost on a few dozen levels.
+
+numba is imported on the first call only (`kernel()`), so `import vcheck` does not pay for it; its
+compiled code is cached on disk (numba's `cache=True`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+
+def _uniform_blocks(A: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(L, L^-1, prod diag L, C = L^-1 H) per level, for A (k, k, nl) (lower triangle read) and
+    H (k, nl, p+1)."""
+    k, _, nl = A.shape
+    p1 = H.shape[2]
+    L = np.zeros_like(A)
+    Li = np.zeros_like(A)
+    diag = np.empty(nl)
+    C = np.empty_like(H)
+    for lev in range(nl):
+        for j in range(k):
+            s = 0.0
+            for m in range(j):
+                s = s + L[j, m, lev] * L[j, m, lev]
+            L[j, j, lev] = math.sqrt(A[j, j, lev] - s)
+            for i in range(j + 1, k):
+                s = 0.0
+                for m in range(j):
+                    s = s + L[i, m, lev] * L[j, m, lev]
+                L[i, j, lev] = (A[i, j, lev] - s) / L[j, j, lev]
+        for j in range(k):
+            Li[j, j, lev] = 1.0 / L[j, j, lev]
+            for i in range(j + 1, k):
+                s = 0.0
+                for m in range(j, i):
+                    s = s + L[i, m, lev] * Li[m, j, lev]
+                Li[i, j, lev] = -s / L[i, i, lev]
+        d = L[0, 0, lev]
+        for j in range(1, k):
+            d = d * L[j, j, lev]
+        diag[lev] = d
+        for a in range(k):
+            for c in range(p1):
+                s = 0.0
+                for b in range(a + 1):
+                    s = s + Li[a, b, lev] * H[b, lev, c]
+                C[a, lev, c] = s
+    return L, Li, diag, C
+
+
+@functools.cache
+def kernel() -> Callable[[np.ndarray, np.ndarray], Any] | None:
+    """`_uniform_blocks` compiled by numba (cached on disk), or None when numba cannot be imported."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba.njit(cache=True, nogil=True)(_uniform_blocks)  # type: ignore[no-any-return]
