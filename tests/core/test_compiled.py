@@ -1,13 +1,17 @@
-"""The compiled per-level kernel (numba) is the numpy one-vector-per-entry kernel, bit for bit."""
+"""The compiled kernels (numba) are the numpy computations they replace, bit for bit."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vcheck.core import batched, compiled
+from vcheck.core import batched, compiled, dense_pls
+from vcheck.core.dense_pls import DensePLS
+from vcheck.core.design import lFormula
+from vcheck.core.threads import blas_threads
 
 
 def blocks(k: int, nl: int, p1: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -79,3 +83,34 @@ def test_a_planted_fault_in_the_kernel_is_seen(monkeypatch: pytest.MonkeyPatch) 
     got = batched.factor_uniform_blocks(lam, zz, zxr, 10)
     want = numpy_kernel(lam, zz, zxr, 10)
     assert not np.array_equal(got[3], want[3])
+
+
+def dense_design(seed: int, k: int, nl: int, n: int) -> tuple[DensePLS, np.ndarray]:
+    """A DensePLS for y ~ x + (1 + x + ... | g) on drawn data, and a drawn theta."""
+    rng = np.random.default_rng(seed)
+    cols = {f"x{j}": rng.normal(size=n) for j in range(1, k)}
+    data = pd.DataFrame({"y": rng.normal(size=n), "g": rng.integers(0, nl, size=n).astype(str), **cols})
+    slope = " + ".join(["1", *cols])
+    design = lFormula(f"y ~ 1 + ({slope} | g)", data)
+    return DensePLS(design), np.asarray(design.theta) * rng.uniform(0.1, 3.0, size=len(design.theta))
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 4), nl=st.integers(2, 20))
+def test_dense_kernel_is_the_matrix_product_bit_for_bit(seed: int, k: int, nl: int) -> None:
+    """Lambda' Z'Z Lambda by Lambda's columns (FMA chains in row order) is numpy's two GEMMs, exactly."""
+    assert compiled.dense_kernel() is not None
+    pls, theta = dense_design(seed, k, nl, 6 * nl)
+    Lam = np.zeros((pls.q, pls.q))
+    Lam[pls.lam_rows, pls.lam_cols] = theta[pls.lam_theta]
+    with blas_threads(1):
+        assert np.array_equal(pls.LtZZL(theta, Lam), Lam.T @ pls.ZtZ @ Lam)
+
+
+def test_without_numba_the_dense_kernel_is_the_matrix_product(monkeypatch: pytest.MonkeyPatch) -> None:
+    pls, theta = dense_design(5, 2, 10, 60)
+    Lam = np.zeros((pls.q, pls.q))
+    Lam[pls.lam_rows, pls.lam_cols] = theta[pls.lam_theta]
+    with_numba = pls.LtZZL(theta, Lam)
+    monkeypatch.setattr(dense_pls, "dense_kernel", lambda: None)
+    np.testing.assert_array_equal(pls.LtZZL(theta, Lam), with_numba)

@@ -9,8 +9,19 @@ with the same floating-point operations in the same order as `cholesky_soa`, `in
 `dot_soa` (sums left to right from 0.0, no fused multiply-add), so its results are those of the numpy
 kernel bit for bit (tests/core/test_compiled.py) at a tenth of the cost on a few dozen levels.
 
-numba is imported on the first call only (`kernel()`), so `import vcheck` does not pay for it; its
-compiled code is cached on disk (numba's `cache=True`).
+`lt_zz_l(vals, rows, ZtZ)` is the dense kernel's A - I = Lambda' Z'Z Lambda for a Lambda with few
+nonzeros per column (column j: vals[s, j] at row rows[s, j], s ascending by row, 0 where the column has
+fewer), by the columns of Lambda:
+
+    B[i, :] = sum_s vals[s, i] Z'Z[rows[s, i], :],   A[:, j] = sum_s B[:, rows[s, j]] vals[s, j]
+
+each sum a chain of fused multiply-adds from 0.0 in ascending row order, as OpenBLAS's dgemm kernel
+accumulates a dot product (zero terms of the full product add nothing exactly), so A is Lambda.T @ Z'Z
+@ Lambda bit for bit (tests/core/test_compiled.py checks it on every dense design of lme4's test
+corpus) in O(q^2 k) instead of O(q^3).
+
+numba is imported on the first call only (`kernel()`, `dense_kernel()`), so `import vcheck` does not
+pay for it; its compiled code is cached on disk (numba's `cache=True`).
 """
 
 from __future__ import annotations
@@ -71,3 +82,33 @@ def kernel() -> Callable[[np.ndarray, np.ndarray], Any] | None:
     except ImportError:
         return None
     return numba.njit(cache=True, nogil=True)(_uniform_blocks)  # type: ignore[no-any-return]
+
+
+def _lt_zz_l(vals: np.ndarray, rows: np.ndarray, ZtZ: np.ndarray) -> np.ndarray:
+    """Lambda' Z'Z Lambda from Lambda's nonzeros by column (module docstring)."""
+    ns, q = vals.shape
+    B = np.empty((q, q))
+    for i in range(q):
+        for j in range(q):
+            acc = 0.0
+            for s in range(ns):
+                acc = acc + vals[s, i] * ZtZ[rows[s, i], j]
+            B[i, j] = acc
+    A = np.empty((q, q))
+    for i in range(q):
+        for j in range(q):
+            acc = 0.0
+            for s in range(ns):
+                acc = acc + B[i, rows[s, j]] * vals[s, j]
+            A[i, j] = acc
+    return A
+
+
+@functools.cache
+def dense_kernel() -> Callable[[np.ndarray, np.ndarray, np.ndarray], Any] | None:
+    """`_lt_zz_l` compiled by numba with multiply-adds contracted to FMA, or None without numba."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba.njit(cache=True, nogil=True, fastmath={"contract"})(_lt_zz_l)  # type: ignore[no-any-return]

@@ -3,7 +3,9 @@
     A = Lambda' (Z'Z) Lambda + I = L L'   (LAPACK dpotrf),   H = Lambda' (Z'[X r])
 
 Z'Z and Z'[X r] are computed once; an evaluation is a scatter of theta into Lambda, two small matrix
-products, one Cholesky and one triangular solve.  Below `vcheck.core.blocks.DENSE_Q_MAX` random effects
+products, one Cholesky and one triangular solve.  The products Lambda' Z'Z Lambda are taken by the
+nonzeros of Lambda's columns in compiled code (`vcheck.core.compiled.dense_kernel`, the matrix
+product's result bit for bit) when numba is there.  Below `vcheck.core.blocks.DENSE_Q_MAX` random effects
 numpy's per-call overhead outweighs anything structure could save.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from vcheck.core.compiled import dense_kernel
 from vcheck.core.errors import VcheckError
 from vcheck.core.pls import Factor, PLSBase
 from vcheck.core.record import Design
@@ -35,12 +38,34 @@ class DensePLS(PLSBase):
         # Lambda = Lambdat': entry (r, c) of Lambdat is Lambda[c, r]
         self.lam_rows, self.lam_cols, self.lam_theta = coo.col, coo.row, Lind
         self.diag = np.arange(self.q) * (self.q + 1)
+        self.slot_rows, self.slot_entry = self._slots()
+
+    def _slots(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, entry), each (slots, q): the s-th nonzero of Lambda's column j, in ascending row order,
+        sits at row rows[s, j] and is Lambda's stored entry entry[s, j] (-1: column j has fewer)."""
+        order = np.lexsort((self.lam_rows, self.lam_cols))  # by column, then row
+        cols = self.lam_cols[order]
+        rank = np.arange(len(order)) - np.searchsorted(cols, np.arange(self.q))[cols]
+        ns = int(rank.max(initial=-1)) + 1
+        rows = np.zeros((ns, self.q), dtype=np.int64)
+        entry = np.full((ns, self.q), -1, dtype=np.int64)
+        rows[rank, cols] = self.lam_rows[order]
+        entry[rank, cols] = order
+        return rows, entry
+
+    def LtZZL(self, theta: np.ndarray, Lam: np.ndarray) -> np.ndarray:
+        """Lambda' Z'Z Lambda (q x q): compiled by Lambda's columns when numba is there, else two GEMMs."""
+        kernel = dense_kernel()
+        if kernel is None:
+            return np.asarray(Lam.T @ self.ZtZ @ Lam)
+        vals = np.where(self.slot_entry >= 0, theta[self.lam_theta][np.maximum(self.slot_entry, 0)], 0.0)
+        return np.asarray(kernel(vals, self.slot_rows, self.ZtZ))
 
     def factor(self, theta: np.ndarray) -> Factor:
         theta = np.asarray(theta, dtype=float)
         Lam = np.zeros((self.q, self.q))
         Lam[self.lam_rows, self.lam_cols] = theta[self.lam_theta]
-        A = Lam.T @ self.ZtZ @ Lam
+        A = self.LtZZL(theta, Lam)
         A.ravel()[self.diag] += 1.0
         schur = DenseSchur(A)
         H = Lam.T @ self.ZtXr
