@@ -85,22 +85,21 @@ def kernel() -> Callable[[np.ndarray, np.ndarray], Any] | None:
 
 
 def _lt_zz_l(vals: np.ndarray, rows: np.ndarray, ZtZ: np.ndarray) -> np.ndarray:
-    """Lambda' Z'Z Lambda from Lambda's nonzeros by column (module docstring)."""
+    """Lambda' Z'Z Lambda from Lambda's nonzeros by column (module docstring); the loop over s runs
+    outside the one over j, so that each entry's chain is the same and the inner loop is contiguous."""
     ns, q = vals.shape
-    B = np.empty((q, q))
+    B = np.zeros((q, q))
     for i in range(q):
-        for j in range(q):
-            acc = 0.0
-            for s in range(ns):
-                acc = acc + vals[s, i] * ZtZ[rows[s, i], j]
-            B[i, j] = acc
-    A = np.empty((q, q))
+        for s in range(ns):
+            v = vals[s, i]
+            r = rows[s, i]
+            for j in range(q):
+                B[i, j] = B[i, j] + v * ZtZ[r, j]
+    A = np.zeros((q, q))
     for i in range(q):
-        for j in range(q):
-            acc = 0.0
-            for s in range(ns):
-                acc = acc + B[i, rows[s, j]] * vals[s, j]
-            A[i, j] = acc
+        for s in range(ns):
+            for j in range(q):
+                A[i, j] = A[i, j] + B[i, rows[s, j]] * vals[s, j]
     return A
 
 
