@@ -104,13 +104,16 @@ def test_dense_kernel_is_the_matrix_product_bit_for_bit(seed: int, k: int, nl: i
     Lam = np.zeros((pls.q, pls.q))
     Lam[pls.lam_rows, pls.lam_cols] = theta[pls.lam_theta]
     with blas_threads(1):
-        assert np.array_equal(pls.LtZZL(theta, Lam), Lam.T @ pls.ZtZ @ Lam)
+        A, H = pls.products(theta)
+        assert np.array_equal(A, Lam.T @ pls.ZtZ @ Lam)
+        assert np.array_equal(H, Lam.T @ pls.ZtXr)
 
 
 def test_without_numba_the_dense_kernel_is_the_matrix_product(monkeypatch: pytest.MonkeyPatch) -> None:
     pls, theta = dense_design(5, 2, 10, 60)
     Lam = np.zeros((pls.q, pls.q))
     Lam[pls.lam_rows, pls.lam_cols] = theta[pls.lam_theta]
-    with_numba = pls.LtZZL(theta, Lam)
+    with_numba = pls.products(theta)
     monkeypatch.setattr(dense_pls, "dense_kernel", lambda: None)
-    np.testing.assert_array_equal(pls.LtZZL(theta, Lam), with_numba)
+    for got, want in zip(pls.products(theta), with_numba, strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -39,6 +39,8 @@ def test_dense_kernel_on_the_corpus_is_the_matrix_product() -> None:
             Lam = np.zeros((pls.q, pls.q))
             Lam[pls.lam_rows, pls.lam_cols] = theta[pls.lam_theta]
             with blas_threads(1):
-                assert np.array_equal(pls.LtZZL(theta, Lam), Lam.T @ pls.ZtZ @ Lam), name
+                A, H = pls.products(theta)
+                assert np.array_equal(A, Lam.T @ pls.ZtZ @ Lam), name
+                assert np.array_equal(H, Lam.T @ pls.ZtXr), name
         checked += 1
     assert checked >= 150  # about 200 of the corpus's designs are dense

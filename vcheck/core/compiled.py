@@ -9,7 +9,8 @@ with the same floating-point operations in the same order as `cholesky_soa`, `in
 `dot_soa` (sums left to right from 0.0, no fused multiply-add), so its results are those of the numpy
 kernel bit for bit (tests/core/test_compiled.py) at a tenth of the cost on a few dozen levels.
 
-`lt_zz_l(vals, rows, ZtZ)` is the dense kernel's A - I = Lambda' Z'Z Lambda for a Lambda with few
+`lt_zz_l(vals, rows, ZtZ, ZtXr)` is the dense kernel's A - I = Lambda' Z'Z Lambda (and H = Lambda' Z'[X r],
+likewise) for a Lambda with few
 nonzeros per column (column j: vals[s, j] at row rows[s, j], s ascending by row, 0 where the column has
 fewer), by the columns of Lambda:
 
@@ -17,8 +18,8 @@ fewer), by the columns of Lambda:
 
 each sum a chain of fused multiply-adds from 0.0 in ascending row order, as OpenBLAS's dgemm kernel
 accumulates a dot product (zero terms of the full product add nothing exactly), so A is Lambda.T @ Z'Z
-@ Lambda bit for bit (tests/core/test_compiled.py checks it on every dense design of lme4's test
-corpus) in O(q^2 k) instead of O(q^3).
+@ Lambda and H is Lambda.T @ Z'[X r] bit for bit (tests/reference/test_compiled_corpus.py checks it
+on every dense design of lme4's test corpus) in O(q^2 k) instead of O(q^3).
 
 numba is imported on the first call only (`kernel()`, `dense_kernel()`), so `import vcheck` does not
 pay for it; its compiled code is cached on disk (numba's `cache=True`).
@@ -84,27 +85,34 @@ def kernel() -> Callable[[np.ndarray, np.ndarray], Any] | None:
     return numba.njit(cache=True, nogil=True)(_uniform_blocks)  # type: ignore[no-any-return]
 
 
-def _lt_zz_l(vals: np.ndarray, rows: np.ndarray, ZtZ: np.ndarray) -> np.ndarray:
-    """Lambda' Z'Z Lambda from Lambda's nonzeros by column (module docstring); the loop over s runs
-    outside the one over j, so that each entry's chain is the same and the inner loop is contiguous."""
+def _lt_zz_l(
+    vals: np.ndarray, rows: np.ndarray, ZtZ: np.ndarray, ZtXr: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(Lambda' Z'Z Lambda, Lambda' Z'[X r]) from Lambda's nonzeros by column (module docstring); the
+    loop over s runs outside the one over j, so that each entry's chain is the same and the inner loop
+    is contiguous."""
     ns, q = vals.shape
+    p1 = ZtXr.shape[1]
     B = np.zeros((q, q))
+    H = np.zeros((q, p1))
     for i in range(q):
         for s in range(ns):
             v = vals[s, i]
             r = rows[s, i]
             for j in range(q):
                 B[i, j] = B[i, j] + v * ZtZ[r, j]
+            for j in range(p1):
+                H[i, j] = H[i, j] + v * ZtXr[r, j]
     A = np.zeros((q, q))
     for i in range(q):
         for s in range(ns):
             for j in range(q):
                 A[i, j] = A[i, j] + B[i, rows[s, j]] * vals[s, j]
-    return A
+    return A, H
 
 
 @functools.cache
-def dense_kernel() -> Callable[[np.ndarray, np.ndarray, np.ndarray], Any] | None:
+def dense_kernel() -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Any] | None:
     """`_lt_zz_l` compiled by numba with multiply-adds contracted to FMA, or None without numba."""
     try:
         import numba

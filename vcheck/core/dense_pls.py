@@ -53,24 +53,25 @@ class DensePLS(PLSBase):
         entry[rank, cols] = order
         return rows, entry
 
-    def LtZZL(self, theta: np.ndarray, Lam: np.ndarray) -> np.ndarray:
-        """Lambda' Z'Z Lambda (q x q): compiled by Lambda's columns when numba is there, else two GEMMs."""
+    def products(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(Lambda' Z'Z Lambda, Lambda' Z'[X r]): compiled by Lambda's columns when numba is there, else
+        by numpy's matrix products (the same numbers)."""
         kernel = dense_kernel()
         if kernel is None:
-            return np.asarray(Lam.T @ self.ZtZ @ Lam)
-        vals = np.where(self.slot_entry >= 0, theta[self.lam_theta][np.maximum(self.slot_entry, 0)], 0.0)
-        return np.asarray(kernel(vals, self.slot_rows, self.ZtZ))
+            Lam = np.zeros((self.q, self.q))
+            Lam[self.lam_rows, self.lam_cols] = theta[self.lam_theta]
+            return np.asarray(Lam.T @ self.ZtZ @ Lam), np.asarray(Lam.T @ self.ZtXr)
+        vals = np.append(theta[self.lam_theta], 0.0)[self.slot_entry]  # entry -1: the appended 0
+        A, H = kernel(vals, self.slot_rows, self.ZtZ, self.ZtXr)
+        return A, H
 
     def factor(self, theta: np.ndarray) -> Factor:
         theta = np.asarray(theta, dtype=float)
-        Lam = np.zeros((self.q, self.q))
-        Lam[self.lam_rows, self.lam_cols] = theta[self.lam_theta]
-        A = self.LtZZL(theta, Lam)
+        A, H = self.products(theta)
         A.ravel()[self.diag] += 1.0
         schur = DenseSchur(A)
-        H = Lam.T @ self.ZtXr
         empty = np.zeros((0, 0, 0))
-        f = Factor(theta, np.zeros((0, 0)), empty, empty, empty, Lt2=Lam, schur=schur, H2=H)
+        f = Factor(theta, np.zeros((0, 0)), empty, empty, empty, schur=schur, H2=H)
         return self._finish(f, self.XrXr - schur.quad(H), schur.logdet)
 
     def modes(self, f: Factor) -> np.ndarray:

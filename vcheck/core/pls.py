@@ -35,7 +35,7 @@ class Factor:
     Block 1 arrays are stored (k1, k1, nl1) ("one vector per entry"): L11 and L11inv (lower), W (the
     blocks of Lambda_1 A11^-1 Lambda_1'); C1 = L11^-1 Lambda_1' Z1'[X r] is (k1, nl1, p+1).  Block 2:
     Lt2 (values on `BlockedPLS.Lt2`), the factored S and H2 = Lambda_2'(Z2'[X r] - Z2'Z1 W Z1'[X r]).
-    DensePLS leaves block 1 empty: schur factors all of A, Lt2 holds Lambda (dense) and H2 = H.
+    DensePLS leaves block 1 and Lt2 empty: schur factors all of A, and H2 = H.
     """
 
     theta: np.ndarray
