@@ -178,8 +178,9 @@ def test_the_core_imports_only_the_core() -> None:
     assert outside == set()
 
 
-#: the layers, inside out: a module may import its own layer and the ones before it
-LAYERS = ("vcheck.core", "vcheck.reference", "vcheck.auditing")
+#: the layers, inside out: a module may import its own layer and the ones before it (the shipped JSON
+#: Schemas are a leaf that every layer may read)
+LAYERS = ("vcheck.schemas", "vcheck.core", "vcheck.reference", "vcheck.auditing")
 #: the imports that go outward, each for a reason: the result types' summary() texts live in report/
 #: (so every text renderer is there), and the audit's own entry points load a target by its name as the
 #: command line does (a sweep's target travels between processes as that name)

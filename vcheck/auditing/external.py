@@ -24,13 +24,13 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from vcheck import schemas
 from vcheck.auditing.cases import Case
 from vcheck.core.errors import DataError, Unsupported, VcheckError
 from vcheck.core.factors import as_factor, label
@@ -60,10 +60,8 @@ class FitFileError(VcheckError, ValueError):
 # --- schemas ------------------------------------------------------------------------------------------
 @cache
 def schema(name: str) -> dict[str, Any]:
-    """The JSON Schema shipped with vcheck: "case" or "fit"."""
-    text = resources.files("vcheck.schemas").joinpath(f"{name}.schema.json").read_text(encoding="utf-8")
-    out: dict[str, Any] = json.loads(text)
-    return out
+    """The JSON Schema shipped with vcheck: "case" or "fit" (`vcheck.schemas.load`)."""
+    return schemas.load(name)
 
 
 def validate(document: Any, name: str, where: str) -> None:
@@ -72,7 +70,7 @@ def validate(document: Any, name: str, where: str) -> None:
         import jsonschema
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise FitFileError("reading case and fit files needs jsonschema: pip install jsonschema") from exc
-    validator = jsonschema.Draft202012Validator(schema(name))
+    validator = jsonschema.Draft202012Validator(schemas.load(name))
     error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is not None:
         path = "/".join(str(p) for p in error.absolute_path) or "(top level)"
