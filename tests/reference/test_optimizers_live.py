@@ -380,6 +380,24 @@ def criterion_noise(r: Any, case: Case, data: pd.DataFrame, theta: np.ndarray) -
     return max(abs(mine(t) - theirs(t)) for t in points)
 
 
+def lme4_path(r: Any, optimizer: str, formula: str, data: str, REML: bool) -> tuple[Any, ...]:
+    """(R frame, vcheck's design, R's answer, the thetas lme4's optimizer evaluated), the start's
+    evaluations outside the optimizer dropped (minqa's check of the objective; nloptr's two)."""
+    frame, df = r_data(r, data)
+    ri = r.ri
+    out = r.call(
+        "vcheck_opt_path",
+        ri.StrSexpVector([formula]),
+        frame,
+        ri.BoolSexpVector([REML]),
+        ri.StrSexpVector([optimizer]),
+    )
+    design = lFormula(formula, df)
+    k = len(design.lower)
+    r_path = arr(out["path"]).reshape(-1, k)[{"bobyqa": 1, "nloptwrap": 2, "Nelder_Mead": 0}[optimizer] :]
+    return frame, design, out, r_path
+
+
 @pytest.mark.parametrize("optimizer", ["Nelder_Mead", "bobyqa", "nloptwrap"])
 @pytest.mark.parametrize(
     ("formula", "data", "REML"),
@@ -392,19 +410,8 @@ def criterion_noise(r: Any, case: Case, data: pd.DataFrame, theta: np.ndarray) -
 def test_optimizer_path_is_lme4s(r: Any, optimizer: str, formula: str, data: str, REML: bool) -> None:
     """Every theta the optimizer evaluates, in order, against the same optimizer on lme4's devfun:
     Nelder-Mead's are identical (it only compares values); BOBYQA's agree to PATH."""
-    frame, df = r_data(r, data)
-    ri = r.ri
-    out = r.call(
-        "vcheck_opt_path",
-        ri.StrSexpVector([formula]),
-        frame,
-        ri.BoolSexpVector([REML]),
-        ri.StrSexpVector([optimizer]),
-    )
-    design = lFormula(formula, df)
+    _, design, out, r_path = lme4_path(r, optimizer, formula, data, REML)
     k = len(design.lower)
-    # evaluations of the start outside the optimizer: minqa's check of the objective; nloptr's two
-    r_path = arr(out["path"]).reshape(-1, k)[{"bobyqa": 1, "nloptwrap": 2, "Nelder_Mead": 0}[optimizer] :]
     fn = Devfun(design, REML=REML)
     path: list[np.ndarray] = []
 
@@ -466,18 +473,8 @@ def test_optimizers_on_lme4s_devfun_are_lme4s(
     criterion's last bits are the cause, not the optimizer."""
     from vcheck.core import optimizers
 
-    frame, df = r_data(r, data)
-    ri = r.ri
-    out = r.call(
-        "vcheck_opt_path",
-        ri.StrSexpVector([formula]),
-        frame,
-        ri.BoolSexpVector([REML]),
-        ri.StrSexpVector([optimizer]),
-    )
-    design = lFormula(formula, df)
+    frame, design, out, r_path = lme4_path(r, optimizer, formula, data, REML)
     k = len(design.lower)
-    r_path = arr(out["path"]).reshape(-1, k)[{"bobyqa": 1, "nloptwrap": 2, "Nelder_Mead": 0}[optimizer] :]
     theirs = lme4_devfun(r, formula, frame, REML)
     path: list[np.ndarray] = []
 
