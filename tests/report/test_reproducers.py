@@ -6,9 +6,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import faults
 import pandas as pd
 import pytest
 
@@ -105,3 +107,28 @@ def test_plugin_reproducer_imports_the_plugin(tmp_path: Path, monkeypatch: pytes
     out = _run([sys.executable, "reproduce.py"], folder)
     assert "from shifted_plugin import fit" in (folder / "reproduce.py").read_text()
     assert "beta (Intercept)" in out
+
+
+class OLSBetaHangingWhenSmaller(faults.OLSBeta):
+    """A construction fault on the whole case that hangs on any smaller one: what the minimizer must
+    survive (it calls the implementation on every candidate)."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+
+    def __call__(self, formula: str, data: pd.DataFrame, REML: bool) -> Any:
+        if len(data) < self.rows:
+            time.sleep(600)
+        return super().__call__(formula, data, REML)
+
+
+def test_minimize_stops_an_implementation_that_hangs_on_a_candidate() -> None:
+    """With the audit's timeout every candidate runs in a process of its own: a hanging candidate is
+    stopped, is not kept, and the minimizer ends near its time budget with the case it had."""
+    case = draw_case(0, 31)
+    impl = OLSBetaHangingWhenSmaller(len(case.data))
+    start = time.monotonic()
+    small = minimize(impl, case, "construction", seconds=8, timeout=2)
+    assert time.monotonic() - start < 8 + 2 + 30  # the budget, one timeout, lme4's own fits
+    assert small.minimized.rows == small.original.rows and not any("rows" in s for s in small.steps)
+    assert small.result is not None and any(f.kind == "construction" for f in small.result.findings)

@@ -172,17 +172,20 @@ def minimize(
     seconds: float = SECONDS,
     name: str | None = None,
     audit: Callable[[Case], Any] | None = None,
+    timeout: float | None = None,
 ) -> Minimized:
     """The smallest case reached within `seconds` whose audit still has a finding of `kind`.
 
     audit: how a candidate is audited (default `vcheck.auditing.run.audit_case(impl, case)` with lme4
-    in this process); it returns a CaseResult.
+    in this process); it returns a CaseResult.  timeout: seconds impl may take on one candidate, in a
+    process of its own (`vcheck.auditing.isolate`; the audit's --timeout): a candidate it does not
+    answer in time is an error, not a finding of `kind`, so it is not kept.
     """
     from vcheck.auditing.run import audit_case
 
     start = time.monotonic()
     deadline = start + seconds
-    run = audit or (lambda c: audit_case(impl, c, source=name))
+    run = audit or (lambda c: audit_case(impl, c, source=name, timeout=timeout))
     trials = 0
     last: dict[str, Any] = {}
 

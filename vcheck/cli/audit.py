@@ -259,16 +259,8 @@ def run_audit(impl: Callable[..., Any] | None, args: argparse.Namespace) -> Any:
             out_dir=audit_out_dir(args.target, args.out),
             resume=args.resume,
             progress=on_case,
-            options={**audit_configured.options(args), "timeout": timeout_of(args)},
+            options={**audit_configured.options(args), "timeout": audit_configured.timeout_of(args)},
         )
-
-
-def timeout_of(args: argparse.Namespace) -> float:
-    """--timeout, or vcheck.auditing.run.DEFAULT_TIMEOUT."""
-    from vcheck.auditing.run import DEFAULT_TIMEOUT
-
-    value = getattr(args, "timeout", None)
-    return DEFAULT_TIMEOUT if value is None else float(value)
 
 
 def _command(args: argparse.Namespace) -> str:

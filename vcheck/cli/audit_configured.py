@@ -136,6 +136,14 @@ def run_fits(args: argparse.Namespace, progress: Any) -> Any:
     return external.audit_fits(Path(args.fits), progress=progress, **options(args))
 
 
+def timeout_of(args: argparse.Namespace) -> float:
+    """--timeout, or vcheck.auditing.run.DEFAULT_TIMEOUT."""
+    from vcheck.auditing.run import DEFAULT_TIMEOUT
+
+    value = getattr(args, "timeout", None)
+    return DEFAULT_TIMEOUT if value is None else float(value)
+
+
 def write_reproducers(result: Any, args: argparse.Namespace, out_dir: Path, command: str) -> None:
     """A reproducer for every case with a finding; recorded in `result.reproducers` for the report."""
     if args.no_reproducers or args.fits:
@@ -170,6 +178,7 @@ def write_reproducers(result: Any, args: argparse.Namespace, out_dir: Path, comm
         seconds_per_case=args.minimize_seconds,
         total_seconds=args.reproducer_seconds,
         failures=failures,
+        timeout=timeout_of(args),
         several=len({c.configuration for c in result.cases}) > 1,
     )
     notes = getattr(result, "notes", None)

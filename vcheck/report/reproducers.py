@@ -328,10 +328,12 @@ def write_all(
     progress: Callable[[str], None] | None = None,
     failures: list[str] | None = None,
     several: bool | None = None,
+    timeout: float | None = None,
 ) -> list[Path]:
     """A reproducer under out_dir/reproducers/ for each item: {"case", "case_id", "target" (with its
     configuration bracket), "configuration", "options", "findings"}.  Minimized within
-    `seconds_per_case`, all of them within `total_seconds` (the rest are written unminimized).  A
+    `seconds_per_case`, all of them within `total_seconds` (the rest are written unminimized), each
+    call of the implementation in a process of its own stopped after `timeout` seconds.  A
     reproducer that cannot be written is skipped, its reason appended to `failures`."""
     from vcheck import adapters
 
@@ -343,7 +345,7 @@ def write_all(
     for it in items:
         try:
             folder = _write_one(
-                it, out_dir, command, resolve, several, seconds_per_case, total_seconds, start
+                it, out_dir, command, resolve, several, seconds_per_case, total_seconds, start, timeout
             )
         except Exception as exc:  # one reproducer that cannot be made does not stop the others
             if failures is not None:
@@ -365,6 +367,7 @@ def _write_one(
     seconds_per_case: float,
     total_seconds: float,
     start: float,
+    timeout: float | None = None,
 ) -> Path | None:
     """One item's reproducer (minimized within what is left of the time budget)."""
     impl = resolve(it["target"])
@@ -376,7 +379,9 @@ def _write_one(
     small: Minimized | None = None
     case: Case = it["case"]
     if left > 1:
-        small = minimize(impl, case, kind, seconds=min(seconds_per_case, left), name=it["target"])
+        small = minimize(
+            impl, case, kind, seconds=min(seconds_per_case, left), name=it["target"], timeout=timeout
+        )
         findings = list(small.result.findings) if small.result is not None else findings
         if not any(f.kind == kind for f in findings):
             small = None
