@@ -12,6 +12,7 @@ the shapes differ or D holds NaN), in O(nnz(A) + nnz(B)) memory instead of 8 q^2
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,16 +27,17 @@ def _max_abs(M: sp.csr_matrix) -> float:
     return float(np.max(np.abs(M.data)))
 
 
-def sparse_diff(A: sp.spmatrix, B: sp.spmatrix, floor: float = tolerances.ABS_FLOOR) -> tuple[float, float]:
+def sparse_diff(A: Any, B: Any, floor: float = tolerances.ABS_FLOOR) -> tuple[float, float]:
     """(relative, absolute) difference of sparse A against sparse B: max |A - B| / max(max |B|, floor)
     and max |A - B|, entry by entry as on dense arrays; (inf, inf) when shapes differ, inf relative when
     the difference holds NaN (NaN absolute then, as numpy's max gives on the dense arrays)."""
-    A, B = sp.csr_matrix(A, dtype=float), sp.csr_matrix(B, dtype=float)
-    if A.shape != B.shape:
+    a: sp.csr_matrix = sp.csr_matrix(A).astype(float)
+    b: sp.csr_matrix = sp.csr_matrix(B).astype(float)
+    if a.shape != b.shape:
         return math.inf, math.inf
-    if A.shape[0] * A.shape[1] == 0:
+    if a.shape[0] * a.shape[1] == 0:
         return 0.0, 0.0
-    d = _max_abs(sp.csr_matrix(A - B))
+    d = _max_abs(sp.csr_matrix(a - b))
     if math.isnan(d):
         return math.inf, d
-    return d / max(_max_abs(B), floor), d
+    return d / max(_max_abs(b), floor), d
