@@ -158,3 +158,19 @@ def test_vcheck_compare_on_100000_rows_and_50000_levels_within_120_s_and_3_GB(tm
     assert "G          at optimum" in out and "all 13 checks agree" in out
     assert seconds < 120, f"{seconds:.0f} s"
     assert rss < 3e9, f"peak RSS {rss / 1e9:.2f} GB"
+
+
+def test_fit_document_leaves_out_a_V_beyond_5000_rows(fit_10k: LmerFit) -> None:
+    """fit.json's V is an n x n list: for 20,000 rows it is left out (the audit reads it as not given),
+    where writing it meant a dense 3.2 GB V and 400 million JSON numbers."""
+    from vcheck.auditing import external
+
+    assert fit_10k.Zt.shape[1] > external.FIT_V_MAX_ROWS
+    tracemalloc.start()
+    try:
+        doc = external.fit_document(fit_10k)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "V" not in doc and doc["sigma"] == fit_10k.sigma
+    assert peak < 50e6, f"peak {peak / 1e6:.0f} MB"
