@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import resource
 import stat
 from pathlib import Path
 from typing import IO, Any
@@ -57,6 +56,10 @@ def _cgroup_available() -> int | None:
 
 
 def _address_space_available() -> int | None:
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return None
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft == resource.RLIM_INFINITY:
         return None
@@ -158,7 +161,10 @@ def guarded_source(path: str, stream: IO[bytes], what: str, budget: int | None =
         )
     head = _read_head(stream)
     if b"\0" in head:
-        raise DataError(f"{what} is not a CSV table: it holds binary data (a NUL byte in its first bytes)")
+        raise DataError(
+            f"{what} is not a CSV table: it holds binary data (a NUL byte in its first 64 KiB; a CSV is "
+            "UTF-8 text)"
+        )
     cost = parsed_ratio(head) * PARSE_OVERHEAD
     if budget is not None and size is not None and size * cost > budget:
         raise DataError(
