@@ -13,34 +13,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from measured import child_env, run_vcheck
 
 from vcheck.cli import data_guard
 from vcheck.cli.data import read_csv
 from vcheck.core.errors import DataError
 
 #: a refusal must come long before the data is read: the child's whole peak RSS (Python, numpy, pandas)
-REFUSAL_RSS = 400 * 2**20
-
-
-def child_env() -> dict[str, str]:
-    """Environment for a child Python, without what an embedded R in this process put there."""
-    return {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "R_HOME")}
+REFUSAL_RSS = 200 * 2**20
 
 
 def run_measured(*args: str, stdin: int | None = None) -> tuple[int, str, int]:
     """(exit code, stderr, peak RSS in bytes) of `python -m vcheck ARGS`."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vcheck", *args],
-        stdin=stdin if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=child_env(),
-    )
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, err, int(usage.ru_maxrss) * 1024
+    m = run_vcheck(*args, stdin=stdin, timeout=300)
+    return m.code, m.stderr, m.rss
 
 
 def assert_refused(code: int, err: str, rss: int, *needles: str) -> None:
