@@ -318,7 +318,7 @@ def test_compare_exits_1_on_a_disagreement(
 ) -> None:
     from vcheck import reference
 
-    def off_by_a_percent(formula, data, REML):
+    def off_by_a_percent(formula, data, REML, **kwargs):
         fit = reference.lmer(formula, data, REML=REML)
         fit.source = "vcheck"
         fit.beta = fit.beta * 1.01  # no longer the GLS beta at its own V: a construction disagreement

@@ -7,7 +7,8 @@ A plug-in is any callable `impl(formula: str, data: pandas.DataFrame, REML: bool
 - `sigma`: the residual standard deviation
 - `varcorr`: [(group, var1, var2 or None, covariance), ...] as `as.data.frame(VarCorr(fit))` writes
   them in lme4, without the residual row; group names as lme4 prints them (`tch:sch`)
-- `V`: the marginal covariance of y, n x n (numpy array or scipy.sparse), in the row order of `data`
+- `V`: the marginal covariance of y, n x n (numpy array, scipy.sparse, or a scipy LinearOperator when
+  its non-zeros would be too many: `vcheck.adapters.marginal`), in the row order of `data`
 - `criterion` (optional): REML criterion or ML deviance on lme4's scale, -2 log-likelihood at the optimum
 
 and it raises `vcheck.Unsupported("model not expressible in ...")` (a NotImplementedError) for a model

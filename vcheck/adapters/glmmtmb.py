@@ -27,6 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from vcheck.adapters import _r
+from vcheck.adapters.marginal import marginal_V
 from vcheck.auditing import capabilities
 from vcheck.auditing import formula_terms as _formula
 from vcheck.core.errors import Unsupported
@@ -144,7 +145,7 @@ def fit(
     Z = sp.csc_matrix((_r.numeric(res["Zx"]), (_r.integer(res["Zi"]), _r.integer(res["Zj"]))), shape=(n, q))
     G = sp.csc_matrix((_r.numeric(res["Gx"]), (_r.integer(res["Gi"]), _r.integer(res["Gj"]))), shape=(q, q))
     sigma = float(res["sigma"][0])
-    V = sp.csc_matrix(Z @ G @ Z.T + sigma**2 * sp.identity(n, format="csc"))
+    V = marginal_V(Z, G, sigma**2)  # sparse, or an operator when its non-zeros would be too many
     beta_r = res["beta"]
     beta = dict(zip(_r.strings(beta_r.names), _r.numeric(beta_r).tolist(), strict=True))
     blocks = []

@@ -59,6 +59,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from vcheck.adapters import MissingDependencyError
+from vcheck.adapters.marginal import marginal_V
 from vcheck.auditing import formula_terms as _formula
 from vcheck.auditing.formula_terms import Formula, Term
 from vcheck.core.errors import Unsupported
@@ -382,8 +383,9 @@ def _varcorr(
     return rows
 
 
-def _marginal_V(model: Any, result: Any) -> sp.csc_matrix:
-    """V = Z G Z' + scale I from statsmodels' own design (exog_re, exog_vc) and estimates, data order."""
+def _marginal_V(model: Any, result: Any) -> Any:
+    """V = Z G Z' + scale I from statsmodels' own design (exog_re, exog_vc) and estimates, data order
+    (sparse, or an operator when its non-zeros would be too many: `vcheck.adapters.marginal`)."""
     n = int(model.nobs)
     cov_re = np.asarray(result.cov_re)
     vcomp = np.atleast_1d(result.vcomp)
@@ -408,7 +410,7 @@ def _marginal_V(model: Any, result: Any) -> sp.csc_matrix:
             q += coo.shape[1]
     Z = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, q))
     G = sp.block_diag(g_blocks, format="csc")
-    return sp.csc_matrix(Z @ G @ Z.T + float(result.scale) * sp.identity(n, format="csc"))
+    return marginal_V(Z, G, float(result.scale))
 
 
 # --- statsmodels code a maintainer can run (reproducers) ---------------------------------------------

@@ -50,6 +50,8 @@ __all__ = [
 ]
 
 CASE_FORMAT = "vcheck-case/1"
+#: fit_document writes V (n x n, as JSON lists) only up to this many rows
+FIT_V_MAX_ROWS = 5000
 CASE_FILE, DATA_FILE, FIT_FILE = "case.json", "data.csv", "fit.json"
 
 
@@ -281,7 +283,9 @@ def read_fit(path: Path, n: int | None = None) -> dict[str, Any]:
 
 
 def fit_document(output: Any, *, configuration: str | Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """fit.json's content from a plug-in's answer (a mapping or an LmerFit), V included when it has one."""
+    """fit.json's content from a plug-in's answer (a mapping or an LmerFit), V included when it has one
+    with at most FIT_V_MAX_ROWS rows (fit.json holds V as an n x n list: beyond, it is left out, and the
+    audit reads V as not given, never a dense n x n V in memory or on disk)."""
     from vcheck.auditing.plugin import submission
 
     sub = submission(output)
@@ -294,7 +298,7 @@ def fit_document(output: Any, *, configuration: str | Mapping[str, Any] | None =
     }
     if sub.criterion is not None:
         doc["criterion"] = float(sub.criterion)
-    if sub.V is not None:
+    if sub.V is not None and sub.V.shape[0] <= FIT_V_MAX_ROWS:
         V = sub.V.toarray() if hasattr(sub.V, "toarray") else np.asarray(sub.V @ np.eye(sub.V.shape[0]))
         doc["V"] = np.asarray(V, dtype=float).tolist()
     if sub.REML is not None:

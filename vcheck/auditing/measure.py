@@ -41,6 +41,7 @@ from vcheck.auditing.differences import (
 )
 from vcheck.auditing.measurements import Diff, Measurements, readable
 from vcheck.auditing.plugin import PluginError, Submission, cov_from_theta, term_covariances, theta_from_cov
+from vcheck.auditing.sparse_diff import sparse_diff
 from vcheck.core import tolerances
 from vcheck.core.errors import RError
 from vcheck.core.record import LmerFit
@@ -387,9 +388,10 @@ class _Meter:
             )
         rec = sub.record
         if rec is not None and rec.Lambdat is not None and rec.sigma is not None and not self.m.layout:
-            Ga = (rec.sigma**2 * (rec.Lambdat.T @ rec.Lambdat)).toarray()
-            Gb = (b_sigma**2 * (lme.Lambdat.T @ lme.Lambdat)).toarray()
-            out.append(Diff("G", check, relative(Ga, Gb, floor=b_sigma**2), abs_diff(Ga, Gb), tol))
+            Ga = rec.sigma**2 * (rec.Lambdat.T @ rec.Lambdat)  # q x q sparse: never dense (q up to 10^5)
+            Gb = b_sigma**2 * (lme.Lambdat.T @ lme.Lambdat)
+            rel, abs_d = sparse_diff(Ga, Gb, floor=b_sigma**2)
+            out.append(Diff("G", check, rel, abs_d, tol))
         if sub.V is not None and not self._model_problem("V"):
             V_b = cons.AtTheta(lme, lme.theta, b_sigma).V()
             abs_d, rel = v_diff(sub.V, V_b, alignment(sub, b), lme.n)

@@ -43,8 +43,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     data = read_csv(args.data)
     REML = not args.ml
     kwargs = lmer_kwargs(args)
-    mine = _fit_vcheck(args.formula, data, REML=REML, **kwargs)
-    ref = _fit_lme4(args.formula, data, REML=REML, **kwargs)
+    # what compare compares, no more: the conditional variances (condVar) and lme4's vcov are not among
+    # them, and lme4's condVar alone took 229 s of 241 on 100,000 rows of two crossed factors
+    mine = _fit_vcheck(args.formula, data, REML=REML, condVar=False, **kwargs)
+    ref = _fit_lme4(args.formula, data, REML=REML, extras="modes", **kwargs)
     result = compare(mine, ref)
     out = sys.stdout
     out.write(f"vcheck vs lme4: {args.formula}  ({'REML' if REML else 'ML'}, n = {ref.n})\n")

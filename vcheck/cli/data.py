@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager, nullcontext
+from typing import IO, TYPE_CHECKING, Any
 
+from vcheck.cli.data_guard import guarded_source
 from vcheck.core.errors import DataError
 
 if TYPE_CHECKING:
@@ -18,13 +21,18 @@ def read_csv(path: str) -> pd.DataFrame:
     """Read the data for a model from a CSV file ("-" reads stdin) with pandas.
 
     String columns stay strings: lme4's `factor()` sorts their levels, and a CSV has no level order to
-    keep.  An unreadable, empty or malformed file raises DataError naming the file.
+    keep.  An unreadable, empty or malformed file raises DataError naming the file, and so does binary
+    data or a file too large for the memory available, before pandas allocates for it
+    (`vcheck.cli.data_guard`).
     """
     import pandas as pd
 
-    source: Any = sys.stdin if path == "-" else path
+    what = "data from stdin" if path == "-" else f"data file {path!r}"
     try:
-        data = pd.read_csv(source)
+        with open_data(path) as stream:
+            data = pd.read_csv(guarded_source(path, stream, what))
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"cannot read data file {path!r}: no such file") from None
     except IsADirectoryError:
@@ -41,6 +49,14 @@ def read_csv(path: str) -> pd.DataFrame:
     if data.shape[1] == 0 or data.shape[0] == 0:
         raise DataError(f"data file {path!r} has no data rows")
     return data
+
+
+def open_data(path: str) -> AbstractContextManager[IO[bytes]]:
+    """The data's bytes: stdin's for "-" (left open after), else the file opened for reading."""
+    if path == "-":
+        buffer = getattr(sys.stdin, "buffer", None)  # a text stdin without one (embedded): its text
+        return nullcontext(buffer if buffer is not None else io.BytesIO(sys.stdin.read().encode("utf-8")))
+    return open(path, "rb")
 
 
 def fit_vcheck(formula: str, data: pd.DataFrame, REML: bool, **kwargs: Any) -> LmerFit:
