@@ -240,7 +240,7 @@ def test_edge_restart(monkeypatch: pytest.MonkeyPatch) -> None:
     opt = optimize.optimize_lmer(f, np.ones(2), np.zeros(2))
     assert len(runs) == 2 and np.array_equal(runs[1], [0.004, 0.5])
     assert np.array_equal(opt.theta, [0.0, 0.5]) and opt.fval == 0.0 and opt.feval == 30
-    assert opt.edge_restart == 30 and np.array_equal(opt.fit_theta, [0.0, 0.5])
+    assert opt.edge_restart == 20 and np.array_equal(opt.fit_theta, [0.0, 0.5])
     runs.clear()  # the second answer is higher: the first is kept, and is the devfun's last state
     seen.clear()
     ends[2] = np.array([0.006, 0.5])

@@ -207,9 +207,9 @@ def _edge_restart(
         fn(answer)  # the devfun's state is the first answer again (what use.last.params reads)
         opt.edge_restart = again.feval or 0
         return opt
-    again.feval = (opt.feval or 0) + (again.feval or 0)
+    again.edge_restart = again.feval or 0
+    again.feval = (opt.feval or 0) + again.edge_restart
     again.restarted, again.snapped, again.start = opt.restarted, opt.snapped, opt.start
-    again.edge_restart = again.feval
     return again
 
 
