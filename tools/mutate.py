@@ -25,6 +25,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import itertools
+import json
 import os
 import signal
 import sys
@@ -215,8 +216,8 @@ def _swap_in(mutant: Mutant) -> None:
                 setattr(other, attr, new)
 
 
-def run_one(mutant: Mutant | None, tests: list[str], limit: float) -> str:
-    """ "killed", "survived" or "timeout" (killed by hanging); None runs the original (must pass)."""
+def _child(mutant: Mutant | None, tests: list[str]) -> int:
+    """Fork a child that runs the tests with the mutant swapped in (None: the original); its pid."""
     pid = os.fork()
     if pid == 0:  # child
         try:
@@ -231,6 +232,36 @@ def run_one(mutant: Mutant | None, tests: list[str], limit: float) -> str:
         except BaseException:
             code = 99
         os._exit(int(code))
+    return pid
+
+
+def run_many(
+    muts: list[Mutant], tests: list[str], limit: float, jobs: int = 1
+) -> Iterator[tuple[Mutant, str]]:
+    """(mutant, "killed" | "survived" | "timeout") for each mutant, `jobs` children at a time, in the
+    order they finish; a child still running after `limit` seconds is killed (the mutant hangs)."""
+    pending = list(muts)
+    running: dict[int, tuple[Mutant, float]] = {}
+    while pending or running:
+        while pending and len(running) < max(jobs, 1):
+            m = pending.pop(0)
+            running[_child(m, tests)] = (m, time.monotonic())
+        for pid, (m, start) in list(running.items()):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                del running[pid]
+                yield m, "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
+            elif time.monotonic() - start > limit:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                del running[pid]
+                yield m, "timeout"
+        time.sleep(0.05)
+
+
+def run_one(mutant: Mutant | None, tests: list[str], limit: float) -> str:
+    """ "killed", "survived" or "timeout" (killed by hanging); None runs the original (must pass)."""
+    pid = _child(mutant, tests)
     start = time.monotonic()
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -255,6 +286,154 @@ def _preload(tests: list[str]) -> None:
         importlib.import_module(Path(t).stem)
 
 
+def load_judged(path: str) -> tuple[dict[str, str], dict[str, str]]:
+    """([equivalent]: key -> why it cannot change any result, [killed_by]: key -> the test that kills it)."""
+    if not os.path.exists(path):
+        return {}, {}
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    equivalent = {k: str(v) for k, v in data.get("equivalent", {}).items()}
+    killed_by = {k: str(v) for k, v in data.get("killed_by", {}).items()}
+    return equivalent, killed_by
+
+
+def run_module(module: str, args: argparse.Namespace, results: Path | None) -> dict | None:
+    """Run every (or the chosen) mutant of one module; its record for `report` (None: its tests fail)."""
+    tests = TARGETS[module]
+    importlib.import_module(module)
+    _preload(tests)
+    t0 = time.monotonic()
+    base = run_one(None, tests, 3600)
+    baseline = time.monotonic() - t0
+    if base != "survived":
+        print(f"{module}: its tests fail without any mutant", file=sys.stderr)
+        return None
+    path = importlib.util.find_spec(module).origin  # type: ignore[union-attr]
+    identity = Mutant(module, -1, 0, "identity", ast.unparse(ast.parse(Path(str(path)).read_text())))
+    if run_one(identity, tests, 3600) != "survived":  # the swap itself must not break the tests
+        print(f"{module}: its tests fail with the module swapped in unchanged", file=sys.stderr)
+        return None
+    limit = args.limit or max(3 * baseline, 20.0)
+    every = mutants(module)
+    muts = every[:: max(args.sample, 1)]
+    if args.only:
+        muts = [m for m in every if m.what in args.only or m.key in args.only]
+    outcomes = []
+    for i, (m, outcome) in enumerate(run_many(muts, tests, limit, args.jobs)):
+        rec = {"index": m.index, "line": m.line, "what": m.what, "key": m.key, "outcome": outcome}
+        outcomes.append(rec)
+        if results is not None:
+            with results.open("a") as fh:
+                fh.write(json.dumps({"type": "mutant", "module": module, **rec}) + "\n")
+        print(f"{module} {i + 1}/{len(muts)} line {m.line} {m.what}: {outcome}", flush=True)
+    record = {
+        "type": "module",
+        "module": module,
+        "all": len(every),
+        "run": len(muts),
+        "sample": args.sample,
+        "only": bool(args.only),
+        "jobs": args.jobs,
+        "seconds": round(time.monotonic() - t0, 1),
+        "baseline": round(baseline, 2),
+        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    if results is not None:
+        with results.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+    return {**record, "outcomes": sorted(outcomes, key=lambda r: r["index"])}
+
+
+def read_results(paths: list[str]) -> list[dict]:
+    """Module records (with their outcomes) from `--results` files; a module's last complete run wins."""
+    runs: dict[str, dict] = {}
+    for path in paths:
+        pending: dict[str, list[dict]] = {}
+        for line in Path(path).read_text().splitlines():
+            rec = json.loads(line)
+            if rec["type"] == "mutant":
+                pending.setdefault(rec["module"], []).append(rec)
+            else:
+                outcomes = sorted(pending.pop(rec["module"], []), key=lambda r: r["index"])
+                runs[rec["module"]] = {**rec, "outcomes": outcomes}
+    return [runs[m] for m in TARGETS if m in runs]
+
+
+def report(runs: list[dict], equivalent: dict[str, str], killed_by: dict[str, str]) -> tuple[str, bool]:
+    """The Markdown report of module runs, and whether every module reaches 90%."""
+    lines = ["# Mutation testing of the comparison modules and covariance", ""]
+    lines += [__doc__.split("\n\n")[1].replace("\n", " "), ""]
+    partial = [r for r in runs if r["only"] or r["run"] < r["all"]]
+    if partial:
+        lines += [
+            "**Not a full run**: "
+            + "; ".join(f"`{r['module']}` {r['run']} of {r['all']} mutants" for r in partial)
+            + ".",
+            "",
+        ]
+    missing = [m for m in TARGETS if m not in {r["module"] for r in runs}]
+    if missing:
+        lines += ["**Modules not run**: " + ", ".join(f"`{m}`" for m in missing) + ".", ""]
+    if not partial and not missing:
+        lines += [
+            "Every mutant of every module was run (`python tools/mutate.py`, as `nox -s mutation` does).",
+            "",
+        ]
+    total = sum(r["seconds"] for r in runs)
+    jobs = sorted({r["jobs"] for r in runs})
+    lines += [
+        f"Wall time: {total / 60:.1f} min in all ({', '.join(str(j) for j in jobs)} mutant(s) at a time; "
+        "per module below), finished " + max(r["finished"] for r in runs) + ".",
+        "",
+        "| module | mutants | killed | equivalent | surviving | score (killed / non-equivalent) | wall time"
+        " |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    details: list[str] = []
+    ok = True
+    for r in runs:
+        module = r["module"]
+        outcomes = r["outcomes"]
+        survived = [o for o in outcomes if o["outcome"] == "survived"]
+        eq = [o for o in survived if o["key"] in equivalent]
+        left = [o for o in survived if o["key"] not in equivalent]
+        killed = len(outcomes) - len(survived)
+        non_eq = len(outcomes) - len(eq)
+        score = killed / non_eq if non_eq else 1.0
+        ok &= score >= 0.9
+        lines.append(
+            f"| `{module}` | {len(outcomes)} | {killed} | {len(eq)} | {len(left)} | {100 * score:.1f}% "
+            f"| {r['seconds'] / 60:.1f} min |"
+        )
+        details += ["", f"### `{module}`", "", "Its tests: " + ", ".join(TARGETS[module]) + ".", ""]
+        by_key = {o["key"]: o for o in outcomes}
+        newly = [(k, t) for k, t in killed_by.items() if k in by_key and by_key[k]["outcome"] != "survived"]
+        if newly:
+            details += [f"Survivors of an earlier run now killed by a new test ({len(newly)}):", ""]
+            details += [f"- line {k.split(':', 2)[1]}, `{k.split(':', 2)[2]}`: {t}" for k, t in newly]
+            details.append("")
+        if eq:
+            details += [f"Survivors judged equivalent ({len(eq)}):", ""]
+            details += [f"- line {o['line']}, `{o['what']}`: {equivalent[o['key']]}" for o in eq]
+            details.append("")
+        if left:
+            details += [f"Survivors neither killed nor judged equivalent ({len(left)}):", ""]
+            details += [f"- line {o['line']}: `{o['what']}`" for o in left]
+            details.append("")
+        stale = [
+            k
+            for k in equivalent
+            if k.startswith(module + ":") and by_key.get(k, {}).get("outcome") != "survived"
+        ]
+        if stale and not r["only"] and r["run"] == r["all"]:
+            details += ["Judged equivalent but not a survivor of this run (stale keys): "]
+            details += [f"- `{k}`" for k in stale]
+            details.append("")
+        if not (newly or eq or left):
+            details += ["Every mutant killed.", ""]
+    return "\n".join([*lines, *details]).rstrip() + "\n", ok
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="reports/mutation.md")
@@ -265,72 +444,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sample", type=int, default=1, metavar="K", help="every K-th mutant only (default 1: all of them)"
     )
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="mutants run at a time (default 1)")
+    parser.add_argument("--results", help="append each outcome to this JSON-lines file as it comes")
+    parser.add_argument(
+        "--report-from",
+        nargs="+",
+        metavar="RESULTS",
+        help="run nothing: write the report from these --results files (e.g. one per module)",
+    )
     args = parser.parse_args(argv)
-    import numpy  # noqa: F401  (loaded once, shared by every forked mutant)
-    import pandas  # noqa: F401
-    import pytest  # noqa: F401
-    import scipy.sparse  # noqa: F401
+    equivalent, killed_by = load_judged(args.judged)
+    if args.report_from:
+        runs = read_results(args.report_from)
+    else:
+        import numpy  # noqa: F401  (loaded once, shared by every forked mutant)
+        import pandas  # noqa: F401
+        import pytest  # noqa: F401
+        import scipy.sparse  # noqa: F401
 
-    judged: dict[str, str] = {}
-    if os.path.exists(args.judged):
-        with open(args.judged, "rb") as fh:
-            judged = {k: str(v) for k, v in tomllib.load(fh).get("equivalent", {}).items()}
-    lines = ["# Mutation testing of the comparison modules and covariance", ""]
-    lines += [__doc__.split("\n\n")[1].replace("\n", " "), ""]
-    if args.sample > 1:
-        lines += [
-            f"**A sample: every {args.sample}th mutant of each module** (`--sample {args.sample}`).",
-            "",
-        ]
-    lines += ["| module | mutants | killed | equivalent | survived | score (killed / non-equivalent) |"]
-    lines += ["|---|---:|---:|---:|---:|---:|"]
-    details: list[str] = []
-    ok = True
-    for module in args.module or list(TARGETS):
-        tests = TARGETS[module]
-        importlib.import_module(module)
-        _preload(tests)
-        t = time.monotonic()
-        base = run_one(None, tests, 3600)
-        baseline = time.monotonic() - t
-        if base != "survived":
-            print(f"{module}: its tests fail without any mutant", file=sys.stderr)
-            return 2
-        path = importlib.util.find_spec(module).origin  # type: ignore[union-attr]
-        identity = Mutant(module, -1, 0, "identity", ast.unparse(ast.parse(Path(str(path)).read_text())))
-        if run_one(identity, tests, 3600) != "survived":  # the swap itself must not break the tests
-            print(f"{module}: its tests fail with the module swapped in unchanged", file=sys.stderr)
-            return 2
-        limit = args.limit or max(3 * baseline, 20.0)
-        killed = equivalent = 0
-        survivors: list[Mutant] = []
-        muts = mutants(module)[:: max(args.sample, 1)]
-        if args.only:
-            muts = [m for m in mutants(module) if m.what in args.only or m.key in args.only]
-        for i, m in enumerate(muts):
-            outcome = run_one(m, tests, limit)
-            if outcome == "survived":
-                if m.key in judged:
-                    equivalent += 1
-                else:
-                    survivors.append(m)
-            else:
-                killed += 1
-            print(f"{module} {i + 1}/{len(muts)} line {m.line} {m.what}: {outcome}", flush=True)
-        non_eq = len(muts) - equivalent
-        score = killed / non_eq if non_eq else 1.0
-        ok &= score >= 0.9
-        lines.append(
-            f"| `{module}` | {len(muts)} | {killed} | {equivalent} | {len(survivors)} | {100 * score:.1f}% |"
-        )
-        eq_here = [(k, v) for k, v in judged.items() if k.startswith(module + ":")]
-        if eq_here:
-            details += ["", f"### `{module}`: survivors judged equivalent", ""]
-            details += [f"- line {k.split(':', 2)[1]}, `{k.split(':', 2)[2]}`: {v}" for k, v in eq_here]
-        if survivors:
-            details += ["", f"### `{module}`: survivors not (yet) killed", ""]
-            details += [f"- line {m.line}: `{m.what}`" for m in survivors]
-    text = "\n".join([*lines, *details, ""])
+        results = Path(args.results) if args.results else None
+        runs = []
+        for module in args.module or list(TARGETS):
+            run = run_module(module, args, results)
+            if run is None:
+                return 2
+            runs.append(run)
+    text, ok = report(runs, equivalent, killed_by)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)
