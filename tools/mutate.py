@@ -355,7 +355,18 @@ def read_results(paths: list[str]) -> list[dict]:
                 pending.setdefault(rec["module"], []).append(rec)
             else:
                 outcomes = sorted(pending.pop(rec["module"], []), key=lambda r: r["index"])
-                runs[rec["module"]] = {**rec, "outcomes": outcomes}
+                full = runs.get(rec["module"])
+                if rec["only"] and full is not None and not full["only"]:
+                    # a re-run of chosen mutants (after new tests) of the same module source: its
+                    # outcomes replace the full run's for those mutants
+                    again = {o["key"]: o for o in outcomes}
+                    if not set(again) <= {o["key"] for o in full["outcomes"]}:
+                        raise SystemExit(f"{path}: a re-run of mutants the full run of {rec['module']} lacks")
+                    full["outcomes"] = [again.get(o["key"], o) for o in full["outcomes"]]
+                    full["rerun"] = full.get("rerun", 0) + len(outcomes)
+                    full["rerun_seconds"] = full.get("rerun_seconds", 0.0) + rec["seconds"]
+                else:
+                    runs[rec["module"]] = {**rec, "outcomes": outcomes}
     return [runs[m] for m in TARGETS if m in runs]
 
 
@@ -377,6 +388,16 @@ def report(runs: list[dict], equivalent: dict[str, str], killed_by: dict[str, st
     if not partial and not missing:
         lines += [
             "Every mutant of every module was run (`python tools/mutate.py`, as `nox -s mutation` does).",
+            "",
+        ]
+    reruns = [r for r in runs if r.get("rerun")]
+    if reruns:
+        lines += [
+            "Survivors of the full run were run again (`--only`) after the tests that kill them were added: "
+            + "; ".join(
+                f"`{r['module']}` {r['rerun']} mutants ({r['rerun_seconds'] / 60:.1f} min)" for r in reruns
+            )
+            + "; the table counts their outcomes of that re-run (the module's source unchanged).",
             "",
         ]
     total = sum(r["seconds"] for r in runs)
