@@ -66,6 +66,7 @@ class Mutant:
     line: int
     what: str
     source: str
+    span: tuple[int, int] = (0, 0)  # the lines of the statement it changes (whose tests to run)
 
     @property
     def key(self) -> str:
@@ -178,8 +179,13 @@ def mutants(module: str) -> list[Mutant]:
     assert path is not None
     text = Path(path).read_text()
     base = ast.parse(text)
+    parent = {id(c): n for n in ast.walk(base) for c in ast.iter_child_nodes(n)}
     out = []
     for k, (node, how, what) in enumerate(list(_sites(base))):
+        stmt: ast.AST = node
+        while not isinstance(stmt, ast.stmt) and id(stmt) in parent:
+            stmt = parent[id(stmt)]
+        span = (getattr(stmt, "lineno", 0), getattr(node, "end_lineno", None) or getattr(node, "lineno", 0))
         tree = ast.parse(text)
         twin = next(itertools.islice(_sites(tree), k, None))[0]
         if how == "drop":
@@ -189,7 +195,7 @@ def mutants(module: str) -> list[Mutant]:
         else:
             _apply(twin, how)
         ast.fix_missing_locations(tree)
-        out.append(Mutant(module, k, getattr(node, "lineno", 0), what, ast.unparse(tree)))
+        out.append(Mutant(module, k, getattr(node, "lineno", 0), what, ast.unparse(tree), span))
     return out
 
 
@@ -216,6 +222,70 @@ def _swap_in(mutant: Mutant) -> None:
                 setattr(other, attr, new)
 
 
+def tests_by_line(module: str, tests: list[str]) -> dict[int, set[str]]:
+    """line of the module -> the tests (pytest node ids) that execute it, from one traced run of the
+    original (`sys.settrace` on the module's file only; fixtures count for the test they run for)."""
+    path = str(importlib.util.find_spec(module).origin)  # type: ignore[union-attr]
+    out_file = Path(f"/tmp/mutate-lines-{os.getpid()}.json")
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            import threading
+
+            import pytest
+
+            hits: dict[int, set[str]] = {}
+            current: list[str | None] = [None]
+
+            def local(frame, event, arg):  # type: ignore[no-untyped-def]
+                if event == "line" and current[0] is not None:
+                    hits.setdefault(frame.f_lineno, set()).add(current[0])
+                return local
+
+            def anywhere(frame, event, arg):  # type: ignore[no-untyped-def]
+                if frame.f_code.co_filename != path:
+                    return None
+                if current[0] is not None:
+                    hits.setdefault(frame.f_lineno, set()).add(current[0])
+                return local
+
+            class Current:
+                @pytest.hookimpl(hookwrapper=True)
+                def pytest_runtest_protocol(self, item, nextitem):  # type: ignore[no-untyped-def]
+                    current[0] = item.nodeid
+                    yield
+                    current[0] = None
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            sys.settrace(anywhere)
+            threading.settrace(anywhere)
+            code = pytest.main(
+                [*tests, "-q", "-p", "no:cacheprovider", "-p", "no:faulthandler"], plugins=[Current()]
+            )
+            sys.settrace(None)
+            out_file.write_text(json.dumps({str(k): sorted(v) for k, v in hits.items()}))
+        except BaseException:
+            code = 99
+        os._exit(int(code))
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{module}: its tests fail under the line tracer")
+    hits = {int(k): set(v) for k, v in json.loads(out_file.read_text()).items()}
+    out_file.unlink()
+    return hits
+
+
+def chosen_tests(m: Mutant, hits: dict[int, set[str]] | None, tests: list[str]) -> list[str]:
+    """The tests that execute the statement the mutant changes; every test when none does (module-level
+    code, run at import) or when no line map is used."""
+    if hits is None:
+        return tests
+    ids = set().union(*(hits.get(line, set()) for line in range(m.span[0], m.span[1] + 1)))
+    return sorted(ids) if ids else tests
+
+
 def _child(mutant: Mutant | None, tests: list[str]) -> int:
     """Fork a child that runs the tests with the mutant swapped in (None: the original); its pid."""
     pid = os.fork()
@@ -236,27 +306,38 @@ def _child(mutant: Mutant | None, tests: list[str]) -> int:
 
 
 def run_many(
-    muts: list[Mutant], tests: list[str], limit: float, jobs: int = 1
+    muts: list[Mutant],
+    tests: list[str],
+    limit: float,
+    jobs: int = 1,
+    hits: dict[int, set[str]] | None = None,
 ) -> Iterator[tuple[Mutant, str]]:
     """(mutant, "killed" | "survived" | "timeout") for each mutant, `jobs` children at a time, in the
-    order they finish; a child still running after `limit` seconds is killed (the mutant hangs)."""
-    pending = list(muts)
-    running: dict[int, tuple[Mutant, float]] = {}
+    order they finish; a child still running after `limit` seconds is killed (the mutant hangs).
+    With `hits` (tests_by_line) a mutant first runs only the tests that execute its statement; one that
+    survives them runs again against every test, so only a full run can call it a survivor."""
+    pending = [(m, chosen_tests(m, hits, tests)) for m in muts]
+    running: dict[int, tuple[Mutant, list[str], float]] = {}
     while pending or running:
         while pending and len(running) < max(jobs, 1):
-            m = pending.pop(0)
-            running[_child(m, tests)] = (m, time.monotonic())
-        for pid, (m, start) in list(running.items()):
+            m, chosen = pending.pop(0)
+            running[_child(m, chosen)] = (m, chosen, time.monotonic())
+        for pid, (m, chosen, start) in list(running.items()):
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 del running[pid]
-                yield m, "survived" if os.waitstatus_to_exitcode(status) == 0 else "killed"
+                if os.waitstatus_to_exitcode(status) != 0:
+                    yield m, "killed"
+                elif chosen != tests:
+                    pending.insert(0, (m, tests))
+                else:
+                    yield m, "survived"
             elif time.monotonic() - start > limit:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 del running[pid]
                 yield m, "timeout"
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
 def run_one(mutant: Mutant | None, tests: list[str], limit: float) -> str:
@@ -314,18 +395,21 @@ def run_module(module: str, args: argparse.Namespace, results: Path | None) -> d
         print(f"{module}: its tests fail with the module swapped in unchanged", file=sys.stderr)
         return None
     limit = args.limit or max(3 * baseline, 20.0)
+    hits = None if args.all_tests else tests_by_line(module, tests)
+    print(f"{module}: baseline {baseline:.1f} s, line map after {time.monotonic() - t0:.0f} s", flush=True)
     every = mutants(module)
     muts = every[:: max(args.sample, 1)]
     if args.only:
         muts = [m for m in every if m.what in args.only or m.key in args.only]
     outcomes = []
-    for i, (m, outcome) in enumerate(run_many(muts, tests, limit, args.jobs)):
+    for i, (m, outcome) in enumerate(run_many(muts, tests, limit, args.jobs, hits)):
         rec = {"index": m.index, "line": m.line, "what": m.what, "key": m.key, "outcome": outcome}
         outcomes.append(rec)
         if results is not None:
             with results.open("a") as fh:
                 fh.write(json.dumps({"type": "mutant", "module": module, **rec}) + "\n")
-        print(f"{module} {i + 1}/{len(muts)} line {m.line} {m.what}: {outcome}", flush=True)
+        took = time.monotonic() - t0
+        print(f"{module} {i + 1}/{len(muts)} line {m.line} {m.what}: {outcome} [{took:.0f} s]", flush=True)
     record = {
         "type": "module",
         "module": module,
@@ -334,6 +418,7 @@ def run_module(module: str, args: argparse.Namespace, results: Path | None) -> d
         "sample": args.sample,
         "only": bool(args.only),
         "jobs": args.jobs,
+        "all_tests": bool(args.all_tests),
         "seconds": round(time.monotonic() - t0, 1),
         "baseline": round(baseline, 2),
         "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -466,6 +551,11 @@ def main(argv: list[str] | None = None) -> int:
         "--sample", type=int, default=1, metavar="K", help="every K-th mutant only (default 1: all of them)"
     )
     parser.add_argument("-j", "--jobs", type=int, default=1, help="mutants run at a time (default 1)")
+    parser.add_argument(
+        "--all-tests",
+        action="store_true",
+        help="run every test against every mutant (default: first the tests that execute its statement)",
+    )
     parser.add_argument("--results", help="append each outcome to this JSON-lines file as it comes")
     parser.add_argument(
         "--report-from",
