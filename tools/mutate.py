@@ -37,7 +37,11 @@ from pathlib import Path
 
 #: module -> the fast tests that guard it
 TARGETS: dict[str, list[str]] = {
-    "vcheck.auditing.classify": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
+    "vcheck.auditing.classify": [
+        "tests/auditing/test_verdicts.py",
+        "tests/auditing/test_compare.py",
+        "tests/auditing/test_classify_rows.py",
+    ],
     "vcheck.auditing.measure": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
     "vcheck.auditing.construction": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
     "vcheck.auditing.differences": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],

@@ -1,0 +1,64 @@
+"""classify row by row, without R: what each row says, in which order, and its JSON form (the details
+findings.json and the reports are made of).  `base` and `off_optimum` are test_verdicts' measurements of
+a consistent implementation at lme4's optimum and at another optimum."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from test_verdicts import base, off_optimum
+
+from vcheck.auditing.classify import classify
+from vcheck.auditing.kinds import Kind
+from vcheck.auditing.measurements import Diff
+
+
+def test_a_layout_difference_leaves_no_agreeing_layout_row() -> None:
+    cmp = classify(base(layout=[("Zt", "Zt is (5, 50) with another sparsity pattern", math.inf)]))
+    layout = [r for r in cmp.rows if r.check == "layout"]
+    assert [(r.quantity, r.verdict, r.kind) for r in layout] == [("Zt", "differs", Kind.CONSTRUCTION)]
+    agreeing = [r for r in classify(base(layout=[])).rows if r.check == "layout"]
+    assert [(r.quantity, r.verdict) for r in agreeing] == [("layout", "agrees")]
+
+
+def _criterion_off(**changes: object):  # type: ignore[no-untyped-def]
+    """Its criterion at its parameters is not lme4's there (beyond its tolerance and the tie)."""
+    m = base(**changes)
+    m.at_parameters = [
+        *m.at_parameters[:2],
+        Diff("criterion", "at its parameters", 1e-3, 0.1, 1e-13, "lme4's REML ...", cost=0.1, cost_tol=1e-6),
+    ]
+    return m
+
+
+def test_an_inconsistent_lme4_is_blamed_only_when_its_criterion_is_the_one_lme4_reports() -> None:
+    why = "lme4's reported REML criterion 100 is not its own devfun at its theta, 100.1"
+    same = classify(_criterion_off(reference_inconsistent=why))
+    row = same.row("criterion", "at its parameters")
+    assert (row.verdict, row.kind) == ("differs", Kind.REFERENCE)
+    assert why in row.explanation and "the number lme4 reports" in row.explanation
+    # its criterion at the optimum is not lme4's reported number either: its own construction
+    m = _criterion_off(reference_inconsistent=why)
+    m.at_optimum = [d if d.quantity != "criterion" else Diff("criterion", "at optimum", 1e-3, 0.1, 1e-6)
+                    for d in m.at_optimum]  # fmt: skip
+    assert classify(m).row("criterion", "at its parameters").kind == Kind.CONSTRUCTION
+    # a consistent lme4: its criterion is no excuse
+    assert classify(_criterion_off()).row("criterion", "at its parameters").kind == Kind.CONSTRUCTION
+
+
+def test_a_criterion_row_at_its_tolerance_exactly_is_lme4s_number() -> None:
+    """rel == tol is within (the boundary counts as agreement) for the criterion lme4 reports."""
+    why = "lme4's reported REML criterion is not its own devfun at its theta"
+    m = _criterion_off(reference_inconsistent=why)
+    m.at_optimum = [d if d.quantity != "criterion" else Diff("criterion", "at optimum", 1e-6, 1e-4, 1e-6)
+                    for d in m.at_optimum]  # fmt: skip
+    assert classify(m).row("criterion", "at its parameters").kind == Kind.REFERENCE
+
+
+def test_rows_as_json_keep_kind_null_when_it_agrees_and_a_string_when_not() -> None:
+    cmp = classify(off_optimum(2.0))
+    rows = json.loads(json.dumps(cmp.to_dict()))["rows"]
+    assert {r["kind"] for r in rows if r["verdict"] == "agrees"} == {None}
+    assert {r["kind"] for r in rows if r["verdict"] == "differs"} == {"optimization"}
+    assert all(r["kind"] is None for r in (row.to_dict() for row in cmp.rows) if r["verdict"] == "agrees")
