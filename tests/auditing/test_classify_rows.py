@@ -62,3 +62,16 @@ def test_rows_as_json_keep_kind_null_when_it_agrees_and_a_string_when_not() -> N
     assert {r["kind"] for r in rows if r["verdict"] == "agrees"} == {None}
     assert {r["kind"] for r in rows if r["verdict"] == "differs"} == {"optimization"}
     assert all(r["kind"] is None for r in (row.to_dict() for row in cmp.rows) if r["verdict"] == "agrees")
+
+
+def test_the_other_criterions_sigma_makes_every_difference_at_the_optimum_a_model_difference() -> None:
+    """Its sigma is lme4's ML sigma where REML was asked: one cause (model), the rows at the optimum its
+    consequences, never an optimization finding on top."""
+    far = Diff("sigma", "at its parameters", 1e-2, 1e-2, 1e-4, "profiled sigma 1 at its theta")
+    near = Diff("sigma", "at its parameters", 1e-12, 1e-12, 1e-4, "ML profiled sigma 0.99 at its theta")
+    cmp = classify(off_optimum(2.0, sigma_own=far, sigma_other=near))
+    assert {str(r.kind) for r in cmp.findings} == {"model"}
+    assert cmp.row("sigma", "model").verdict == "differs"
+    assert "a different model: its sigma is the ML profiled sigma" in cmp.row("theta", "at optimum").explanation
+    (cause,) = cmp.causes
+    assert cause.quantity == "sigma" and {c["quantity"] for c in cause.consequences} >= {"theta", "beta"}
