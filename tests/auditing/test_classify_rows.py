@@ -75,3 +75,12 @@ def test_the_other_criterions_sigma_makes_every_difference_at_the_optimum_a_mode
     assert "a different model: its sigma is the ML profiled sigma" in cmp.row("theta", "at optimum").explanation
     (cause,) = cmp.causes
     assert cause.quantity == "sigma" and {c["quantity"] for c in cause.consequences} >= {"theta", "beta"}
+
+
+def test_a_criterion_exactly_the_tie_tolerance_away_is_a_tie() -> None:
+    """'Lower by more than the tie tolerance': a difference of exactly the tolerance is still a tie (the
+    numbers are chosen so that d_at_theta - optimum is exactly 0.5 in floating point)."""
+    for d_at_theta in (100.5, 99.5):
+        cmp = classify(off_optimum(0.0, d_at_theta=d_at_theta, optimum=100.0, tie=0.5))
+        assert cmp.lower == "tie" and cmp.ok
+        assert "same optimum" in cmp.row("theta", "at optimum").explanation
