@@ -44,7 +44,11 @@ TARGETS: dict[str, list[str]] = {
     ],
     "vcheck.auditing.measure": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
     "vcheck.auditing.construction": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
-    "vcheck.auditing.differences": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
+    "vcheck.auditing.differences": [
+        "tests/auditing/test_verdicts.py",
+        "tests/auditing/test_compare.py",
+        "tests/auditing/test_differences.py",
+    ],
     "vcheck.auditing.measurements": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
     "vcheck.core.covariance": ["tests/core/test_covariance.py", "tests/core/test_covariance_weights.py"],
 }

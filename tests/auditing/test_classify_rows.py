@@ -72,7 +72,8 @@ def test_the_other_criterions_sigma_makes_every_difference_at_the_optimum_a_mode
     cmp = classify(off_optimum(2.0, sigma_own=far, sigma_other=near))
     assert {str(r.kind) for r in cmp.findings} == {"model"}
     assert cmp.row("sigma", "model").verdict == "differs"
-    assert "a different model: its sigma is the ML profiled sigma" in cmp.row("theta", "at optimum").explanation
+    text = cmp.row("theta", "at optimum").explanation
+    assert "a different model: its sigma is the ML profiled sigma" in text
     (cause,) = cmp.causes
     assert cause.quantity == "sigma" and {c["quantity"] for c in cause.consequences} >= {"theta", "beta"}
 
@@ -84,3 +85,12 @@ def test_a_criterion_exactly_the_tie_tolerance_away_is_a_tie() -> None:
         cmp = classify(off_optimum(0.0, d_at_theta=d_at_theta, optimum=100.0, tie=0.5))
         assert cmp.lower == "tie" and cmp.ok
         assert "same optimum" in cmp.row("theta", "at optimum").explanation
+
+
+def test_rows_as_json_keep_finite_numbers_and_spell_infinite_ones() -> None:
+    m = base(layout=[("Lind", "Lind differs from lme4's", math.inf)])
+    rows = {(r["quantity"], r["check"]): r for r in classify(m).to_dict()["rows"]}
+    assert rows[("Lind", "layout")]["rel_diff"] == "inf" and rows[("Lind", "layout")]["tol"] == 0.0
+    beta = rows[("beta", "at its parameters")]
+    assert (beta["rel_diff"], beta["abs_diff"], beta["tol"]) == (1e-16, 1e-15, 1e-13)
+    assert json.loads(json.dumps(rows[("beta", "at optimum")]))["rel_diff"] == 1e-9

@@ -122,7 +122,8 @@ def test_v_diff_picks_lme4s_rows_out_of_a_larger_V_by_position() -> None:
     assert v_diff(A, B, pos, 3) == (0.0, 0.0)
     A[4, 4] += 1.0
     d, rel = v_diff(A, B, pos, 3)
-    assert d == pytest.approx(1.0, rel=1e-12) and rel == pytest.approx(1.0 / float(np.abs(B).max()), rel=1e-12)
+    assert d == pytest.approx(1.0, rel=1e-12)
+    assert rel == pytest.approx(1.0 / float(np.abs(B).max()), rel=1e-12)
 
 
 def test_v_diff_through_probes_beyond_the_dense_size(monkeypatch: pytest.MonkeyPatch) -> None:
