@@ -94,3 +94,13 @@ def test_rows_as_json_keep_finite_numbers_and_spell_infinite_ones() -> None:
     beta = rows[("beta", "at its parameters")]
     assert (beta["rel_diff"], beta["abs_diff"], beta["tol"]) == (1e-16, 1e-15, 1e-13)
     assert json.loads(json.dumps(rows[("beta", "at optimum")]))["rel_diff"] == 1e-9
+
+
+def test_parameters_at_lme4s_other_optimum_name_both_criteria() -> None:
+    for REML, other in ((True, "ML"), (False, "REML")):
+        cmp = classify(off_optimum(2.0, other_reml=True, REML=REML))
+        assert {str(r.kind) for r in cmp.findings} == {"model"}
+        asked = "REML" if REML else "ML"
+        assert cmp.row("REML", "model").explanation == (
+            f"its parameters are lme4's {other} optimum: it fitted {other} where {asked} was asked"
+        )
