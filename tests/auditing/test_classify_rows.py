@@ -45,6 +45,12 @@ def test_an_inconsistent_lme4_is_blamed_only_when_its_criterion_is_the_one_lme4_
     assert classify(m).row("criterion", "at its parameters").kind == Kind.CONSTRUCTION
     # a consistent lme4: its criterion is no excuse
     assert classify(_criterion_off()).row("criterion", "at its parameters").kind == Kind.CONSTRUCTION
+    # lme4's inconsistency excuses its criterion only, never another quantity
+    m = _criterion_off(reference_inconsistent=why)
+    m.at_parameters[1] = Diff("beta", "at its parameters", 1e-3, 1e-3, 1e-13, cost=1.0, cost_tol=1e-6)
+    cmp = classify(m)
+    assert cmp.row("beta", "at its parameters").kind == Kind.CONSTRUCTION
+    assert cmp.row("criterion", "at its parameters").kind == Kind.REFERENCE
 
 
 def test_a_criterion_row_at_its_tolerance_exactly_is_lme4s_number() -> None:
@@ -72,6 +78,9 @@ def test_the_other_criterions_sigma_makes_every_difference_at_the_optimum_a_mode
     cmp = classify(off_optimum(2.0, sigma_own=far, sigma_other=near))
     assert {str(r.kind) for r in cmp.findings} == {"model"}
     assert cmp.row("sigma", "model").verdict == "differs"
+    assert "(the ML divisor n: sqrt(pwrss / n))" in cmp.row("sigma", "model").explanation
+    ml = classify(off_optimum(2.0, REML=False, sigma_own=far, sigma_other=near))
+    assert "(the REML divisor n - p: sqrt(pwrss / n - p))" in ml.row("sigma", "model").explanation
     text = cmp.row("theta", "at optimum").explanation
     assert "a different model: its sigma is the ML profiled sigma" in text
     (cause,) = cmp.causes
@@ -104,3 +113,56 @@ def test_parameters_at_lme4s_other_optimum_name_both_criteria() -> None:
         assert cmp.row("REML", "model").explanation == (
             f"its parameters are lme4's {other} optimum: it fitted {other} where {asked} was asked"
         )
+
+
+def test_its_criterion_being_the_other_criterion_roots_every_difference_at_the_optimum_in_the_model() -> None:
+    m = _criterion_off()
+    m.at_optimum = off_optimum(2.0).at_optimum
+    m.d_at_theta = 102.0
+    m.criterion_other = Diff("criterion", "at its parameters", 1e-14, 1e-12, 1e-13, "lme4's ML ... is 98")
+    cmp = classify(m)
+    assert {str(r.kind) for r in cmp.findings} == {"model"}
+    assert (
+        "its criterion is lme4's ML at its parameters"
+        in cmp.row("criterion", "at its parameters").explanation
+    )
+    assert "a different model: its criterion is lme4's ML" in cmp.row("theta", "at optimum").explanation
+
+
+def test_layout_rows_carry_exact_numbers() -> None:
+    (ok,) = [r for r in classify(base(layout=[])).rows if r.check == "layout"]
+    assert (ok.rel_diff, ok.tol) == (0.0, 0.0)
+    (bad,) = [
+        r for r in classify(base(layout=[("Zt", "other pattern", math.inf)])).rows if r.check == "layout"
+    ]
+    assert (bad.rel_diff, bad.tol) == (math.inf, 0.0)
+
+
+def test_a_row_at_the_optimum_exactly_at_its_tolerance_agrees() -> None:
+    at_tol = [Diff(q, "at optimum", 1e-6, 1e-6, 1e-6) for q in ("theta", "sigma", "beta", "V")]
+    cmp = classify(base(at_optimum=at_tol, model=[("beta", "model", "extra ['z']")], other_reml=True))
+    assert [r.quantity for r in cmp.findings] == [
+        "beta"
+    ]  # the model row; no REML row, nothing at the optimum
+
+
+def test_a_sigma_off_its_profile_leads_the_explanation_at_the_optimum_and_only_then() -> None:
+    far = Diff("sigma", "at its parameters", 1e-2, 1e-2, 1e-4, "profiled sigma 1 at its theta")
+    far_other = Diff("sigma", "at its parameters", 2e-2, 2e-2, 1e-4, "ML profiled sigma 0.99 at its theta")
+    text = (
+        classify(off_optimum(2.0, sigma_own=far, sigma_other=far_other))
+        .row("theta", "at optimum")
+        .explanation
+    )
+    assert text.startswith(
+        "theta differs from lme4's optimum (rel diff 1.0e-02); its sigma is not the profiled"
+    )
+    assert "so its (theta, sigma) is no optimum; lme4's optimum is lower" in text
+    plain = classify(off_optimum(2.0)).row("theta", "at optimum").explanation
+    assert plain.startswith("theta differs from lme4's optimum (rel diff 1.0e-02); lme4's optimum is lower")
+
+
+def test_an_ill_posed_case_names_the_side_with_the_lower_criterion() -> None:
+    for delta, lower in ((2.0, "lme4 1.1-31"), (-2.0, "impl 0.1")):
+        m = off_optimum(delta, ill_posed=["q + p = 6 >= n = 5"], a="impl 0.1", b="lme4 1.1-31")
+        assert classify(m).lower == lower
