@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 from test_verdicts import base, off_optimum
 
 from vcheck.auditing.classify import classify
@@ -166,3 +167,29 @@ def test_an_ill_posed_case_names_the_side_with_the_lower_criterion() -> None:
     for delta, lower in ((2.0, "lme4 1.1-31"), (-2.0, "impl 0.1")):
         m = off_optimum(delta, ill_posed=["q + p = 6 >= n = 5"], a="impl 0.1", b="lme4 1.1-31")
         assert classify(m).lower == lower
+
+
+def test_a_sigma_off_after_a_construction_difference_follows_from_it() -> None:
+    far = Diff("sigma", "at its parameters", 1e-2, 1e-2, 1e-4, "profiled sigma 1 at its theta")
+    far_other = Diff("sigma", "at its parameters", 2e-2, 2e-2, 1e-4, "ML profiled sigma 0.99 at its theta")
+    m = base(sigma_own=far, sigma_other=far_other)
+    m.at_parameters[0] = Diff("V", "at its parameters", 0.3, 0.3, 1e-13, "max |V_a - V| / max |V|")
+    row = classify(m).row("sigma", "at its parameters")
+    assert row.kind == Kind.CONSTRUCTION
+    assert row.explanation.startswith("follows from its construction disagreement in V: its sigma is not")
+
+
+def test_a_missing_row_is_a_key_error_naming_it() -> None:
+    cmp = classify(base())
+    with pytest.raises(KeyError, match=r"no row for 'G' \(at optimum\)"):
+        cmp.row("G", "at optimum")
+    with pytest.raises(KeyError, match="no row for 'G'"):
+        cmp.row("G")
+
+
+def test_the_printed_table_explains_what_differs_and_only_that() -> None:
+    cmp = classify(off_optimum(2.0))
+    text = str(cmp)
+    assert "lme4's optimum is lower" in text
+    agreeing = [line for line in text.splitlines() if "agrees" in line]
+    assert agreeing and all(line.rstrip().endswith("agrees") for line in agreeing)
