@@ -452,10 +452,14 @@ def read_results(paths: list[str]) -> list[dict]:
                 if rec["only"] and full is not None and not full["only"]:
                     # a re-run of chosen mutants (after new tests) of the same module source: its
                     # outcomes replace the full run's for those mutants
-                    again = {o["key"]: o for o in outcomes}
-                    if not set(again) <= {o["key"] for o in full["outcomes"]}:
+                    again = {o["index"]: o for o in outcomes}
+                    first = {o["index"]: o["key"] for o in full["outcomes"]}
+                    if any(first.get(i) != o["key"] for i, o in again.items()):
                         raise SystemExit(f"{path}: a re-run of mutants the full run of {rec['module']} lacks")
-                    full["outcomes"] = [again.get(o["key"], o) for o in full["outcomes"]]
+                    full["outcomes"] = [
+                        {**again[o["index"]], "rerun": True} if o["index"] in again else o
+                        for o in full["outcomes"]
+                    ]
                     full["rerun"] = full.get("rerun", 0) + len(outcomes)
                     full["rerun_seconds"] = full.get("rerun_seconds", 0.0) + rec["seconds"]
                 else:
@@ -526,6 +530,14 @@ def report(runs: list[dict], equivalent: dict[str, str], killed_by: dict[str, st
             details += [f"Survivors of an earlier run now killed by a new test ({len(newly)}):", ""]
             details += [f"- line {k.split(':', 2)[1]}, `{k.split(':', 2)[2]}`: {t}" for k, t in newly]
             details.append("")
+        again = [o for o in outcomes if o.get("rerun") and o["outcome"] != "survived"]
+        if again:
+            details += [
+                f"Survivors of the full run killed on the re-run by the tests added for them ({len(again)}):",
+                "",
+            ]
+            details += [f"- line {o['line']}: `{o['what']}`" for o in again]
+            details.append("")
         if eq:
             details += [f"Survivors judged equivalent ({len(eq)}):", ""]
             details += [f"- line {o['line']}, `{o['what']}`: {equivalent[o['key']]}" for o in eq]
@@ -543,7 +555,7 @@ def report(runs: list[dict], equivalent: dict[str, str], killed_by: dict[str, st
             details += ["Judged equivalent but not a survivor of this run (stale keys): "]
             details += [f"- `{k}`" for k in stale]
             details.append("")
-        if not (newly or eq or left):
+        if not (newly or again or eq or left):
             details += ["Every mutant killed.", ""]
     return "\n".join([*lines, *details]).rstrip() + "\n", ok
 
