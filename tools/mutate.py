@@ -49,7 +49,11 @@ TARGETS: dict[str, list[str]] = {
         "tests/auditing/test_compare.py",
         "tests/auditing/test_differences.py",
     ],
-    "vcheck.auditing.measurements": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
+    "vcheck.auditing.measurements": [
+        "tests/auditing/test_verdicts.py",
+        "tests/auditing/test_compare.py",
+        "tests/auditing/test_measurements.py",
+    ],
     "vcheck.core.covariance": ["tests/core/test_covariance.py", "tests/core/test_covariance_weights.py"],
 }
 SWAP_BIN = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.Pow: ast.Mult}
