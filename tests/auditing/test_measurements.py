@@ -25,7 +25,8 @@ def test_a_difference_is_within_at_its_tolerance_or_below_the_tie_cost() -> None
     # a cost without its tolerance (or the other way round) excuses nothing
     assert not Diff("beta", "at its parameters", 1e-3, 1e-3, 1e-13, cost=0.0).within
     assert not Diff("beta", "at its parameters", 1e-3, 1e-3, 1e-13, cost_tol=1.0).within
-    assert not Diff("beta", "at its parameters", math.inf, math.inf, 1e-13, cost=math.inf, cost_tol=1.0).within
+    infinite = Diff("beta", "at its parameters", math.inf, math.inf, 1e-13, cost=math.inf, cost_tol=1.0)
+    assert not infinite.within
 
 
 def _sub(**given: object) -> Submission:
