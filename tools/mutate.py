@@ -234,9 +234,10 @@ def _swap_in(mutant: Mutant) -> None:
                 setattr(other, attr, new)
 
 
-def tests_by_line(module: str, tests: list[str]) -> dict[int, set[str]]:
+def tests_by_line(module: str, tests: list[str]) -> dict[int, list[str]]:
     """line of the module -> the tests (pytest node ids) that execute it, from one traced run of the
-    original (`sys.settrace` on the module's file only; fixtures count for the test they run for)."""
+    original (`sys.settrace` on the module's file only; fixtures count for the test they run for);
+    line 0 lists every test, fastest first."""
     path = str(importlib.util.find_spec(module).origin)  # type: ignore[union-attr]
     out_file = Path(f"/tmp/mutate-lines-{os.getpid()}.json")
     pid = os.fork()
@@ -261,11 +262,15 @@ def tests_by_line(module: str, tests: list[str]) -> dict[int, set[str]]:
                     hits.setdefault(frame.f_lineno, set()).add(current[0])
                 return local
 
+            seconds: dict[str, float] = {}
+
             class Current:
                 @pytest.hookimpl(hookwrapper=True)
                 def pytest_runtest_protocol(self, item, nextitem):  # type: ignore[no-untyped-def]
                     current[0] = item.nodeid
+                    start = time.monotonic()
                     yield
+                    seconds[item.nodeid] = time.monotonic() - start
                     current[0] = None
 
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -277,25 +282,35 @@ def tests_by_line(module: str, tests: list[str]) -> dict[int, set[str]]:
                 [*tests, "-q", "-p", "no:cacheprovider", "-p", "no:faulthandler"], plugins=[Current()]
             )
             sys.settrace(None)
-            out_file.write_text(json.dumps({str(k): sorted(v) for k, v in hits.items()}))
+            # every test that ran is listed (under line 0) with its duration, fastest first
+            order = sorted(seconds, key=seconds.__getitem__)
+            out_file.write_text(json.dumps({"0": order, **{str(k): sorted(v) for k, v in hits.items()}}))
         except BaseException:
             code = 99
         os._exit(int(code))
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{module}: its tests fail under the line tracer")
-    hits = {int(k): set(v) for k, v in json.loads(out_file.read_text()).items()}
+    hits = {int(k): list(v) for k, v in json.loads(out_file.read_text()).items()}
     out_file.unlink()
     return hits
 
 
-def chosen_tests(m: Mutant, hits: dict[int, set[str]] | None, tests: list[str]) -> list[str]:
-    """The tests that execute the statement the mutant changes; every test when none does (module-level
-    code, run at import) or when no line map is used."""
+def chosen_tests(m: Mutant, hits: dict[int, list[str]] | None, tests: list[str]) -> list[str]:
+    """The tests that execute the statement the mutant changes, fastest first; every test when none does
+    (module-level code, run at import) or when no line map is used."""
     if hits is None:
         return tests
-    ids = set().union(*(hits.get(line, set()) for line in range(m.span[0], m.span[1] + 1)))
-    return sorted(ids) if ids else tests
+    ids = set().union(*(hits.get(line, []) for line in range(max(m.span[0], 1), m.span[1] + 1)))
+    return [t for t in hits[0] if t in ids] if ids else tests
+
+
+def other_tests(chosen: list[str], hits: dict[int, list[str]] | None, tests: list[str]) -> list[str]:
+    """Every test but the chosen ones (they passed already), fastest first."""
+    if hits is None or chosen == tests:
+        return tests
+    done = set(chosen)
+    return [t for t in hits[0] if t not in done]
 
 
 def _child(mutant: Mutant | None, tests: list[str]) -> int:
@@ -322,26 +337,27 @@ def run_many(
     tests: list[str],
     limit: float,
     jobs: int = 1,
-    hits: dict[int, set[str]] | None = None,
+    hits: dict[int, list[str]] | None = None,
 ) -> Iterator[tuple[Mutant, str]]:
     """(mutant, "killed" | "survived" | "timeout") for each mutant, `jobs` children at a time, in the
     order they finish; a child still running after `limit` seconds is killed (the mutant hangs).
     With `hits` (tests_by_line) a mutant first runs only the tests that execute its statement; one that
     survives them runs again against every test, so only a full run can call it a survivor."""
-    pending = [(m, chosen_tests(m, hits, tests)) for m in muts]
-    running: dict[int, tuple[Mutant, list[str], float]] = {}
+    pending = [(m, chosen_tests(m, hits, tests), False) for m in muts]
+    running: dict[int, tuple[Mutant, list[str], bool, float]] = {}
     while pending or running:
         while pending and len(running) < max(jobs, 1):
-            m, chosen = pending.pop(0)
-            running[_child(m, chosen)] = (m, chosen, time.monotonic())
-        for pid, (m, chosen, start) in list(running.items()):
+            m, chosen, last = pending.pop(0)
+            running[_child(m, chosen)] = (m, chosen, last, time.monotonic())
+        for pid, (m, chosen, last, start) in list(running.items()):
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 del running[pid]
+                rest = [] if last else other_tests(chosen, hits, tests)
                 if os.waitstatus_to_exitcode(status) != 0:
                     yield m, "killed"
-                elif chosen != tests:
-                    pending.insert(0, (m, tests))
+                elif rest and chosen != tests:
+                    pending.insert(0, (m, rest, True))
                 else:
                     yield m, "survived"
             elif time.monotonic() - start > limit:
