@@ -42,7 +42,11 @@ TARGETS: dict[str, list[str]] = {
         "tests/auditing/test_compare.py",
         "tests/auditing/test_classify_rows.py",
     ],
-    "vcheck.auditing.measure": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
+    "vcheck.auditing.measure": [
+        "tests/auditing/test_verdicts.py",
+        "tests/auditing/test_compare.py",
+        "tests/auditing/test_measure_details.py",
+    ],
     "vcheck.auditing.construction": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
     "vcheck.auditing.differences": [
         "tests/auditing/test_verdicts.py",
