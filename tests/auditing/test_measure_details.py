@@ -4,13 +4,19 @@ numbers it hands to classify (lme4's criterion on lme4's design stands in for R)
 from __future__ import annotations
 
 import dataclasses
+import math
+import warnings
 
+import numpy as np
+import pandas as pd
 import pytest
 
+import vcheck
 from vcheck.auditing.comparison import python_criterion
 from vcheck.auditing.measure import measure
 from vcheck.auditing.plugin import submission
 from vcheck.core import tolerances
+from vcheck.core.fit import fit_design
 from vcheck.core.record import LmerFit
 from vcheck.reference import examples
 
@@ -44,3 +50,36 @@ def test_lme4_reporting_a_criterion_that_is_not_its_devfun_at_its_theta_is_recor
     near = dataclasses.replace(b, criterion=b.criterion + 0.5 * tie)
     m = _measure(b, near)
     assert m.reference_inconsistent == "" and m.optimum == near.criterion
+
+
+def _small_fit(groups: tuple[int, ...] = (3, 3, 2)) -> LmerFit:
+    """vcheck's REML fit of y ~ x + (x | g) on as many rows as random and fixed effects together."""
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(len(groups)), groups)
+    x = rng.normal(size=len(g))
+    data = pd.DataFrame({"y": x + rng.normal(size=len(g)), "x": x, "g": g.astype(str)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit_design(vcheck.lFormula("y ~ x + (x | g)", data), REML=True)
+
+
+def test_as_many_effects_as_observations_is_ill_posed() -> None:
+    b = _small_fit()
+    m = _measure(b, b)
+    assert (m.q, m.p, m.n) == (6, 2, 8)
+    assert m.ill_posed == ["q + p = 6 + 2 >= n = 8: as many random and fixed effects as observations"]
+    assert _measure(_lme4(), _lme4()).ill_posed == []
+    more = _small_fit((3, 3, 3))
+    assert _measure(more, more).ill_posed == []
+
+
+def test_an_unbounded_criterion_is_ill_posed_on_whichever_side_it_shows() -> None:
+    b = _lme4()
+    sub = dataclasses.replace(submission(b), criterion=-math.inf)
+    m = measure(sub, b, criterion=python_criterion(b))
+    assert m.ill_posed == ["its criterion is -inf: the likelihood is unbounded"]
+    unbounded = measure(submission(b), b, criterion=lambda theta, REML: -math.inf)
+    assert unbounded.ill_posed == [
+        "lme4's criterion is -inf: the likelihood is unbounded",
+        "lme4's at its theta criterion is -inf: the likelihood is unbounded",
+    ]
