@@ -83,3 +83,11 @@ def test_an_unbounded_criterion_is_ill_posed_on_whichever_side_it_shows() -> Non
         "lme4's criterion is -inf: the likelihood is unbounded",
         "lme4's at its theta criterion is -inf: the likelihood is unbounded",
     ]
+
+
+def test_an_lme4_record_without_its_criterion_is_measured_without_one() -> None:
+    b = _lme4()
+    m = _measure(b, dataclasses.replace(b, criterion=None))
+    assert m.optimum is None and m.d_at_theta is None and m.reference_inconsistent == ""
+    assert m.tie == tolerances.CRITERION_ABS
+    assert [d.quantity for d in m.at_optimum if d.quantity == "criterion"] == []
