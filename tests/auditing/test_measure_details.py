@@ -91,3 +91,11 @@ def test_an_lme4_record_without_its_criterion_is_measured_without_one() -> None:
     assert m.optimum is None and m.d_at_theta is None and m.reference_inconsistent == ""
     assert m.tie == tolerances.CRITERION_ABS
     assert [d.quantity for d in m.at_optimum if d.quantity == "criterion"] == []
+
+
+def test_a_screen_that_disagrees_never_makes_lme4_inconsistent() -> None:
+    """The screen may only confirm agreement; lme4's criterion decides every finding."""
+    b = _lme4()
+    exact = python_criterion(b)
+    m = measure(submission(b), b, criterion=exact, screen=lambda theta, REML: exact(theta, REML) + 1.0)
+    assert m.reference_inconsistent == "" and m.optimum == b.criterion
