@@ -99,3 +99,36 @@ def test_a_screen_that_disagrees_never_makes_lme4_inconsistent() -> None:
     exact = python_criterion(b)
     m = measure(submission(b), b, criterion=exact, screen=lambda theta, REML: exact(theta, REML) + 1.0)
     assert m.reference_inconsistent == "" and m.optimum == b.criterion
+
+
+def _quantities(diffs) -> list[str]:  # type: ignore[no-untyped-def]
+    return [d.quantity for d in diffs]
+
+
+def test_a_V_over_more_rows_is_matched_to_lme4s_rows_by_label() -> None:
+    """Its V over the data's 182 rows, lme4's over the 180 it kept: lined up by label, no difference."""
+    b = _lme4()
+    sub = submission(b)
+    n = b.X.shape[0]
+    labels = pd.Index([*range(n), n + 5, n + 6])[::-1]  # unsorted, two rows lme4 did not use
+    pos = labels.get_indexer(b.row_index)
+    big = np.eye(n + 2)
+    big[np.ix_(pos, pos)] = sub.V.toarray()
+    m = measure(dataclasses.replace(sub, V=big, row_index=labels), b, criterion=python_criterion(b))
+    assert m.model == []
+    (V,) = [d for d in m.at_parameters if d.quantity == "V"]
+    assert V.rel <= V.tol
+
+
+def test_quantities_of_another_model_are_not_measured_as_construction() -> None:
+    b = _lme4()
+    sub = submission(b)
+    n = b.X.shape[0]
+    other_rows = dataclasses.replace(sub, V=np.eye(n), row_index=pd.RangeIndex(1000, 1000 + n))
+    m = measure(other_rows, b, criterion=python_criterion(b))
+    assert [q for q, _, _ in m.model] == ["V"]
+    assert "V" not in _quantities(m.at_parameters) and "V" not in _quantities(m.at_optimum)
+    extra = dataclasses.replace(sub, beta=pd.concat([sub.beta, pd.Series({"Days^2": 0.1})]))
+    m = measure(extra, b, criterion=python_criterion(b))
+    assert [q for q, _, _ in m.model] == ["beta"]
+    assert "beta" not in _quantities(m.at_parameters) and "beta" not in _quantities(m.at_optimum)
