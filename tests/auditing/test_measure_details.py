@@ -132,3 +132,19 @@ def test_quantities_of_another_model_are_not_measured_as_construction() -> None:
     m = measure(extra, b, criterion=python_criterion(b))
     assert [q for q, _, _ in m.model] == ["beta"]
     assert "beta" not in _quantities(m.at_parameters) and "beta" not in _quantities(m.at_optimum)
+
+
+def test_an_ML_fit_with_as_many_fixed_effects_as_rows_is_measured_without_the_REML_sigma() -> None:
+    """n - p = 0: the REML criterion and its sigma do not exist; ML's are measured, nothing raises."""
+    b = dataclasses.replace(_small_fit(), REML=False)
+    n = b.X.shape[0]
+    X = np.random.default_rng(3).normal(size=(n, n))
+    names = [f"c{i}" for i in range(n)]
+    beta = np.linalg.solve(X, b.y)
+    square = dataclasses.replace(b, X=X, X_names=names, beta=beta)
+    sub = dataclasses.replace(
+        submission(square), beta=pd.Series(beta, index=names), sigma=0.5, criterion=None
+    )
+    m = measure(sub, square, criterion=python_criterion(square))
+    assert m.n == m.p == n and m.ill_posed[0].startswith("q + p = 6 + 8 >= n = 8")
+    assert m.sigma_own is not None and m.sigma_other is None
