@@ -148,3 +148,17 @@ def test_an_ML_fit_with_as_many_fixed_effects_as_rows_is_measured_without_the_RE
     m = measure(sub, square, criterion=python_criterion(square))
     assert m.n == m.p == n and m.ill_posed[0].startswith("q + p = 6 + 8 >= n = 8")
     assert m.sigma_own is not None and m.sigma_other is None
+
+
+def test_a_criterion_reported_at_its_own_sigma_is_held_to_lme4s_at_that_sigma() -> None:
+    """-2 log L at (theta, sigma) with a sigma off the profile is d(theta) + nu (log s + 1/s - 1): that
+    number agrees at its parameters, and the profiled d(theta) alone would not."""
+    b = _lme4()
+    n, p = b.X.shape
+    sigma = 1.01 * b.sigma
+    at_sigma = b.criterion + tolerances.sigma_excess(n - p, sigma, b.sigma)
+    sub = dataclasses.replace(submission(b), sigma=sigma, criterion=at_sigma)
+    m = measure(sub, b, criterion=python_criterion(b))
+    (crit,) = [d for d in m.at_parameters if d.quantity == "criterion"]
+    assert crit.rel <= crit.tol and crit.abs < 1e-6
+    assert at_sigma - b.criterion > 1e-3  # what the profiled criterion would have called a difference
