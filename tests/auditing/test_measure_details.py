@@ -157,7 +157,9 @@ def test_a_criterion_reported_at_its_own_sigma_is_held_to_lme4s_at_that_sigma() 
     n, p = b.X.shape
     sigma = 1.01 * b.sigma
     at_sigma = b.criterion + tolerances.sigma_excess(n - p, sigma, b.sigma)
-    sub = dataclasses.replace(submission(b), sigma=sigma, criterion=at_sigma)
+    # its record carries lme4's theta (the same random-effect covariances relative to its sigma)
+    rec = dataclasses.replace(b, sigma=sigma)
+    sub = dataclasses.replace(submission(b), sigma=sigma, criterion=at_sigma, record=rec)
     m = measure(sub, b, criterion=python_criterion(b))
     (crit,) = [d for d in m.at_parameters if d.quantity == "criterion"]
     assert crit.rel <= crit.tol and crit.abs < 1e-6
