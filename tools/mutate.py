@@ -6,12 +6,18 @@ and / or, `not x` -> x, True <-> False, numeric constants (0 -> 1, c -> 2c + 1),
 statement (`rows.append(...)`, `out.extend(...)`), a dropped `return` value (-> `return None`) and an
 `if` test forced true/false.  A mutant is killed when the module's fast tests fail (or hang past a time
 limit) with it in place of the original.  Docstrings, strings and type annotations are never mutated.
+A mutant first runs the tests that execute the statement it changes (mapped by one traced run of the
+original, fastest first); only a mutant that survives those runs every other test too, so a survivor
+has passed every test.
 
 Mutants run in forked children of one process that has already imported vcheck and the tests; in the
 child the mutant's code replaces the module's (and the names other modules imported from it), so the
 files on disk never change.  The module swapped in unchanged must pass its tests first.
 
     python tools/mutate.py --out reports/mutation.md [--judged tools/mutation_judged.toml] [-j 2]
+    python tools/mutate.py --module M --results M.jsonl [-j 2]      # one module, outcomes as they come
+    python tools/mutate.py --module M --only KEY ... --results M.jsonl   # re-run chosen mutants
+    python tools/mutate.py --report-from *.jsonl --out reports/mutation.md  # the report of those runs
 
 `--judged` lists surviving mutants judged equivalent, each with its reason (keyed by module, line and
 the mutant's description); the report counts them apart and gives every other survivor in full.
