@@ -14,7 +14,7 @@ import pytest
 import vcheck
 from vcheck.auditing.comparison import python_criterion
 from vcheck.auditing.measure import measure
-from vcheck.auditing.plugin import submission
+from vcheck.auditing.plugin import Submission, submission
 from vcheck.core import tolerances
 from vcheck.core.fit import fit_design
 from vcheck.core.record import LmerFit
@@ -99,6 +99,9 @@ def test_a_screen_that_disagrees_never_makes_lme4_inconsistent() -> None:
     exact = python_criterion(b)
     m = measure(submission(b), b, criterion=exact, screen=lambda theta, REML: exact(theta, REML) + 1.0)
     assert m.reference_inconsistent == "" and m.optimum == b.criterion
+    (crit,) = [d for d in m.at_parameters if d.quantity == "criterion"]
+    assert crit.rel <= crit.tol  # the screen's difference was checked with lme4's criterion
+    assert m.d_at_theta == pytest.approx(b.criterion, abs=1e-8)
 
 
 def _quantities(diffs) -> list[str]:  # type: ignore[no-untyped-def]
@@ -164,3 +167,29 @@ def test_a_criterion_reported_at_its_own_sigma_is_held_to_lme4s_at_that_sigma() 
     (crit,) = [d for d in m.at_parameters if d.quantity == "criterion"]
     assert crit.rel <= crit.tol and crit.abs < 1e-6
     assert at_sigma - b.criterion > 1e-3  # what the profiled criterion would have called a difference
+
+
+def test_the_other_criterion_is_asked_only_when_its_criterion_differs() -> None:
+    b = _lme4()
+    assert _measure(b, b).criterion_other is None  # no needless R round trip
+    off = dataclasses.replace(submission(b), criterion=b.criterion + 5.0)
+    m = measure(off, b, criterion=python_criterion(b))
+    assert m.criterion_other is not None and m.criterion_other.detail.startswith(
+        "lme4's ML at its parameters"
+    )
+
+
+def test_an_infinite_criterion_where_lme4s_is_infinite_too_is_unbounded_not_a_difference() -> None:
+    b = _lme4()
+    sub = dataclasses.replace(submission(b), criterion=None, extra={"criterion_given": math.inf})
+    m = measure(sub, b, criterion=lambda theta, REML: math.inf)
+    assert "criterion" not in _quantities(m.at_parameters)
+    assert any(text.endswith("the criterion is unbounded") for text in m.ill_posed)
+
+
+def test_an_answer_without_sigma_is_measured_on_what_it_gives() -> None:
+    b = _lme4()
+    beta_only = Submission(source="impl", beta=submission(b).beta)
+    m = measure(beta_only, b, criterion=python_criterion(b))
+    assert _quantities(m.at_optimum) == ["beta"]
+    assert {q for q, _ in m.missing} == {"sigma", "varcorr", "theta", "criterion", "V", "ranef"}
