@@ -193,3 +193,21 @@ def test_an_answer_without_sigma_is_measured_on_what_it_gives() -> None:
     m = measure(beta_only, b, criterion=python_criterion(b))
     assert _quantities(m.at_optimum) == ["beta"]
     assert {q for q, _ in m.missing} == {"sigma", "varcorr", "theta", "criterion", "V", "ranef"}
+
+
+def test_criterion_differences_are_relative_to_the_larger_of_the_criterion_and_one() -> None:
+    """|its - lme4's| / max(|lme4's|, 1), the tolerance scaled alike; an infinite criterion of lme4's
+    gives an infinite difference against the unscaled tolerance (here lme4's criterion is a constant
+    0.5, or +inf, so that the scale is 1)."""
+    b = _lme4()
+    sub = dataclasses.replace(submission(b), criterion=0.75)
+    small = measure(sub, b, criterion=lambda theta, REML: 0.5)
+    unbounded = measure(sub, b, criterion=lambda theta, REML: math.inf)
+    (c_small,) = [d for d in small.at_parameters if d.quantity == "criterion"]
+    (c_inf,) = [d for d in unbounded.at_parameters if d.quantity == "criterion"]
+    assert c_small.rel == c_small.abs == pytest.approx(0.25, abs=0.05)
+    assert c_inf.rel == math.inf and c_inf.tol == c_small.tol
+    o_small, o_inf = small.criterion_other, unbounded.criterion_other
+    assert o_small is not None and o_inf is not None
+    assert o_small.rel == o_small.abs == pytest.approx(0.25, abs=0.05) and o_small.tol == c_small.tol
+    assert o_inf.rel == math.inf and o_inf.tol == c_small.tol
