@@ -211,3 +211,18 @@ def test_criterion_differences_are_relative_to_the_larger_of_the_criterion_and_o
     assert o_small is not None and o_inf is not None
     assert o_small.rel == o_small.abs == pytest.approx(0.25, abs=0.05) and o_small.tol == c_small.tol
     assert o_inf.rel == math.inf and o_inf.tol == c_small.tol
+
+
+def test_lme4s_other_fit_is_asked_for_only_when_the_optima_differ() -> None:
+    b = _lme4()
+    asked: list[bool] = []
+
+    def refit(REML: bool) -> LmerFit:
+        asked.append(REML)
+        return _lme4("sleepstudy_ml")
+
+    m = measure(submission(b), b, criterion=python_criterion(b), refit=refit)
+    assert asked == [] and m.other_reml is None
+    ml = _lme4("sleepstudy_ml")
+    m = measure(submission(ml), b, criterion=python_criterion(b), refit=refit)
+    assert asked == [False] and m.other_reml is True
