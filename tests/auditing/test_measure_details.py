@@ -226,3 +226,30 @@ def test_lme4s_other_fit_is_asked_for_only_when_the_optima_differ() -> None:
     ml = _lme4("sleepstudy_ml")
     m = measure(submission(ml), b, criterion=python_criterion(b), refit=refit)
     assert asked == [False] and m.other_reml is True
+
+
+def test_a_records_own_warnings_are_kept_and_the_answers_words_win() -> None:
+    b = _lme4()
+    rec = dataclasses.replace(b, extra={"converged": False, "warnings": ["boundary (singular) fit"]})
+    m = _measure(rec, b)
+    assert m.warnings == ["converged = False", "boundary (singular) fit"]
+    sub = dataclasses.replace(submission(rec), extra={"warnings": "Hessian is singular"})
+    m = measure(sub, b, criterion=python_criterion(b))
+    assert m.warnings == ["converged = False", "Hessian is singular"]
+
+
+def test_REML_with_no_more_rows_than_fixed_effects_is_ill_posed() -> None:
+    """n = p under REML: the REML criterion does not exist (lme4's criterion is given as a constant
+    here, vcheck's refuses such a design)."""
+    b = _small_fit()
+    n = b.X.shape[0]
+    X = np.random.default_rng(3).normal(size=(n, n))
+    names = [f"c{i}" for i in range(n)]
+    beta = pd.Series(np.linalg.solve(X, b.y), index=names)
+    square = dataclasses.replace(b, X=X, X_names=names, beta=beta)
+    m = measure(submission(square), square, criterion=lambda theta, REML: 10.0)
+    assert f"n = {n} <= p = {n}: the REML criterion is not defined" in m.ill_posed
+    ml = dataclasses.replace(square, REML=False)
+    assert not any(
+        "REML criterion" in t for t in measure(submission(ml), ml, criterion=lambda t, R: 10.0).ill_posed
+    )
