@@ -253,3 +253,13 @@ def test_REML_with_no_more_rows_than_fixed_effects_is_ill_posed() -> None:
     assert not any(
         "REML criterion" in t for t in measure(submission(ml), ml, criterion=lambda t, R: 10.0).ill_posed
     )
+
+
+def test_a_record_with_its_own_theta_gets_roundoff_tolerances_only() -> None:
+    """No varcorr -> theta round trip for a record that carries theta: a V off by 1e-8 relative is far
+    beyond the roundoff of its construction."""
+    b = _lme4()
+    sub = submission(b)
+    m = measure(dataclasses.replace(sub, V=sub.V * (1 + 1e-8)), b, criterion=python_criterion(b))
+    (V,) = [d for d in m.at_parameters if d.quantity == "V"]
+    assert V.rel == pytest.approx(1e-8, rel=1e-3) and V.tol < 1e-11
