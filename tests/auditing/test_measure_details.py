@@ -193,6 +193,9 @@ def test_an_answer_without_sigma_is_measured_on_what_it_gives() -> None:
     m = measure(beta_only, b, criterion=python_criterion(b))
     assert _quantities(m.at_optimum) == ["beta"]
     assert {q for q, _ in m.missing} == {"sigma", "varcorr", "theta", "criterion", "V", "ranef"}
+    with_varcorr = Submission(source="impl", beta=submission(b).beta, varcorr=submission(b).varcorr)
+    m = measure(with_varcorr, b, criterion=python_criterion(b))
+    assert _quantities(m.at_optimum) == ["beta"] and {q for q, _ in m.missing} >= {"sigma", "theta"}
 
 
 def test_criterion_differences_are_relative_to_the_larger_of_the_criterion_and_one() -> None:
@@ -263,3 +266,13 @@ def test_a_record_with_its_own_theta_gets_roundoff_tolerances_only() -> None:
     m = measure(dataclasses.replace(sub, V=sub.V * (1 + 1e-8)), b, criterion=python_criterion(b))
     (V,) = [d for d in m.at_parameters if d.quantity == "V"]
     assert V.rel == pytest.approx(1e-8, rel=1e-3) and V.tol < 1e-11
+
+
+def test_a_zero_response_has_no_profiled_sigma_and_is_measured_without_one() -> None:
+    """y = 0: pwrss = 0 at every theta, the criterion is -inf and there is no profiled sigma."""
+    b = _small_fit()
+    zero = dataclasses.replace(b, y=np.zeros_like(b.y))
+    m = measure(dataclasses.replace(submission(zero), sigma=0.5), zero, criterion=python_criterion(zero))
+    assert m.sigma_own is None and m.sigma_other is None
+    (crit,) = [d for d in m.at_parameters if d.quantity == "criterion"]
+    assert crit.rel == math.inf
