@@ -54,6 +54,10 @@ def test_abs_diff() -> None:
     assert abs_diff([], []) == 0.0
 
 
+def test_criterion_names() -> None:
+    assert (differences.crit_name(True), differences.crit_name(False)) == ("REML", "ML")
+
+
 def test_div_and_infinite() -> None:
     assert div(3.0, 2.0) == 1.5
     assert div(math.inf, 2.0) == math.inf and div(math.nan, 2.0) == math.inf
@@ -65,7 +69,7 @@ def test_same_pattern_ignores_stored_order_and_values() -> None:
     a = sp.csc_matrix(np.array([[1.0, 0.0], [2.0, 3.0]]))
     shuffled = sp.csc_matrix((a.data[::-1] * 5, a.indices.copy(), a.indptr.copy()), shape=a.shape)
     shuffled.indices[:2] = shuffled.indices[:2][::-1]
-    assert same_pattern(a, shuffled)
+    assert same_pattern(a, shuffled) and same_pattern(shuffled, a)
     assert not same_pattern(a, sp.csc_matrix(np.array([[1.0, 1.0], [2.0, 3.0]])))
     assert not same_pattern(a, sp.csc_matrix(np.array([[1.0, 0.0], [0.0, 3.0]])))
 
@@ -112,6 +116,8 @@ def test_v_diff_entry_by_entry() -> None:
     # fewer rows than lme4's, or more rows without labels to pick lme4's: infinitely different
     assert v_diff(B[:3, :3], B, None, 4) == (math.inf, math.inf)
     assert v_diff(_V(5), B, None, 4) == (math.inf, math.inf)
+    assert v_diff(aslinearoperator(B[:3, :3]), B, None, 4) == (math.inf, math.inf)
+    assert v_diff(aslinearoperator(B[:3, :3]), B, np.array([0, 1, 2, 3]), 4) == (math.inf, math.inf)
 
 
 def test_v_diff_picks_lme4s_rows_out_of_a_larger_V_by_position() -> None:

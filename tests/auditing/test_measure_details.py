@@ -16,6 +16,7 @@ from vcheck.auditing.comparison import python_criterion
 from vcheck.auditing.measure import measure
 from vcheck.auditing.plugin import Submission, submission
 from vcheck.core import tolerances
+from vcheck.core.errors import RError
 from vcheck.core.fit import fit_design
 from vcheck.core.record import LmerFit
 from vcheck.reference import examples
@@ -276,3 +277,34 @@ def test_a_zero_response_has_no_profiled_sigma_and_is_measured_without_one() -> 
     assert m.sigma_own is None and m.sigma_other is None
     (crit,) = [d for d in m.at_parameters if d.quantity == "criterion"]
     assert crit.rel == math.inf
+
+
+def test_a_term_lme4_does_not_have_leaves_its_parameters_unmapped() -> None:
+    b = _lme4()
+    sub = submission(b)
+    assert _measure(b, b).unmapped is False
+    extra_term = dataclasses.replace(
+        sub, varcorr=[*sub.varcorr, ("Night", "(Intercept)", None, 4.0)], record=None
+    )
+    m = measure(extra_term, b, criterion=python_criterion(b))
+    assert m.unmapped is True and m.at_parameters == [] and m.d_at_theta is None
+
+
+def test_lme4s_criterion_refusing_a_theta_is_answered_on_lme4s_design() -> None:
+    """lme4's devfun refuses some thetas ("Downdated VtV is not positive definite"): the same formula
+    on lme4's own design answers instead."""
+    b = _lme4()
+
+    def refusing(theta: np.ndarray, REML: bool) -> float:
+        raise RError("Downdated VtV is not positive definite")
+
+    m = measure(submission(b), b, criterion=refusing)
+    assert m.d_at_theta == pytest.approx(b.criterion, abs=1e-7) and m.reference_inconsistent == ""
+
+
+def test_the_criterion_at_its_theta_comes_from_lme4s_criterion_not_the_screen() -> None:
+    """At another optimum the screen's number is checked with lme4's criterion, which is reported."""
+    b, ml = _lme4(), _lme4("sleepstudy_ml")
+    exact = python_criterion(b)
+    m = measure(submission(ml), b, criterion=exact, screen=lambda theta, REML: exact(theta, REML) + 1.0)
+    assert m.d_at_theta == pytest.approx(exact(np.asarray(ml.theta), True), abs=1e-9)
