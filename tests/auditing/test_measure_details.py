@@ -308,3 +308,14 @@ def test_the_criterion_at_its_theta_comes_from_lme4s_criterion_not_the_screen() 
     exact = python_criterion(b)
     m = measure(submission(ml), b, criterion=exact, screen=lambda theta, REML: exact(theta, REML) + 1.0)
     assert m.d_at_theta == pytest.approx(exact(np.asarray(ml.theta), True), abs=1e-9)
+
+
+def test_a_beta_off_by_more_than_roundoff_but_costing_nothing_is_within() -> None:
+    """beta 1e-9 relative off lme4's GLS beta: beyond the backward-error tolerance, but it moves the
+    criterion by (beta - beta_GLS)' X'V^-1X (beta - beta_GLS), far below the tie."""
+    b = _lme4()
+    sub = submission(b)
+    m = measure(dataclasses.replace(sub, beta=sub.beta * (1 + 1e-9)), b, criterion=python_criterion(b))
+    (beta,) = [d for d in m.at_parameters if d.quantity == "beta"]
+    assert beta.rel > beta.tol and beta.within
+    assert beta.cost is not None and 0 < beta.cost < 1e-10
