@@ -72,6 +72,8 @@ def test_same_pattern_ignores_stored_order_and_values() -> None:
     assert same_pattern(a, shuffled) and same_pattern(shuffled, a)
     assert not same_pattern(a, sp.csc_matrix(np.array([[1.0, 1.0], [2.0, 3.0]])))
     assert not same_pattern(a, sp.csc_matrix(np.array([[1.0, 0.0], [0.0, 3.0]])))
+    # the same number of entries per column, in other rows
+    assert not same_pattern(a, sp.csc_matrix(np.array([[1.0, 1.0], [2.0, 0.0]])))
 
 
 def test_sorted_csc_sorts_a_copy() -> None:

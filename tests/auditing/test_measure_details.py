@@ -138,20 +138,23 @@ def test_quantities_of_another_model_are_not_measured_as_construction() -> None:
     assert "beta" not in _quantities(m.at_parameters) and "beta" not in _quantities(m.at_optimum)
 
 
-def test_an_ML_fit_with_as_many_fixed_effects_as_rows_is_measured_without_the_REML_sigma() -> None:
-    """n - p = 0: the REML criterion and its sigma do not exist; ML's are measured, nothing raises."""
+@pytest.mark.parametrize("p", [8, 7])
+def test_an_ML_fit_with_as_many_fixed_effects_as_rows_is_measured_without_the_REML_sigma(p: int) -> None:
+    """n - p = 0: the REML criterion and its sigma do not exist; ML's are measured, nothing raises.
+    n - p = 1: the REML sigma exists."""
     b = dataclasses.replace(_small_fit(), REML=False)
     n = b.X.shape[0]
-    X = np.random.default_rng(3).normal(size=(n, n))
-    names = [f"c{i}" for i in range(n)]
-    beta = np.linalg.solve(X, b.y)
+    X = np.random.default_rng(3).normal(size=(n, p))
+    names = [f"c{i}" for i in range(p)]
+    beta = np.linalg.lstsq(X, b.y, rcond=None)[0]
     square = dataclasses.replace(b, X=X, X_names=names, beta=beta)
     sub = dataclasses.replace(
         submission(square), beta=pd.Series(beta, index=names), sigma=0.5, criterion=None
     )
     m = measure(sub, square, criterion=python_criterion(square))
-    assert m.n == m.p == n and m.ill_posed[0].startswith("q + p = 6 + 8 >= n = 8")
-    assert m.sigma_own is not None and m.sigma_other is None
+    assert (m.n, m.p) == (n, p) and m.ill_posed[0].startswith(f"q + p = 6 + {p} >= n = 8")
+    assert m.sigma_own is not None
+    assert (m.sigma_other is None) == (p == n)
 
 
 def test_a_criterion_reported_at_its_own_sigma_is_held_to_lme4s_at_that_sigma() -> None:
@@ -167,6 +170,7 @@ def test_a_criterion_reported_at_its_own_sigma_is_held_to_lme4s_at_that_sigma() 
     m = measure(sub, b, criterion=python_criterion(b))
     (crit,) = [d for d in m.at_parameters if d.quantity == "criterion"]
     assert crit.rel <= crit.tol and crit.abs < 1e-6
+    assert m.sigma_own is not None and m.sigma_own.rel == pytest.approx(0.01, rel=1e-4)
     assert at_sigma - b.criterion > 1e-3  # what the profiled criterion would have called a difference
 
 
