@@ -205,6 +205,7 @@ def test_each_layout_piece_is_named_when_it_differs() -> None:
     (row,) = layout_differences(dataclasses.replace(b, X=X), b, 1e-10)
     assert row[0] == "X" and row[2] == pytest.approx(1e-6 / max(float(np.abs(b.X).max()), 1.0), rel=1e-6)
     assert layout_differences(dataclasses.replace(b, X=X), b, 1e-5) == []
+    assert layout_differences(dataclasses.replace(b, X=X), b, row[2]) == []  # at the tolerance: agrees
     assert names(dataclasses.replace(b, X=b.X[:, :1])) == ["X"]
     Zt = b.Zt.copy().astype(float)
     Zt.data[5] *= 1.5

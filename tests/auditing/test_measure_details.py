@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import vcheck
+from vcheck.auditing import construction
 from vcheck.auditing.comparison import python_criterion
 from vcheck.auditing.measure import measure
 from vcheck.auditing.plugin import Submission, submission
@@ -177,6 +178,9 @@ def test_a_criterion_reported_at_its_own_sigma_is_held_to_lme4s_at_that_sigma() 
 def test_the_other_criterion_is_asked_only_when_its_criterion_differs() -> None:
     b = _lme4()
     assert _measure(b, b).criterion_other is None  # no needless R round trip
+    within_tie = dataclasses.replace(submission(b), criterion=b.criterion + 0.5 * tolerances.tie(b.criterion))
+    m = measure(within_tie, b, criterion=python_criterion(b))
+    assert m.criterion_other is None
     off = dataclasses.replace(submission(b), criterion=b.criterion + 5.0)
     m = measure(off, b, criterion=python_criterion(b))
     assert m.criterion_other is not None and m.criterion_other.detail.startswith(
@@ -323,3 +327,14 @@ def test_a_beta_off_by_more_than_roundoff_but_costing_nothing_is_within() -> Non
     (beta,) = [d for d in m.at_parameters if d.quantity == "beta"]
     assert beta.rel > beta.tol and beta.within
     assert beta.cost is not None and 0 < beta.cost < 1e-10
+
+
+def test_the_criterion_tolerance_counts_n_plus_q_terms() -> None:
+    """The criterion sums n + q terms (log det L and the residuals), each with its roundoff."""
+    b = _lme4()
+    m = _measure(b, b)
+    (crit,) = [d for d in m.at_parameters if d.quantity == "criterion"]
+    lme = construction.require_design(b)
+    kappa = construction.AtTheta(lme, lme.theta, lme.sigma).kappa()
+    expected = tolerances.criterion_tolerance(kappa, lme.n + lme.q) / max(abs(b.criterion), 1.0)
+    assert crit.tol == pytest.approx(expected, rel=1e-6)
