@@ -175,6 +175,10 @@ def test_ranef_is_compared_by_group_level_label_and_coefficient_name() -> None:
     off = {"g": ref["g"] + np.array([[0.0, 0.0], [0.2, 0.0]])}
     assert ranef_diff(off, ref) == (pytest.approx(0.1), pytest.approx(0.2))
     assert ranef_diff({}, ref) == (math.inf, math.inf)
+    # relative to the largest mode, however small the modes are
+    tiny = {"g": pd.DataFrame({"u": [1e-3, -2e-3]}, index=["a", "b"])}
+    rel, abs_d = ranef_diff({"g": tiny["g"] + 2e-4}, tiny)
+    assert rel == pytest.approx(0.1, rel=1e-9) and abs_d == pytest.approx(2e-4, rel=1e-9)
     # numeric level labels match their string spelling
     num = {"g": pd.DataFrame({"u": [1.0, 2.0]}, index=[1, 2])}
     assert ranef_diff({"g": pd.DataFrame({"u": [1.0, 2.0]}, index=["1", "2"])}, num) == (0.0, 0.0)
