@@ -67,3 +67,9 @@ def test_varcorr_and_V_must_be_finite() -> None:
     with pytest.raises(PluginError, match="V has non-finite entries"):
         readable(_sub(V=sp.csc_matrix(bad)))
     readable(_sub(V=aslinearoperator(V)))  # an operator is only ever multiplied: nothing to scan
+
+
+def test_a_V_that_is_not_square_is_refused() -> None:
+    for V in (np.ones((3, 2)), sp.csc_matrix(np.ones((2, 3))), aslinearoperator(np.ones((3, 2))), np.ones(3)):
+        with pytest.raises(PluginError, match="V must be square"):
+            readable(_sub(V=V))

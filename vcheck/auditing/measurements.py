@@ -69,7 +69,8 @@ class Measurements:
 
 
 def readable(sub: Submission) -> None:
-    """PluginError when the answer gives nothing the protocol knows or carries non-finite numbers."""
+    """PluginError when the answer gives nothing the protocol knows, carries non-finite numbers or a V
+    that is not square (a Submission built by hand skips `plugin.submission`'s checks)."""
     given = [sub.beta, sub.sigma, sub.varcorr, sub.V, sub.criterion, sub.record]
     if all(x is None for x in given):
         raise PluginError(f"{sub.source} gives none of beta, sigma, varcorr, V, criterion")
@@ -80,6 +81,8 @@ def readable(sub: Submission) -> None:
     if sub.varcorr is not None and not all(math.isfinite(r[3]) for r in sub.varcorr):
         raise PluginError("its varcorr has non-finite covariances")
     V: Any = sub.V
+    if V is not None and (len(V.shape) != 2 or V.shape[0] != V.shape[1]):
+        raise PluginError(f"V must be square (n x n), not of shape {V.shape}")
     if V is not None and not isinstance(V, LinearOperator):
         data = V.data if sp.issparse(V) else np.asarray(V)  # type: ignore[attr-defined]
         if not np.all(np.isfinite(data)):
