@@ -225,3 +225,18 @@ def test_each_layout_piece_is_named_when_it_differs() -> None:
     assert names(dataclasses.replace(b, Lind=Lind)) == ["Lind"]
     # pieces the record does not carry are not compared
     assert names(dataclasses.replace(b, X=None, Zt=None, Lambdat=None, Lind=None, flist=None)) == []
+
+
+def test_layout_values_are_relative_to_the_larger_of_their_largest_entry_and_one() -> None:
+    """X and Zt values: max |a - b| / max(max |b|, 1), and a difference at the tolerance agrees."""
+    b = _record()
+    small = dataclasses.replace(b, X=b.X / 9.0, Zt=b.Zt / 9.0)  # largest entries exactly 1
+    X = small.X.copy()
+    X[3, 1] += 1e-6
+    ((name, _, rel),) = layout_differences(dataclasses.replace(small, X=X), small, 1e-10)
+    assert name == "X" and rel == pytest.approx(1e-6, rel=1e-6)
+    Zt = small.Zt.copy()
+    Zt.data[5] += 1e-6
+    ((name, _, rel),) = layout_differences(dataclasses.replace(small, Zt=Zt), small, 1e-10)
+    assert name == "Zt" and rel == pytest.approx(1e-6, rel=1e-6)
+    assert layout_differences(dataclasses.replace(small, Zt=Zt), small, rel) == []
