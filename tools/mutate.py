@@ -63,6 +63,7 @@ TARGETS: dict[str, list[str]] = {
         "tests/auditing/test_verdicts.py",
         "tests/auditing/test_compare.py",
         "tests/auditing/test_measurements.py",
+        "tests/auditing/test_measure_details.py",
     ],
     "vcheck.core.covariance": ["tests/core/test_covariance.py", "tests/core/test_covariance_weights.py"],
 }

@@ -201,7 +201,16 @@ def test_an_answer_without_sigma_is_measured_on_what_it_gives() -> None:
     beta_only = Submission(source="impl", beta=submission(b).beta)
     m = measure(beta_only, b, criterion=python_criterion(b))
     assert _quantities(m.at_optimum) == ["beta"]
-    assert {q for q, _ in m.missing} == {"sigma", "varcorr", "theta", "criterion", "V", "ranef"}
+    assert dict(m.missing) == {
+        "sigma": "impl does not give sigma",
+        "varcorr": "impl does not give varcorr",
+        "theta": "impl gives no varcorr and sigma to map onto lme4's theta",
+        "criterion": "impl does not give criterion",
+        "V": "impl does not give V",
+        "ranef": "impl does not give ranef",
+    }
+    no_modes = measure(submission(b), dataclasses.replace(b, ranef=None), criterion=python_criterion(b))
+    assert no_modes.missing == [("ranef", "lme4's record has no conditional modes to compare with")]
     with_varcorr = Submission(source="impl", beta=submission(b).beta, varcorr=submission(b).varcorr)
     m = measure(with_varcorr, b, criterion=python_criterion(b))
     assert _quantities(m.at_optimum) == ["beta"] and {q for q, _ in m.missing} >= {"sigma", "theta"}
@@ -338,3 +347,9 @@ def test_the_criterion_tolerance_counts_n_plus_q_terms() -> None:
     kappa = construction.AtTheta(lme, lme.theta, lme.sigma).kappa()
     expected = tolerances.criterion_tolerance(kappa, lme.n + lme.q) / max(abs(b.criterion), 1.0)
     assert crit.tol == pytest.approx(expected, rel=1e-6)
+
+
+def test_lme4s_criterion_is_compared_with_its_own_number_not_its_negative() -> None:
+    b = dataclasses.replace(_lme4(), criterion=2.0)
+    m = measure(submission(b), b, criterion=lambda theta, REML: -2.0)
+    assert "lme4's reported REML criterion 2 is not its own devfun at its theta, -2" in m.reference_inconsistent
