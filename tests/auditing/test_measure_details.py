@@ -352,4 +352,5 @@ def test_the_criterion_tolerance_counts_n_plus_q_terms() -> None:
 def test_lme4s_criterion_is_compared_with_its_own_number_not_its_negative() -> None:
     b = dataclasses.replace(_lme4(), criterion=2.0)
     m = measure(submission(b), b, criterion=lambda theta, REML: -2.0)
-    assert "lme4's reported REML criterion 2 is not its own devfun at its theta, -2" in m.reference_inconsistent
+    text = m.reference_inconsistent
+    assert "lme4's reported REML criterion 2 is not its own devfun at its theta, -2" in text
