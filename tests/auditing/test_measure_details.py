@@ -270,6 +270,12 @@ def test_REML_with_no_more_rows_than_fixed_effects_is_ill_posed() -> None:
     square = dataclasses.replace(b, X=X, X_names=names, beta=beta)
     m = measure(submission(square), square, criterion=lambda theta, REML: 10.0)
     assert f"n = {n} <= p = {n}: the REML criterion is not defined" in m.ill_posed
+    # n - p = 1 under REML: its sigma is held to the REML profiled sigma
+    X7 = X[:, :-1]
+    beta7 = pd.Series(np.linalg.lstsq(X7, b.y, rcond=None)[0], index=names[:-1])
+    seven = dataclasses.replace(b, X=X7, X_names=names[:-1], beta=beta7)
+    m7 = measure(submission(seven), seven, criterion=lambda theta, REML: 10.0)
+    assert m7.sigma_own is not None and not any("REML criterion" in t for t in m7.ill_posed)
     ml = dataclasses.replace(square, REML=False)
     assert not any(
         "REML criterion" in t for t in measure(submission(ml), ml, criterion=lambda t, R: 10.0).ill_posed
