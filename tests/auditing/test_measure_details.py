@@ -172,6 +172,9 @@ def test_a_criterion_reported_at_its_own_sigma_is_held_to_lme4s_at_that_sigma() 
     (crit,) = [d for d in m.at_parameters if d.quantity == "criterion"]
     assert crit.rel <= crit.tol and crit.abs < 1e-6
     assert m.sigma_own is not None and m.sigma_own.rel == pytest.approx(0.01, rel=1e-4)
+    other = b.sigma * math.sqrt((n - p) / n)  # the ML profiled sigma at the same theta
+    assert m.sigma_other is not None
+    assert m.sigma_other.rel == pytest.approx(abs(sigma - other) / other, rel=1e-4)
     assert at_sigma - b.criterion > 1e-3  # what the profiled criterion would have called a difference
 
 
@@ -276,6 +279,15 @@ def test_REML_with_no_more_rows_than_fixed_effects_is_ill_posed() -> None:
     seven = dataclasses.replace(b, X=X7, X_names=names[:-1], beta=beta7)
     m7 = measure(submission(seven), seven, criterion=lambda theta, REML: 10.0)
     assert m7.sigma_own is not None and not any("REML criterion" in t for t in m7.ill_posed)
+    # ... and a criterion reported at its own sigma is lme4's at that sigma, nu = 1
+    own = construction.OnLmeDesign(seven).sigma(np.asarray(seven.theta), True)
+    at_2 = 10.0 + tolerances.sigma_excess(1, 2 * own, own)
+    rec = dataclasses.replace(seven, sigma=2 * own)
+    sub = dataclasses.replace(submission(seven), sigma=2 * own, criterion=at_2, record=rec)
+    (crit,) = [
+        d for d in measure(sub, seven, criterion=lambda t, R: 10.0).at_parameters if d.quantity == "criterion"
+    ]
+    assert crit.abs < 1e-9
     ml = dataclasses.replace(square, REML=False)
     assert not any(
         "REML criterion" in t for t in measure(submission(ml), ml, criterion=lambda t, R: 10.0).ill_posed
