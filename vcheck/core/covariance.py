@@ -219,10 +219,10 @@ def gls_beta(
         XtVX = np.zeros((X.shape[1], X.shape[1]))
         XtVy = np.zeros(X.shape[1])
         for rows, block in V_blocks(Zt, Lambdat, sigma, max_rows=max_rows, weights=weights):
-            cf = sla.cho_factor(block, lower=True, check_finite=False)
+            cf = sla.cho_factor(block, lower=True)  # checks finiteness: an overflow raises, never a NaN beta
             Xb = X[rows]
-            XtVX += Xb.T @ sla.cho_solve(cf, Xb, check_finite=False)
-            XtVy += Xb.T @ sla.cho_solve(cf, y[rows], check_finite=False)
+            XtVX += Xb.T @ sla.cho_solve(cf, Xb)
+            XtVy += Xb.T @ sla.cho_solve(cf, y[rows])
     else:
         # with w = 1 / d: V^-1 = sigma^-2 (diag(w) - diag(w) W' (I + W diag(w) W')^-1 W diag(w))
         w = np.ones(X.shape[0]) if d is None else 1.0 / d
