@@ -186,9 +186,11 @@ def test_the_other_criterion_is_asked_only_when_its_criterion_differs() -> None:
     assert m.criterion_other is None
     off = dataclasses.replace(submission(b), criterion=b.criterion + 5.0)
     m = measure(off, b, criterion=python_criterion(b))
-    assert m.criterion_other is not None and m.criterion_other.detail.startswith(
-        "lme4's ML at its parameters"
-    )
+    assert m.criterion_other is not None
+    assert m.criterion_other.detail.startswith("lme4's ML at its parameters")
+    # both relative to their criteria (about 1750 each): the same tolerance to 1%
+    (crit,) = [d for d in m.at_parameters if d.quantity == "criterion"]
+    assert m.criterion_other.tol == pytest.approx(crit.tol, rel=0.01)
 
 
 def test_an_infinite_criterion_where_lme4s_is_infinite_too_is_unbounded_not_a_difference() -> None:
@@ -247,6 +249,10 @@ def test_lme4s_other_fit_is_asked_for_only_when_the_optima_differ() -> None:
 
     m = measure(submission(b), b, criterion=python_criterion(b), refit=refit)
     assert asked == [] and m.other_reml is None
+    # every row exactly at its tolerance (0 here) still agrees: no refit
+    same = dataclasses.replace(submission(b), V=None)
+    m = measure(same, b, criterion=python_criterion(b), refit=refit, tol_optimum=0.0)
+    assert asked == [] and {d.rel for d in m.at_optimum} == {0.0}
     ml = _lme4("sleepstudy_ml")
     m = measure(submission(ml), b, criterion=python_criterion(b), refit=refit)
     assert asked == [False] and m.other_reml is True
@@ -372,3 +378,14 @@ def test_lme4s_criterion_is_compared_with_its_own_number_not_its_negative() -> N
     m = measure(submission(b), b, criterion=lambda theta, REML: -2.0)
     text = m.reference_inconsistent
     assert "lme4's reported REML criterion 2 is not its own devfun at its theta, -2" in text
+
+
+@pytest.mark.parametrize(("shift", "other"), [(0.5e-5, True), (1.5e-5, False)])
+def test_lme4s_other_optimum_is_recognised_within_ten_times_the_optimum_tolerance(
+    shift: float, other: bool
+) -> None:
+    b, ml = _lme4(), _lme4("sleepstudy_ml")
+    theta = np.asarray(ml.theta, dtype=float) + np.array([shift, 0.0, 0.0])
+    near = dataclasses.replace(ml, theta=theta)
+    m = measure(submission(near), b, criterion=python_criterion(b), refit=lambda REML: ml)
+    assert m.other_reml is other
