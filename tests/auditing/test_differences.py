@@ -67,9 +67,11 @@ def test_div_and_infinite() -> None:
 
 def test_same_pattern_ignores_stored_order_and_values() -> None:
     a = sp.csc_matrix(np.array([[1.0, 0.0], [2.0, 3.0]]))
-    shuffled = sp.csc_matrix((a.data[::-1] * 5, a.indices.copy(), a.indptr.copy()), shape=a.shape)
-    shuffled.indices[:2] = shuffled.indices[:2][::-1]
-    assert same_pattern(a, shuffled) and same_pattern(shuffled, a)
+
+    def shuffled() -> sp.csc_matrix:  # column 0 stored as rows 1, 0
+        return sp.csc_matrix((a.data[::-1] * 5, np.array([1, 0, 1]), a.indptr.copy()), shape=a.shape)
+
+    assert same_pattern(a, shuffled()) and same_pattern(shuffled(), a)
     assert not same_pattern(a, sp.csc_matrix(np.array([[1.0, 1.0], [2.0, 3.0]])))
     assert not same_pattern(a, sp.csc_matrix(np.array([[1.0, 0.0], [0.0, 3.0]])))
     # the same number of entries per column, in other rows
@@ -211,6 +213,8 @@ def test_each_layout_piece_is_named_when_it_differs() -> None:
     assert layout_differences(dataclasses.replace(b, X=X), b, 1e-5) == []
     assert layout_differences(dataclasses.replace(b, X=X), b, row[2]) == []  # at the tolerance: agrees
     assert names(dataclasses.replace(b, X=b.X[:, :1])) == ["X"]
+    ((_, what, _),) = layout_differences(dataclasses.replace(b, X=b.X[:, :1]), b, 1e-10)
+    assert what == "X is (180, 1), lme4's (180, 2)"
     Zt = b.Zt.copy().astype(float)
     Zt.data[5] *= 1.5
     assert names(dataclasses.replace(b, Zt=Zt)) == ["Zt"]
