@@ -104,6 +104,16 @@ def test_a_screen_that_disagrees_never_makes_lme4_inconsistent() -> None:
     (crit,) = [d for d in m.at_parameters if d.quantity == "criterion"]
     assert crit.rel <= crit.tol  # the screen's difference was checked with lme4's criterion
     assert m.d_at_theta == pytest.approx(b.criterion, abs=1e-8)
+    # a criterion that differs: both criteria in the finding come from lme4's criterion
+    off = dataclasses.replace(submission(b), criterion=b.criterion + 5.0)
+    screened = measure(off, b, criterion=exact, screen=lambda theta, REML: exact(theta, REML) + 1.0)
+    plain = measure(off, b, criterion=exact)
+    for m in (screened, plain):
+        assert m.criterion_other is not None
+    assert screened.criterion_other.abs == pytest.approx(plain.criterion_other.abs, abs=1e-9)
+    (c_screened,) = [d for d in screened.at_parameters if d.quantity == "criterion"]
+    (c_plain,) = [d for d in plain.at_parameters if d.quantity == "criterion"]
+    assert c_screened.abs == pytest.approx(c_plain.abs, abs=1e-9)
 
 
 def _quantities(diffs) -> list[str]:  # type: ignore[no-untyped-def]
@@ -175,6 +185,7 @@ def test_a_criterion_reported_at_its_own_sigma_is_held_to_lme4s_at_that_sigma() 
     other = b.sigma * math.sqrt((n - p) / n)  # the ML profiled sigma at the same theta
     assert m.sigma_other is not None
     assert m.sigma_other.rel == pytest.approx(abs(sigma - other) / other, rel=1e-4)
+    assert m.sigma_other.abs == pytest.approx(abs(sigma - other), rel=1e-4)
     assert at_sigma - b.criterion > 1e-3  # what the profiled criterion would have called a difference
 
 
