@@ -186,6 +186,9 @@ def test_a_criterion_reported_at_its_own_sigma_is_held_to_lme4s_at_that_sigma() 
     assert m.sigma_other is not None
     assert m.sigma_other.rel == pytest.approx(abs(sigma - other) / other, rel=1e-4)
     assert m.sigma_other.abs == pytest.approx(abs(sigma - other), rel=1e-4)
+    at_optimum = {d.quantity: d for d in m.at_optimum}
+    assert at_optimum["sigma"].rel == pytest.approx(0.01, rel=1e-9)
+    assert at_optimum["criterion"].rel == pytest.approx((at_sigma - b.criterion) / b.criterion, rel=1e-9)
     assert at_sigma - b.criterion > 1e-3  # what the profiled criterion would have called a difference
 
 
@@ -397,6 +400,6 @@ def test_lme4s_other_optimum_is_recognised_within_ten_times_the_optimum_toleranc
 ) -> None:
     b, ml = _lme4(), _lme4("sleepstudy_ml")
     theta = np.asarray(ml.theta, dtype=float) + np.array([shift, 0.0, 0.0])
-    near = dataclasses.replace(ml, theta=theta)
+    near = dataclasses.replace(ml, theta=theta, sigma=ml.sigma * (1 + 0.5e-5))
     m = measure(submission(near), b, criterion=python_criterion(b), refit=lambda REML: ml)
     assert m.other_reml is other
