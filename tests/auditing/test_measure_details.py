@@ -186,8 +186,12 @@ def test_a_criterion_reported_at_its_own_sigma_is_held_to_lme4s_at_that_sigma() 
     assert m.sigma_other is not None
     assert m.sigma_other.rel == pytest.approx(abs(sigma - other) / other, rel=1e-4)
     assert m.sigma_other.abs == pytest.approx(abs(sigma - other), rel=1e-4)
+    assert m.sigma_own.tol == tolerances.sigma_tolerance(n - p, m.tie)  # each with its own divisor
+    assert m.sigma_other.tol == tolerances.sigma_tolerance(n, m.tie)
+    assert m.sigma_other.detail.startswith("ML profiled sigma")
     at_optimum = {d.quantity: d for d in m.at_optimum}
     assert at_optimum["sigma"].rel == pytest.approx(0.01, rel=1e-9)
+    assert at_optimum["sigma"].abs == pytest.approx(0.01 * b.sigma, rel=1e-9)
     assert at_optimum["criterion"].rel == pytest.approx((at_sigma - b.criterion) / b.criterion, rel=1e-9)
     assert at_sigma - b.criterion > 1e-3  # what the profiled criterion would have called a difference
 
@@ -403,3 +407,15 @@ def test_lme4s_other_optimum_is_recognised_within_ten_times_the_optimum_toleranc
     near = dataclasses.replace(ml, theta=theta, sigma=ml.sigma * (1 + 0.5e-5))
     m = measure(submission(near), b, criterion=python_criterion(b), refit=lambda REML: ml)
     assert m.other_reml is other
+
+
+def test_differences_at_the_optimum_are_relative_to_the_larger_of_their_size_and_one() -> None:
+    """theta (all below 1 here) and a criterion below 1: relative = absolute difference."""
+    b, ml = _lme4(), _lme4("sleepstudy_ml")
+    m = _measure(ml, b)
+    (theta,) = [d for d in m.at_optimum if d.quantity == "theta"]
+    assert max(abs(np.asarray(b.theta))) < 1 and theta.rel == theta.abs > 0
+    small = dataclasses.replace(b, criterion=0.5)
+    m = measure(dataclasses.replace(submission(b), criterion=0.75), small, criterion=python_criterion(b))
+    (crit,) = [d for d in m.at_optimum if d.quantity == "criterion"]
+    assert crit.rel == crit.abs == 0.25
