@@ -120,6 +120,11 @@ def _quantities(diffs) -> list[str]:  # type: ignore[no-untyped-def]
     return [d.quantity for d in diffs]
 
 
+def _quantities_of(m):  # type: ignore[no-untyped-def]
+    """The criterion rows at its parameters."""
+    return [d for d in m.at_parameters if d.quantity == "criterion"]
+
+
 def test_a_V_over_more_rows_is_matched_to_lme4s_rows_by_label() -> None:
     """Its V over the data's 182 rows, lme4's over the 180 it kept: lined up by label, no difference."""
     b = _lme4()
@@ -186,6 +191,7 @@ def test_a_criterion_reported_at_its_own_sigma_is_held_to_lme4s_at_that_sigma() 
     assert m.sigma_other is not None
     assert m.sigma_other.rel == pytest.approx(abs(sigma - other) / other, rel=1e-4)
     assert m.sigma_other.abs == pytest.approx(abs(sigma - other), rel=1e-4)
+    assert m.sigma_own.abs == pytest.approx(0.01 * b.sigma, rel=1e-4)
     assert m.sigma_own.tol == tolerances.sigma_tolerance(n - p, m.tie)  # each with its own divisor
     assert m.sigma_other.tol == tolerances.sigma_tolerance(n, m.tie)
     assert m.sigma_other.detail.startswith("ML profiled sigma")
@@ -213,6 +219,9 @@ def test_the_other_criterion_is_asked_only_when_its_criterion_differs() -> None:
 
 def test_an_infinite_criterion_where_lme4s_is_infinite_too_is_unbounded_not_a_difference() -> None:
     b = _lme4()
+    infinite = dataclasses.replace(submission(b), criterion=None, extra={"criterion_given": -math.inf})
+    (row,) = [d for d in _quantities_of(measure(infinite, b, criterion=python_criterion(b)))]
+    assert (row.rel, row.abs, row.tol, row.cost) == (math.inf, math.inf, 0.0, math.inf)
     sub = dataclasses.replace(submission(b), criterion=None, extra={"criterion_given": math.inf})
     m = measure(sub, b, criterion=lambda theta, REML: math.inf)
     assert "criterion" not in _quantities(m.at_parameters)
@@ -419,3 +428,14 @@ def test_differences_at_the_optimum_are_relative_to_the_larger_of_their_size_and
     m = measure(dataclasses.replace(submission(b), criterion=0.75), small, criterion=python_criterion(b))
     (crit,) = [d for d in m.at_optimum if d.quantity == "criterion"]
     assert crit.rel == crit.abs == 0.25
+
+
+def test_G_at_the_optimum_is_relative_to_the_larger_of_its_largest_entry_and_sigma_squared() -> None:
+    b = _lme4()
+    rec = dataclasses.replace(b, Lambdat=b.Lambdat * 1.001)  # the same layout, another G
+    m = _measure(rec, b)
+    (G,) = [d for d in m.at_optimum if d.quantity == "G"]
+    Gb = (b.sigma**2 * (b.Lambdat.T @ b.Lambdat)).toarray()
+    Ga = (b.sigma**2 * (rec.Lambdat.T @ rec.Lambdat)).toarray()
+    assert np.abs(Gb).max() < b.sigma**2  # sleepstudy: sigma^2 is the larger
+    assert G.rel == pytest.approx(np.abs(Ga - Gb).max() / b.sigma**2, rel=1e-9)
