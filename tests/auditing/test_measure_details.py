@@ -439,3 +439,10 @@ def test_G_at_the_optimum_is_relative_to_the_larger_of_its_largest_entry_and_sig
     Ga = (b.sigma**2 * (rec.Lambdat.T @ rec.Lambdat)).toarray()
     assert np.abs(Gb).max() < b.sigma**2  # sleepstudy: sigma^2 is the larger
     assert G.rel == pytest.approx(np.abs(Ga - Gb).max() / b.sigma**2, rel=1e-9)
+
+
+def test_lme4_within_exactly_the_tie_of_its_reported_criterion_is_consistent() -> None:
+    """The screen says otherwise; lme4's criterion is exactly the tie (1e-6) away: consistent."""
+    b = dataclasses.replace(_lme4(), criterion=0.0)
+    m = measure(submission(b), b, criterion=lambda theta, REML: 1e-6, screen=lambda theta, REML: 5.0)
+    assert m.reference_inconsistent == "" and m.optimum == 0.0
