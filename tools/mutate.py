@@ -53,7 +53,11 @@ TARGETS: dict[str, list[str]] = {
         "tests/auditing/test_compare.py",
         "tests/auditing/test_measure_details.py",
     ],
-    "vcheck.auditing.construction": ["tests/auditing/test_verdicts.py", "tests/auditing/test_compare.py"],
+    "vcheck.auditing.construction": [
+        "tests/auditing/test_verdicts.py",
+        "tests/auditing/test_compare.py",
+        "tests/auditing/test_construction_details.py",
+    ],
     "vcheck.auditing.differences": [
         "tests/auditing/test_verdicts.py",
         "tests/auditing/test_compare.py",

@@ -1,0 +1,48 @@
+"""vcheck.auditing.construction without R: lme4's design as a vcheck Design (weights and offset carried
+over only where the record has them), and V never formed densely beyond DENSE_V_MAX rows."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator
+
+from vcheck.auditing import construction
+from vcheck.reference import examples
+
+
+def test_the_reference_design_carries_weights_and_offset_only_when_the_record_has_them() -> None:
+    b = examples.load("sleepstudy").expected
+    plain = construction.reference_design(b)
+    assert plain.weights is None and plain.offset is None
+    n = b.X.shape[0]
+    w, o = np.linspace(0.5, 2.0, n), np.linspace(-1.0, 1.0, n)
+    weighted = construction.reference_design(dataclasses.replace(b, weights=w, offset=o))
+    assert np.array_equal(weighted.weights, w) and np.array_equal(weighted.offset, o)
+    only_w = construction.reference_design(dataclasses.replace(b, weights=w))
+    assert np.array_equal(only_w.weights, w) and only_w.offset is None
+
+
+def _lme(n: int) -> construction.Lme:
+    """A random intercept over 10 groups, n rows."""
+    g = np.arange(n) % 10
+    Zt = sp.csc_matrix((np.ones(n), (g, np.arange(n))), shape=(10, n))
+    return construction.Lme(
+        X=np.ones((n, 1)), y=np.linspace(0.0, 1.0, n), Zt=Zt, Lambdat=sp.csc_matrix(np.eye(10)),
+        Lind=np.zeros(10, dtype=int), theta=np.array([0.5]), sigma=1.0, X_names=["(Intercept)"],
+        cnms=[("g", ["(Intercept)"])], n=n, weights=np.ones(n), offset=np.zeros(n),
+    )  # fmt: skip
+
+
+def test_V_is_dense_up_to_2000_rows_and_an_operator_beyond() -> None:
+    """A dense V of n rows takes 8 n^2 bytes: never formed beyond 2000 rows (32 MB)."""
+    small = construction.AtTheta(_lme(2000), np.array([0.5]), 1.0)
+    assert isinstance(small.V(), np.ndarray) and small.V().shape == (2000, 2000)
+    big = construction.AtTheta(_lme(2001), np.array([0.5]), 1.0)
+    assert isinstance(big.V(), LinearOperator)
+    v = np.linspace(-1.0, 1.0, 2001)
+    g = np.arange(2001) % 10
+    sums = np.bincount(g, weights=v, minlength=10)
+    np.testing.assert_allclose(big.V() @ v, 0.25 * sums[g] + v, rtol=1e-12)
