@@ -446,3 +446,17 @@ def test_lme4_within_exactly_the_tie_of_its_reported_criterion_is_consistent() -
     b = dataclasses.replace(_lme4(), criterion=0.0)
     m = measure(submission(b), b, criterion=lambda theta, REML: 1e-6, screen=lambda theta, REML: 5.0)
     assert m.reference_inconsistent == "" and m.optimum == 0.0
+
+
+def test_a_criterion_equally_near_both_readings_is_held_to_the_profiled_one() -> None:
+    """Halfway between d(theta) and d(theta) + nu (log s + 1/s - 1): lme4's convention, the profiled
+    d(theta), is the number it is compared with (here lme4's criterion is 0 at every theta)."""
+    b = _lme4()
+    n, p = b.X.shape
+    sigma = 1.5 * b.sigma
+    own = construction.OnLmeDesign(b).sigma(np.asarray(b.theta), True)
+    half = tolerances.sigma_excess(n - p, sigma, own) / 2.0
+    rec = dataclasses.replace(b, sigma=sigma)
+    sub = dataclasses.replace(submission(b), sigma=sigma, criterion=half, record=rec)
+    (crit,) = _quantities_of(measure(sub, b, criterion=lambda theta, REML: 0.0))
+    assert crit.detail.startswith("lme4's REML at its parameters is 0, ")
