@@ -4,6 +4,8 @@ over only where the record has them), and V never formed densely beyond DENSE_V_
 from __future__ import annotations
 
 import dataclasses
+import math
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -46,3 +48,22 @@ def test_V_is_dense_up_to_2000_rows_and_an_operator_beyond() -> None:
     g = np.arange(2001) % 10
     sums = np.bincount(g, weights=v, minlength=10)
     np.testing.assert_allclose(big.V() @ v, 0.25 * sums[g] + v, rtol=1e-12)
+
+
+def test_the_V_cost_bound_is_infinite_where_it_cannot_bound_anything() -> None:
+    """Beyond DENSE_V_MAX rows V is compared through probes (no entrywise bound), a non-finite
+    difference or a sigma that is not positive bounds nothing: all infinite, never a small number."""
+    small = construction.AtTheta(_lme(50), np.array([0.5]), 1.0)
+    assert 0 < small.V_cost_bound(1e-9) < 1e-3
+    assert small.V_cost_bound(math.inf) == math.inf and small.V_cost_bound(math.nan) == math.inf
+    assert construction.AtTheta(_lme(50), np.array([0.5]), 0.0).V_cost_bound(1e-9) == math.inf
+    assert construction.AtTheta(_lme(2001), np.array([0.5]), 1.0).V_cost_bound(1e-9) == math.inf
+
+
+def test_a_zero_response_has_criterion_minus_infinity_without_warnings() -> None:
+    """pwrss = 0 (y = 0): the likelihood is unbounded, -inf, cleanly (no log of zero)."""
+    zero = dataclasses.replace(_lme(50), y=np.zeros(50))
+    at = construction.AtTheta(zero, np.array([0.5]), 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert at.criterion(True) == -math.inf and at.criterion(False) == -math.inf
