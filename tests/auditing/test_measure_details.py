@@ -14,8 +14,9 @@ import pytest
 import vcheck
 from vcheck.auditing import construction
 from vcheck.auditing.comparison import python_criterion
+from vcheck.auditing.differences import relative
 from vcheck.auditing.measure import measure
-from vcheck.auditing.plugin import Submission, submission
+from vcheck.auditing.plugin import Submission, cov_from_theta, submission, theta_from_cov
 from vcheck.core import tolerances
 from vcheck.core.errors import RError
 from vcheck.core.fit import fit_design
@@ -460,3 +461,21 @@ def test_a_criterion_equally_near_both_readings_is_held_to_the_profiled_one() ->
     sub = dataclasses.replace(submission(b), sigma=sigma, criterion=half, record=rec)
     (crit,) = _quantities_of(measure(sub, b, criterion=lambda theta, REML: 0.0))
     assert crit.detail.startswith("lme4's REML at its parameters is 0, ")
+
+
+@pytest.mark.parametrize("what", ["theta", "sigma"])
+def test_lme4s_other_optimum_at_exactly_the_tolerance_is_recognised(what: str) -> None:
+    """|theta - theta_ML| / max(|theta_ML|, 1) or |sigma - sigma_ML| / sigma_ML equal to the tolerance
+    (passed as tol_optimum) still counts as lme4's ML optimum."""
+    b, ml = _lme4(), _lme4("sleepstudy_ml")
+    theta, sigma = np.asarray(ml.theta, dtype=float), float(ml.sigma)
+    if what == "theta":
+        theta = theta + np.array([3e-5, 0.0, 0.0])
+    else:
+        sigma = sigma * (1 + 3e-5)
+    cnms = construction.require_design(b).cnms
+    theta_ml = theta_from_cov(cov_from_theta(np.asarray(ml.theta), cnms, ml.sigma), ml.sigma)
+    tol = relative(theta, theta_ml, floor=1.0) if what == "theta" else abs(sigma - ml.sigma) / ml.sigma
+    near = dataclasses.replace(ml, theta=theta, sigma=sigma)
+    m = measure(submission(near), b, criterion=python_criterion(b), refit=lambda REML: ml, tol_optimum=tol)
+    assert tol > 1e-5 and m.other_reml is True
