@@ -8,6 +8,7 @@ import math
 import warnings
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
@@ -67,3 +68,21 @@ def test_a_zero_response_has_criterion_minus_infinity_without_warnings() -> None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert at.criterion(True) == -math.inf and at.criterion(False) == -math.inf
+
+
+def test_lme4s_design_pieces_are_frozen() -> None:
+    """Lme is shared by every AtTheta built on it: its pieces cannot be rebound."""
+    lme = _lme(20)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        lme.sigma = 2.0  # type: ignore[misc]
+
+
+def test_kappa_bounds_the_condition_of_V_with_prior_weights() -> None:
+    n = 60
+    lme = dataclasses.replace(_lme(n), weights=np.linspace(0.5, 4.0, n))
+    at = construction.AtTheta(lme, np.array([0.8]), 1.3)
+    V = at.V() / 1.3**2
+    assert at.kappa() >= np.linalg.cond(V) * (1 - 1e-12)
+    W = at.W.toarray()
+    inv_w = 1.0 / lme.weights
+    assert at.kappa() == pytest.approx((inv_w.max() + np.abs(W @ W.T).sum(0).max()) / inv_w.min(), rel=1e-12)
