@@ -49,6 +49,13 @@ def test_V_is_dense_up_to_2000_rows_and_an_operator_beyond() -> None:
     g = np.arange(2001) % 10
     sums = np.bincount(g, weights=v, minlength=10)
     np.testing.assert_allclose(big.V() @ v, 0.25 * sums[g] + v, rtol=1e-12)
+    # with prior weights: V = sigma^2 (W'W + diag(1 / w))
+    w = np.linspace(0.5, 2.0, 2001)
+    weighted = construction.AtTheta(dataclasses.replace(_lme(2001), weights=w), np.array([0.5]), 2.0)
+    np.testing.assert_allclose(weighted.V() @ v, 4.0 * (0.25 * sums[g] + v / w), rtol=1e-12)
+    np.testing.assert_allclose(
+        weighted.V() @ np.column_stack([v, v]), np.column_stack([weighted.V() @ v] * 2)
+    )
 
 
 def test_the_V_cost_bound_is_infinite_where_it_cannot_bound_anything() -> None:
@@ -59,6 +66,7 @@ def test_the_V_cost_bound_is_infinite_where_it_cannot_bound_anything() -> None:
     assert small.V_cost_bound(math.inf) == math.inf and small.V_cost_bound(math.nan) == math.inf
     assert construction.AtTheta(_lme(50), np.array([0.5]), 0.0).V_cost_bound(1e-9) == math.inf
     assert construction.AtTheta(_lme(2001), np.array([0.5]), 1.0).V_cost_bound(1e-9) == math.inf
+    assert construction.AtTheta(_lme(2000), np.array([0.5]), 1.0).V_cost_bound(1e-9) < math.inf
 
 
 def test_a_zero_response_has_criterion_minus_infinity_without_warnings() -> None:
@@ -92,7 +100,9 @@ def test_the_V_cost_bound_bounds_the_change_of_the_criterion() -> None:
     """|d(V + dV) - d(V)| <= ||V^-1|| n max|dV_ij| (n + ||V^-1|| ||r||^2), ||V^-1|| <= max(w) / sigma^2,
     d = log det V + r'V^-1 r at the GLS beta: checked against a dense recomputation."""
     n = 50
-    lme = dataclasses.replace(_lme(n), weights=np.linspace(0.5, 2.0, n), y=np.sin(np.arange(n)))
+    lme = dataclasses.replace(
+        _lme(n), weights=np.linspace(0.5, 2.0, n), y=np.sin(np.arange(n)), offset=np.cos(np.arange(n))
+    )
     at = construction.AtTheta(lme, np.array([0.7]), 1.2)
     delta = 1e-7
     _, _, beta = at.gls()
