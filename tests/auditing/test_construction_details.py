@@ -125,3 +125,6 @@ def test_REML_with_as_many_fixed_effects_as_rows_has_no_criterion() -> None:
     at = construction.AtTheta(square, np.array([0.5]), 1.0)
     assert math.isnan(at.criterion(True)) and math.isnan(at.profiled_sigma(True))
     assert math.isfinite(at.profiled_sigma(False))
+    # n = p + 1: one degree of freedom, a REML criterion
+    five = dataclasses.replace(_lme(6), y=np.sin(np.arange(6)), X=np.eye(6)[:, :5], X_names=list("abcde"))
+    assert math.isfinite(construction.AtTheta(five, np.array([0.5]), 1.0).criterion(True))
