@@ -127,4 +127,5 @@ def test_REML_with_as_many_fixed_effects_as_rows_has_no_criterion() -> None:
     assert math.isfinite(at.profiled_sigma(False))
     # n = p + 1: one degree of freedom, a REML criterion
     five = dataclasses.replace(_lme(6), y=np.sin(np.arange(6)), X=np.eye(6)[:, :5], X_names=list("abcde"))
-    assert math.isfinite(construction.AtTheta(five, np.array([0.5]), 1.0).criterion(True))
+    at5 = construction.AtTheta(five, np.array([0.5]), 1.0)
+    assert math.isfinite(at5.criterion(True)) and at5.profiled_sigma(True) > 0
