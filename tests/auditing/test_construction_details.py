@@ -129,3 +129,13 @@ def test_REML_with_as_many_fixed_effects_as_rows_has_no_criterion() -> None:
     five = dataclasses.replace(_lme(6), y=np.sin(np.arange(6)), X=np.eye(6)[:, :5], X_names=list("abcde"))
     at5 = construction.AtTheta(five, np.array([0.5]), 1.0)
     assert math.isfinite(at5.criterion(True)) and at5.profiled_sigma(True) > 0
+
+
+def test_the_reference_designs_terms_slice_theta_as_lme4_does() -> None:
+    """Term k owns theta[start_k : start_k + nc_k (nc_k + 1) / 2], in cnms order, with its levels."""
+    slices = {}
+    for name in ("sleepstudy", "penicillin"):
+        terms = construction.reference_design(examples.load(name).expected).terms
+        slices[name] = [(t.group, t.theta_slice, len(t.levels)) for t in terms]
+    assert slices["sleepstudy"] == [("Subject", (0, 3), 18)]
+    assert slices["penicillin"] == [("plate", (0, 1), 24), ("sample", (1, 2), 6)]
