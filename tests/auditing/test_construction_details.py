@@ -139,3 +139,13 @@ def test_the_reference_designs_terms_slice_theta_as_lme4_does() -> None:
         slices[name] = [(t.group, t.theta_slice, len(t.levels)) for t in terms]
     assert slices["sleepstudy"] == [("Subject", (0, 3), 18)]
     assert slices["penicillin"] == [("plate", (0, 1), 24), ("sample", (1, 2), 6)]
+
+
+def test_the_reference_design_keeps_lme4s_row_labels() -> None:
+    import pandas as pd
+
+    b = examples.load("sleepstudy").expected
+    labels = pd.Index(range(100, 100 + b.X.shape[0]))
+    assert construction.reference_design(dataclasses.replace(b, row_index=labels)).row_index.equals(labels)
+    unlabelled = construction.reference_design(dataclasses.replace(b, row_index=None)).row_index
+    assert unlabelled.equals(pd.RangeIndex(b.X.shape[0]))
