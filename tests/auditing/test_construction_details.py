@@ -94,6 +94,13 @@ def test_kappa_bounds_the_condition_of_V_with_prior_weights() -> None:
     W = at.W.toarray()
     inv_w = 1.0 / lme.weights
     assert at.kappa() == pytest.approx((inv_w.max() + np.abs(W @ W.T).sum(0).max()) / inv_w.min(), rel=1e-12)
+    # a small theta: ||W W'||_1 below 1 counts as it is
+    tiny = construction.AtTheta(lme, np.array([0.1]), 1.3)
+    Wt = tiny.W.toarray()
+    assert np.abs(Wt @ Wt.T).sum(0).max() < 1
+    assert tiny.kappa() == pytest.approx(
+        (inv_w.max() + np.abs(Wt @ Wt.T).sum(0).max()) / inv_w.min(), rel=1e-12
+    )
 
 
 def test_the_V_cost_bound_bounds_the_change_of_the_criterion() -> None:
