@@ -156,3 +156,12 @@ def test_the_reference_design_keeps_lme4s_row_labels() -> None:
     assert construction.reference_design(dataclasses.replace(b, row_index=labels)).row_index.equals(labels)
     unlabelled = construction.reference_design(dataclasses.replace(b, row_index=None)).row_index
     assert unlabelled.equals(pd.RangeIndex(b.X.shape[0]))
+
+
+def test_the_profiled_quantities_do_not_depend_on_the_sigma_V_is_built_with() -> None:
+    """pwrss, the criterion and the profiled sigma are functions of theta alone."""
+    lme = dataclasses.replace(_lme(40), y=np.sin(np.arange(40)), weights=np.linspace(0.5, 2.0, 40))
+    one, two = (construction.AtTheta(lme, np.array([0.6]), s) for s in (1.0, 2.0))
+    assert two.pwrss() == pytest.approx(one.pwrss(), rel=1e-12)
+    assert two.criterion(True) == pytest.approx(one.criterion(True), rel=1e-12)
+    assert two.profiled_sigma(False) == pytest.approx(one.profiled_sigma(False), rel=1e-12)
