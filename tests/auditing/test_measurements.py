@@ -73,3 +73,11 @@ def test_a_V_that_is_not_square_is_refused() -> None:
     for V in (np.ones((3, 2)), sp.csc_matrix(np.ones((2, 3))), aslinearoperator(np.ones((3, 2))), np.ones(3)):
         with pytest.raises(PluginError, match="V must be square"):
             readable(_sub(V=V))
+
+
+def test_a_sigma_that_is_not_finite_and_positive_is_refused() -> None:
+    """No theta = chol(G / sigma^2) exists for it (measuring it crashed in LinAlgError before)."""
+    readable(_sub(sigma=1e-300))
+    for sigma in (math.nan, math.inf, 0.0, -1.0):
+        with pytest.raises(PluginError, match="sigma"):
+            readable(_sub(sigma=sigma))

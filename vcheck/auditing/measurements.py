@@ -69,8 +69,9 @@ class Measurements:
 
 
 def readable(sub: Submission) -> None:
-    """PluginError when the answer gives nothing the protocol knows, carries non-finite numbers or a V
-    that is not square (a Submission built by hand skips `plugin.submission`'s checks)."""
+    """PluginError when the answer gives nothing the protocol knows, carries non-finite numbers, a sigma
+    that is not positive or a V that is not square (a Submission built by hand skips
+    `plugin.submission`'s checks)."""
     given = [sub.beta, sub.sigma, sub.varcorr, sub.V, sub.criterion, sub.record]
     if all(x is None for x in given):
         raise PluginError(f"{sub.source} gives none of beta, sigma, varcorr, V, criterion")
@@ -78,6 +79,8 @@ def readable(sub: Submission) -> None:
         values = sub.beta.to_numpy(dtype=float)
         if np.isinf(values).any() or (values.size and np.isnan(values).all()):
             raise PluginError(f"its beta is not finite: {dict(sub.beta.items())}")
+    if sub.sigma is not None and not (math.isfinite(sub.sigma) and sub.sigma > 0):
+        raise PluginError(f"its sigma is {sub.sigma}: it must be finite and positive")
     if sub.varcorr is not None and not all(math.isfinite(r[3]) for r in sub.varcorr):
         raise PluginError("its varcorr has non-finite covariances")
     V: Any = sub.V
