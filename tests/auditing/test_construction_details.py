@@ -165,3 +165,20 @@ def test_the_profiled_quantities_do_not_depend_on_the_sigma_V_is_built_with() ->
     assert two.pwrss() == pytest.approx(one.pwrss(), rel=1e-12)
     assert two.criterion(True) == pytest.approx(one.criterion(True), rel=1e-12)
     assert two.profiled_sigma(False) == pytest.approx(one.profiled_sigma(False), rel=1e-12)
+
+
+def test_the_backward_error_is_the_normwise_residual_of_the_GLS_equations() -> None:
+    """||X'V^-1 (y - o - X beta)|| / (||A||_2 ||beta|| + ||c||) for A beta = c, A = X'V^-1X."""
+    n = 40
+    X = np.column_stack([np.ones(n), np.linspace(-2.0, 3.0, n)])
+    lme = dataclasses.replace(
+        _lme(n), X=X, X_names=["a", "b"], y=np.sin(np.arange(n)), offset=np.cos(np.arange(n))
+    )
+    at = construction.AtTheta(lme, np.array([0.6]), 1.5)
+    A, c, beta = at.gls()
+    off = beta + np.array([1e-3, -2e-3])
+    V = at.V()
+    r = X.T @ np.linalg.solve(V, lme.y - lme.offset - X @ off)
+    expected = np.linalg.norm(r) / (np.linalg.norm(A, 2) * np.linalg.norm(off) + np.linalg.norm(c))
+    assert at.backward_error(off, A, c) == pytest.approx(expected, rel=1e-9)
+    assert at.backward_error(beta, A, c) < 1e-14
