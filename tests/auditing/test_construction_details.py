@@ -182,3 +182,8 @@ def test_the_backward_error_is_the_normwise_residual_of_the_GLS_equations() -> N
     expected = np.linalg.norm(r) / (np.linalg.norm(A, 2) * np.linalg.norm(off) + np.linalg.norm(c))
     assert at.backward_error(off, A, c) == pytest.approx(expected, rel=1e-9)
     assert at.backward_error(beta, A, c) < 1e-14
+    # scale-free: the same backward error when V is built with sigma 1000 (A and c a million times smaller)
+    big = construction.AtTheta(lme, np.array([0.6]), 1000.0)
+    A_big, c_big, _ = big.gls()
+    assert np.linalg.norm(A_big, 2) * np.linalg.norm(off) + np.linalg.norm(c_big) < 1e-3
+    assert big.backward_error(off, A_big, c_big) == pytest.approx(expected, rel=1e-9)
