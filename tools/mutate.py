@@ -499,6 +499,17 @@ def read_results(paths: list[str]) -> list[dict]:
                     full["rerun_seconds"] = full.get("rerun_seconds", 0.0) + rec["seconds"]
                 else:
                     runs[rec["module"]] = {**rec, "outcomes": outcomes}
+        for module, outcomes in pending.items():  # a re-run cut short: the outcomes it has
+            full = runs.get(module)
+            if full is None or full["only"]:
+                continue
+            first = {o["index"]: o["key"] for o in full["outcomes"]}
+            again = {o["index"]: o for o in outcomes if first.get(o["index"]) == o["key"]}
+            full["outcomes"] = [
+                {**again[o["index"]], "rerun": True} if o["index"] in again else o for o in full["outcomes"]
+            ]
+            full["rerun"] = full.get("rerun", 0) + len(again)
+            full["rerun_seconds"] = full.get("rerun_seconds", 0.0)
     return [runs[m] for m in TARGETS if m in runs]
 
 
