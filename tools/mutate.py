@@ -546,8 +546,10 @@ def report(runs: list[dict], equivalent: dict[str, str], killed_by: dict[str, st
     total = sum(r["seconds"] for r in runs)
     jobs = sorted({r["jobs"] for r in runs})
     lines += [
-        f"Wall time: {total / 60:.1f} min in all ({', '.join(str(j) for j in jobs)} mutant(s) at a time; "
-        "per module below), finished " + max(r["finished"] for r in runs) + ".",
+        f"Wall time: {total / 60:.1f} min summed over the modules' full runs ("
+        f"{' or '.join(str(j) for j in jobs)} mutant(s) at a time; per module below), the last finished "
+        + max(r["finished"] for r in runs)
+        + ".",
         "",
         "| module | mutants | killed | equivalent | surviving | score (killed / non-equivalent) | wall time"
         " |",
