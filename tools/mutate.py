@@ -536,7 +536,8 @@ def report(runs: list[dict], equivalent: dict[str, str], killed_by: dict[str, st
     reruns = [r for r in runs if r.get("rerun")]
     if reruns:
         lines += [
-            "Survivors of the full run were run again (`--only`) after the tests that kill them were added: "
+            "Every survivor of the full run (those judged equivalent too) was run again (`--only`) once "
+            "the tests written for the survivors were in: "
             + "; ".join(
                 f"`{r['module']}` {r['rerun']} mutants ({r['rerun_seconds'] / 60:.1f} min)" for r in reruns
             )
