@@ -163,8 +163,9 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def mutation(session: nox.Session) -> None:
-    """Mutation testing of the comparison modules (measure, classify, construction) and covariance against
-    their fast tests (tools/mutate.py: single-point AST mutants); writes reports/mutation.md and fails
-    below 90% of non-equivalent mutants killed in any module."""
+    """Mutation testing of the comparison modules (measure, measurements, differences, classify,
+    construction) and covariance against their fast tests (tools/mutate.py: single-point AST mutants,
+    every one of them); writes reports/mutation.md and fails below 90% of non-equivalent mutants killed in
+    any module.  `nox -s mutation -- -j 2` runs two mutants at a time."""
     _install(session)
     session.run("python", "tools/mutate.py", "--out", "reports/mutation.md", *session.posargs)

@@ -8,6 +8,7 @@ records' methods pass their weights and offset on.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -108,3 +109,71 @@ def test_record_methods_pass_weights_and_offset() -> None:
     np.testing.assert_allclose(fit.gls_beta().to_numpy(), expected, rtol=1e-10)
     plain = dataclasses.replace(fit, weights=None, offset=None)
     np.testing.assert_allclose(plain.V().toarray(), _dense_V(Zt, Lambdat, 1.2, np.ones(len(y))), rtol=1e-13)
+
+
+def test_offset_of_the_wrong_length_is_refused() -> None:
+    """An offset that does not match the rows is a clear error, never broadcast onto the response."""
+    X, y, Zt, Lambdat, w, offset = _model()
+    for bad in (offset[:-1], offset[:1]):
+        with pytest.raises(VcheckError, match="offset"):
+            covariance.gls_beta(X, y, Zt, Lambdat, 1.0, weights=w, offset=bad)
+
+
+def _two_groups() -> tuple[sp.csc_matrix, sp.csc_matrix]:
+    """A random intercept over groups of 2 and 3 rows: V has 2^2 + 3^2 = 13 non-zeros."""
+    Zt = sp.csc_matrix(np.array([[1.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0, 1.0]]))
+    return Zt, sp.csc_matrix(0.7 * np.eye(2))
+
+
+def test_V_size_guard_counts_pairs_of_rows_sharing_an_effect() -> None:
+    """V refuses exactly when its bound on the non-zeros (pairs of rows sharing an effect, 13 here, plus
+    one diagonal entry per row, 5) exceeds max_nnz: never a V larger than allowed, never a refusal of one
+    within the bound."""
+    Zt, Lambdat = _two_groups()
+    V = covariance.V(Zt, Lambdat, 1.0, max_nnz=18)
+    assert V.nnz == 13
+    with pytest.raises(VcheckError, match="18 non-zeros"):
+        covariance.V(Zt, Lambdat, 1.0, max_nnz=17)
+    with pytest.raises(VcheckError, match="V_operator"):
+        covariance.V(Zt, Lambdat, 1.0, max_nnz=V.nnz - 1)
+
+
+def test_V_blocks_size_guard_allows_a_cluster_of_exactly_max_rows() -> None:
+    Zt, Lambdat = _two_groups()
+    assert [len(r) for r, _ in covariance.V_blocks(Zt, Lambdat, 1.0, max_rows=3)] == [2, 3]
+    with pytest.raises(VcheckError, match="3 rows"):
+        covariance.V_blocks(Zt, Lambdat, 1.0, max_rows=2)
+
+
+def test_V_diagonal_is_the_diagonal_of_V() -> None:
+    _X, _y, Zt, Lambdat, _w, _ = _model()
+    np.testing.assert_allclose(
+        covariance.V_diagonal(Zt, Lambdat, 1.3), covariance.V(Zt, Lambdat, 1.3).diagonal(), rtol=1e-14
+    )
+
+
+@pytest.mark.parametrize("max_rows", [covariance.MAX_BLOCK_ROWS, 1], ids=["blocks", "woodbury"])
+@pytest.mark.parametrize("where", ["X", "y", "offset", "Zt", "Lambdat", "sigma"])
+def test_gls_beta_refuses_non_finite_input_instead_of_a_nan_beta(where: str, max_rows: int) -> None:
+    X, y, Zt, Lambdat, w, offset = _model()
+    args = {"X": X.copy(), "y": y.copy(), "Zt": Zt.copy(), "Lambdat": Lambdat.copy(), "sigma": 1.0}
+    if where == "sigma":
+        args["sigma"] = math.nan
+        for bad in (math.inf, -1.0):
+            with pytest.raises(VcheckError, match="sigma"):
+                covariance.gls_beta(**{**args, "sigma": bad}, max_rows=max_rows)
+    elif where in ("Zt", "Lambdat"):
+        args[where].data[0] = math.nan
+    elif where == "offset":
+        offset = offset.copy()
+        offset[2] = math.inf
+    else:
+        args[where][2] = math.nan
+    with pytest.raises(VcheckError, match="sigma" if where == "sigma" else "non-finite"):
+        covariance.gls_beta(**args, max_rows=max_rows, weights=w, offset=offset)
+
+
+def test_gls_beta_refuses_a_zero_sigma() -> None:
+    X, y, Zt, Lambdat, _w, _ = _model()
+    with pytest.raises(VcheckError, match="positive"):
+        covariance.gls_beta(X, y, Zt, Lambdat, 0.0)

@@ -174,4 +174,3 @@ def layout_differences(rec: LmerFit, b: LmerFit, tol: float) -> list[tuple[str, 
     if rec.Lind is not None:
         exact("Lind", np.array_equal(np.asarray(rec.Lind), np.asarray(b.Lind)), "Lind differs from lme4's")
     return out
-    return out

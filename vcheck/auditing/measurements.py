@@ -69,7 +69,9 @@ class Measurements:
 
 
 def readable(sub: Submission) -> None:
-    """PluginError when the answer gives nothing the protocol knows or carries non-finite numbers."""
+    """PluginError when the answer gives nothing the protocol knows, carries non-finite numbers, a sigma
+    that is not positive or a V that is not square (a Submission built by hand skips
+    `plugin.submission`'s checks)."""
     given = [sub.beta, sub.sigma, sub.varcorr, sub.V, sub.criterion, sub.record]
     if all(x is None for x in given):
         raise PluginError(f"{sub.source} gives none of beta, sigma, varcorr, V, criterion")
@@ -77,9 +79,13 @@ def readable(sub: Submission) -> None:
         values = sub.beta.to_numpy(dtype=float)
         if np.isinf(values).any() or (values.size and np.isnan(values).all()):
             raise PluginError(f"its beta is not finite: {dict(sub.beta.items())}")
+    if sub.sigma is not None and not (math.isfinite(sub.sigma) and sub.sigma > 0):
+        raise PluginError(f"its sigma is {sub.sigma}: it must be finite and positive")
     if sub.varcorr is not None and not all(math.isfinite(r[3]) for r in sub.varcorr):
         raise PluginError("its varcorr has non-finite covariances")
     V: Any = sub.V
+    if V is not None and (len(V.shape) != 2 or V.shape[0] != V.shape[1]):
+        raise PluginError(f"V must be square (n x n), not of shape {V.shape}")
     if V is not None and not isinstance(V, LinearOperator):
         data = V.data if sp.issparse(V) else np.asarray(V)  # type: ignore[attr-defined]
         if not np.all(np.isfinite(data)):

@@ -63,6 +63,13 @@ def _response(y: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
     return y - o
 
 
+def _require_finite(**arrays: np.ndarray) -> None:
+    """VcheckError naming the first array with a NaN or infinite entry (beta would be NaN)."""
+    for name, a in arrays.items():
+        if not np.all(np.isfinite(a)):
+            raise VcheckError(f"{name} has non-finite entries: beta = (X'V^-1X)^-1 X'V^-1 y is undefined")
+
+
 def _W(Zt: sp.csc_matrix, Lambdat: sp.csc_matrix) -> sp.csc_matrix:
     """W = Lambdat Zt (q x n): V = sigma^2 (W'W + I)."""
     return sp.csc_matrix(sp.csc_matrix(Lambdat) @ sp.csc_matrix(Zt))
@@ -198,9 +205,13 @@ def gls_beta(
 ) -> np.ndarray:
     """The seed's getFE: beta = (X' V^-1 X)^-1 X' V^-1 (y - offset), summed over V's cluster blocks
     (Cholesky of each), or by Woodbury's identity through I + W D^-1 W' (q x q, sparse LU) when a
-    cluster is too large.  V = sigma^2 (W'W + D), D = diag(1 / weights)."""
+    cluster is too large.  V = sigma^2 (W'W + D), D = diag(1 / weights).  Refuses non-finite X, y, offset,
+    Zt or Lambdat and a sigma that is not finite and positive (VcheckError, never a NaN beta)."""
     X = np.asarray(X, dtype=float)
     y = _response(y, offset)
+    _require_finite(X=X, y=y, Zt=sp.csc_matrix(Zt).data, Lambdat=sp.csc_matrix(Lambdat).data)
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise VcheckError(f"sigma must be finite and positive for V^-1, not {sigma}")
     d = residual_scale(weights, X.shape[0])
     k, labels = clusters(Zt, Lambdat)
     largest = int(np.max(np.bincount(labels))) if k else 0
@@ -208,10 +219,10 @@ def gls_beta(
         XtVX = np.zeros((X.shape[1], X.shape[1]))
         XtVy = np.zeros(X.shape[1])
         for rows, block in V_blocks(Zt, Lambdat, sigma, max_rows=max_rows, weights=weights):
-            cf = sla.cho_factor(block, lower=True, check_finite=False)
+            cf = sla.cho_factor(block, lower=True)  # checks finiteness: an overflow raises, never a NaN beta
             Xb = X[rows]
-            XtVX += Xb.T @ sla.cho_solve(cf, Xb, check_finite=False)
-            XtVy += Xb.T @ sla.cho_solve(cf, y[rows], check_finite=False)
+            XtVX += Xb.T @ sla.cho_solve(cf, Xb)
+            XtVy += Xb.T @ sla.cho_solve(cf, y[rows])
     else:
         # with w = 1 / d: V^-1 = sigma^-2 (diag(w) - diag(w) W' (I + W diag(w) W')^-1 W diag(w))
         w = np.ones(X.shape[0]) if d is None else 1.0 / d
