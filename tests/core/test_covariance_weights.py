@@ -146,10 +146,33 @@ def test_V_blocks_size_guard_allows_a_cluster_of_exactly_max_rows() -> None:
 
 
 def test_V_diagonal_is_the_diagonal_of_V() -> None:
-    _X, _y, Zt, Lambdat, _w, _ = _model()
+    _X, _y, Zt, Lambdat, w, _ = _model()
     np.testing.assert_allclose(
         covariance.V_diagonal(Zt, Lambdat, 1.3), covariance.V(Zt, Lambdat, 1.3).diagonal(), rtol=1e-14
     )
+    np.testing.assert_allclose(
+        covariance.V_diagonal(Zt, Lambdat, 1.3, w),
+        covariance.V(Zt, Lambdat, 1.3, weights=w).diagonal(),
+        rtol=1e-14,
+    )
+
+
+def test_large_V_comparisons_carry_the_prior_weights() -> None:
+    """vdiff's diagonal and block comparisons of a weighted fit against itself are exact, and against
+    the same fit with its weights forgotten they differ (they read V = sigma^2 (W'W + diag(1/w)))."""
+    from vcheck.core import vdiff
+
+    _X, _y, Zt, Lambdat, w, _ = _model()
+    fit = LmerFit(
+        source="a", formula="y ~ x + (1 | g)", REML=True, Zt=Zt, Lambdat=Lambdat, sigma=1.3, weights=w
+    )
+    unweighted = dataclasses.replace(fit, weights=None)
+    assert vdiff.V_diagonal_diff(fit, fit) == 0.0
+    assert vdiff.V_diagonal_diff(unweighted, fit) > 0.1
+    same = vdiff.V_block_diff(fit, fit)
+    assert same is not None and same[0] == 0.0
+    other = vdiff.V_block_diff(unweighted, fit)
+    assert other is not None and other[0] > 0.1
 
 
 @pytest.mark.parametrize("max_rows", [covariance.MAX_BLOCK_ROWS, 1], ids=["blocks", "woodbury"])

@@ -186,10 +186,14 @@ def V_operator(
     return spla.LinearOperator((n, n), matvec=matvec, rmatvec=matvec, matmat=matvec, dtype=np.float64)
 
 
-def V_diagonal(Zt: sp.csc_matrix, Lambdat: sp.csc_matrix, sigma: float) -> np.ndarray:
-    """diag(V) = sigma^2 (colSums(W^2) + 1), W = Lambdat Zt: the n variances, in O(nnz(W))."""
+def V_diagonal(
+    Zt: sp.csc_matrix, Lambdat: sp.csc_matrix, sigma: float, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """diag(V) = sigma^2 (colSums(W^2) + 1 / w), W = Lambdat Zt, w the prior weights (1 when None): the n
+    variances, in O(nnz(W))."""
     W = _W(Zt, Lambdat)
-    return float(sigma) ** 2 * (np.asarray(W.multiply(W).sum(axis=0)).ravel() + 1.0)
+    d = residual_scale(weights, W.shape[1])
+    return float(sigma) ** 2 * (np.asarray(W.multiply(W).sum(axis=0)).ravel() + (1.0 if d is None else d))
 
 
 @single_threaded

@@ -4,9 +4,9 @@ An n x n V for InstEval (n = 73,421) would need 43 GB, so a large model's V is c
 
 - by probes: ||V_a P - V_b P||_F / ||V_b P||_F for a few Gaussian probe vectors P (n x k), both V as
   operators (`vcheck.core.covariance.V_operator`);
-- by its diagonal: max_i |V_a[i, i] - V_b[i, i]| / V_b[i, i], V[i, i] = sigma^2 (sum_j W[j, i]^2 + 1),
-  W = Lambdat Zt (`vcheck.core.covariance.V_diagonal`); every row counts alone, so one wrong row cannot
-  hide in a norm over all of them;
+- by its diagonal: max_i |V_a[i, i] - V_b[i, i]| / V_b[i, i], V[i, i] = sigma^2 (sum_j W[j, i]^2 + 1/w_i),
+  W = Lambdat Zt, w the prior weights (`vcheck.core.covariance.V_diagonal`); every row counts alone, so
+  one wrong row cannot hide in a norm over all of them;
 - by blocks, when the rows fall into clusters small enough to hold (`vcheck.core.covariance.V_blocks`):
   max over clusters c of ||V_a,c - V_b,c||_F / ||V_b,c||_F, the worst cluster alone.
 """
@@ -27,8 +27,8 @@ BLOCK_ROWS = 2000
 
 def V_diagonal_diff(a: LmerFit, b: LmerFit) -> float:
     """max_i |V_a[i, i] - V_b[i, i]| / V_b[i, i] over the data rows (both in the data's row order)."""
-    da = covariance.V_diagonal(a._need("Zt"), a._need("Lambdat"), a._need("sigma"))
-    db = covariance.V_diagonal(b._need("Zt"), b._need("Lambdat"), b._need("sigma"))
+    da = covariance.V_diagonal(a._need("Zt"), a._need("Lambdat"), a._need("sigma"), a.weights)
+    db = covariance.V_diagonal(b._need("Zt"), b._need("Lambdat"), b._need("sigma"), b.weights)
     if da.shape != db.shape:
         return math.inf
     return float(np.max(np.abs(da - db) / db)) if len(db) else 0.0
@@ -54,11 +54,15 @@ def V_block_diff(a: LmerFit, b: LmerFit, max_rows: int = BLOCK_ROWS) -> tuple[fl
     Zt_b = b._need("Zt")
     limit = min(max_rows, Zt_b.shape[1] - 1)
     try:
-        blocks_b = covariance.V_blocks(Zt_b, b._need("Lambdat"), b._need("sigma"), max_rows=limit)
+        blocks_b = covariance.V_blocks(
+            Zt_b, b._need("Lambdat"), b._need("sigma"), max_rows=limit, weights=b.weights
+        )
     except VcheckError:
         return None
     try:
-        blocks_a = covariance.V_blocks(a._need("Zt"), a._need("Lambdat"), a._need("sigma"), max_rows=limit)
+        blocks_a = covariance.V_blocks(
+            a._need("Zt"), a._need("Lambdat"), a._need("sigma"), max_rows=limit, weights=a.weights
+        )
     except VcheckError:
         return math.inf, len(blocks_b)
     if len(blocks_a) != len(blocks_b):
