@@ -194,6 +194,14 @@ def test_bilinear_matches_scipy() -> None:
     assert sparse.out is not None
     got = sp.coo_matrix((sparse(M.data), (sparse.out.rows, sparse.out.cols)), shape=(7, 7)).toarray()
     assert np.allclose(got, expect, rtol=1e-14, atol=1e-14)
+    # one varying factor: one CSR product, the same sums in the same order as gather + reduceat
+    assert sparse.K is not None
+    by_csr = sparse(M.data)
+    sparse.K = None
+    assert np.array_equal(sparse(M.data), by_csr)
+    # column-major dense output (what LAPACK takes without a copy): the transpose of the row-major one
+    fortran = Bilinear(*pats, dense=True, fortran=True)
+    assert np.allclose(fortran(P.data, M.data, Q.data).reshape(7, 7).T, expect, rtol=1e-14, atol=1e-14)
 
 
 def test_reml_needs_more_rows_than_columns() -> None:
