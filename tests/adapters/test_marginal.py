@@ -11,6 +11,7 @@ from scipy.sparse.linalg import LinearOperator
 from vcheck.adapters import marginal
 from vcheck.adapters import statsmodels as sm_adapter
 from vcheck.auditing.comparison import compare
+from vcheck.core.covariance import V_nnz_bound
 from vcheck.reference import examples
 
 
@@ -29,9 +30,9 @@ def design(n: int, levels: int, seed: int = 0) -> tuple[sp.csc_matrix, sp.csc_ma
 def test_nnz_bound_counts_the_pairs_of_rows_sharing_an_effect() -> None:
     Z, G = design(300, 7)
     V = sp.csc_matrix(Z @ G @ Z.T + sp.identity(300))
-    assert V.nnz <= marginal.nnz_bound(Z)
+    assert V.nnz <= V_nnz_bound(Z.T)
     counts = np.bincount(Z.tocoo().col, minlength=Z.shape[1])
-    assert marginal.nnz_bound(Z) == int(np.sum(counts**2)) + 300
+    assert V_nnz_bound(Z.T) == int(np.sum(counts**2)) + 300
 
 
 @pytest.mark.parametrize("residual", [0.7, np.linspace(0.5, 2.0, 400)])
@@ -39,7 +40,7 @@ def test_operator_beyond_the_bound_is_the_sparse_V(residual: float | np.ndarray)
     Z, G = design(400, 5)
     V = marginal.marginal_V(Z, G, residual)
     assert sp.issparse(V)
-    op = marginal.marginal_V(Z, G, residual, max_nnz=marginal.nnz_bound(Z) - 1)
+    op = marginal.marginal_V(Z, G, residual, max_nnz=V_nnz_bound(Z.T) - 1)
     assert isinstance(op, LinearOperator) and op.shape == (400, 400)
     P = np.random.default_rng(1).standard_normal((400, 3))
     np.testing.assert_allclose(op @ P, V @ P, rtol=1e-13, atol=1e-12)
@@ -50,7 +51,7 @@ def test_operator_beyond_the_bound_is_the_sparse_V(residual: float | np.ndarray)
 def test_few_levels_over_many_rows_never_form_V() -> None:
     """10 levels over 200,000 rows: V would hold 4 * 10^9 entries (48 GB sparse); the operator holds Z."""
     Z, G = design(200_000, 10)
-    assert marginal.nnz_bound(Z) > marginal.MAX_V_NNZ
+    assert V_nnz_bound(Z.T) > marginal.MAX_V_NNZ
     V = marginal.marginal_V(Z, G, 1.0)
     assert isinstance(V, LinearOperator)
     e = np.zeros(200_000)

@@ -16,13 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from vcheck.core.covariance import MAX_V_NNZ
-
-
-def nnz_bound(Z: Any) -> int:
-    """sum_j c_j^2 + n: an upper bound on the non-zeros of Z G Z' + diag(r), c_j = rows in column j of Z."""
-    per_effect = np.diff(sp.csc_matrix(Z).indptr).astype(np.int64)
-    return int(np.sum(per_effect**2)) + int(Z.shape[0])
+from vcheck.core.covariance import MAX_V_NNZ, V_nnz_bound
 
 
 def marginal_V(Z: Any, G: Any, residual: float | np.ndarray, max_nnz: int = MAX_V_NNZ) -> Any:
@@ -31,7 +25,7 @@ def marginal_V(Z: Any, G: Any, residual: float | np.ndarray, max_nnz: int = MAX_
     Zc, Gc = sp.csc_matrix(Z), sp.csc_matrix(G)
     n = int(Zc.shape[0])
     r = np.broadcast_to(np.asarray(residual, dtype=float), (n,))
-    if nnz_bound(Zc) <= max_nnz:
+    if V_nnz_bound(Zc.T) <= max_nnz:
         return sp.csc_matrix(Zc @ Gc @ Zc.T + sp.diags(r, format="csc"))
     Zr, Zt = sp.csr_matrix(Zc), sp.csr_matrix(Zc.T)
 

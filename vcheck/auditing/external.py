@@ -23,7 +23,6 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +59,8 @@ class FitFileError(VcheckError, ValueError):
 
 
 # --- schemas ------------------------------------------------------------------------------------------
-@cache
 def schema(name: str) -> dict[str, Any]:
-    """The JSON Schema shipped with vcheck: "case" or "fit" (`vcheck.schemas.load`)."""
+    """The JSON Schema shipped with vcheck: "case" or "fit" (`vcheck.schemas.load`, which caches it)."""
     return schemas.load(name)
 
 

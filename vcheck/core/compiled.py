@@ -75,14 +75,19 @@ def _uniform_blocks(A: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return L, Li, diag, C
 
 
-@functools.cache
-def kernel() -> Callable[[np.ndarray, np.ndarray], Any] | None:
-    """`_uniform_blocks` compiled by numba (cached on disk), or None when numba cannot be imported."""
+def _compile(fn: Callable[..., Any], **options: Any) -> Callable[..., Any] | None:
+    """fn compiled by numba's njit (cached on disk, no GIL) with `options`, or None without numba."""
     try:
         import numba
     except ImportError:
         return None
-    return numba.njit(cache=True, nogil=True)(_uniform_blocks)  # type: ignore[no-any-return]
+    return numba.njit(cache=True, nogil=True, **options)(fn)  # type: ignore[no-any-return]
+
+
+@functools.cache
+def kernel() -> Callable[[np.ndarray, np.ndarray], Any] | None:
+    """`_uniform_blocks` compiled by numba, or None when numba cannot be imported."""
+    return _compile(_uniform_blocks)
 
 
 def _lt_zz_l(
@@ -114,8 +119,4 @@ def _lt_zz_l(
 @functools.cache
 def dense_kernel() -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Any] | None:
     """`_lt_zz_l` compiled by numba with multiply-adds contracted to FMA, or None without numba."""
-    try:
-        import numba
-    except ImportError:
-        return None
-    return numba.njit(cache=True, nogil=True, fastmath={"contract"})(_lt_zz_l)  # type: ignore[no-any-return]
+    return _compile(_lt_zz_l, fastmath={"contract"})

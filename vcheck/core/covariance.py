@@ -18,6 +18,8 @@ densely.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
@@ -76,6 +78,13 @@ def _W(Zt: sp.csc_matrix, Lambdat: sp.csc_matrix) -> sp.csc_matrix:
 
 
 @single_threaded
+def V_nnz_bound(Zt: Any) -> int:
+    """sum_j c_j^2 + n, c_j the rows in random effect j (row j of Zt): the pairs of rows sharing an effect
+    plus the diagonal, an upper bound on nnz(V) (a pair sharing two effects counts twice)."""
+    per_effect = np.diff(sp.csr_matrix(Zt).indptr).astype(np.int64)
+    return int(np.sum(per_effect**2)) + int(Zt.shape[1])
+
+
 def V(
     Zt: sp.csc_matrix,
     Lambdat: sp.csc_matrix,
@@ -92,9 +101,7 @@ def V(
     """
     W = _W(Zt, Lambdat)
     n = W.shape[1]
-    # pairs of rows sharing an effect, an upper bound on nnz(V) (a pair sharing two effects counts twice)
-    per_effect = np.diff(sp.csr_matrix(Zt).indptr).astype(np.int64)
-    bound = int(np.sum(per_effect**2)) + n
+    bound = V_nnz_bound(Zt)
     if bound > max_nnz:
         raise VcheckError(
             f"V would hold up to {bound:,} non-zeros (n = {n:,}); use V_operator() or V_blocks() instead"
