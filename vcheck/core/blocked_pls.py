@@ -27,7 +27,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from vcheck.core import bordered
 from vcheck.core.batched import W_blocks, dot_soa, factor_uniform_blocks
+from vcheck.core.bordered import BorderedSchur
 from vcheck.core.errors import VcheckError
 from vcheck.core.pattern import Bilinear, Pattern, count_triples, sparse_times_dense
 from vcheck.core.pls import Factor, PLSBase
@@ -193,9 +195,15 @@ class BlockedPLS(PLSBase):
         # pattern, with the same products in the same order as the general Bilinear
         self.S_diagonal = self.dense_schur and np.array_equal(r2, c2) and len(np.unique(r2)) == q2
         self.S: Bilinear | None = None
+        self.bordered: bordered.Plan | None = None
         if self.S_diagonal:
             self.T_rows, self.T_cols = Tpat.rows, Tpat.cols
             self.T_keys_F = Tpat.cols.astype(np.int64) * q2 + Tpat.rows  # S column-major, for LAPACK
+            if q2 > SPARSE_SCHUR_MIN:  # a separator may split S into a block arrowhead
+                self.bordered = bordered.plan(Tpat.rows, Tpat.cols, q2)
+            if self.bordered is not None:
+                self.T_pos_B = self.bordered.positions(Tpat.rows, Tpat.cols)
+                self.diag_pos_B = self.bordered.diagonal()
         else:
             self.S = Bilinear(
                 self.Lt2,
@@ -294,8 +302,13 @@ class BlockedPLS(PLSBase):
         if self.S is None:
             lam2 = np.zeros(q2)
             lam2[self.Lt2.rows] = Lt2v
-            S = np.zeros(q2 * q2)
-            S[self.T_keys_F] = lam2[self.T_rows] * T * lam2[self.T_cols]
+            if self.bordered is not None:  # S's block arrowhead only, in the bordered order
+                S = np.zeros(self.bordered.size)
+                S[self.T_pos_B] = lam2[self.T_rows] * T * lam2[self.T_cols]
+                S[self.diag_pos_B] += 1.0
+            else:
+                S = np.zeros(q2 * q2)
+                S[self.T_keys_F] = lam2[self.T_rows] * T * lam2[self.T_cols]
         else:
             S = self.S(Lt2v, T, Lt2v)
         # W Z1'[X r], level-major (q1, p+1)
@@ -305,7 +318,9 @@ class BlockedPLS(PLSBase):
             WZ3[:, a, :] = dot_soa(W[a, :, :, None], Z3)
         WZ = WZ3.reshape(q1, p + 1)
         f.H2 = sparse_times_dense(self.Lt2, Lt2v, self.zxr2 - self.Z21 @ WZ)
-        if self.dense_schur:
+        if self.bordered is not None:
+            f.schur = BorderedSchur(self.bordered, S)
+        elif self.dense_schur:
             S2 = S.reshape(q2, q2).T  # S is column-major (T_keys_F, Bilinear's fortran): no copy in LAPACK
             S2[np.diag_indices(q2)] += 1.0
             f.schur = DenseSchur(S2)
@@ -374,7 +389,7 @@ class BlockedPLS(PLSBase):
         for l0 in range(0, nl1, per):
             l1 = min(nl1, l0 + per)
             cols = L21[:, l0 * k1 : l1 * k1].toarray()
-            if isinstance(f.schur, DenseSchur):
+            if isinstance(f.schur, DenseSchur | BorderedSchur):
                 Wc = f.schur.whiten(cols).reshape(q2, l1 - l0, k1)
                 out[l0:l1] = np.einsum("kla,klb->lab", Wc, Wc)
             else:
