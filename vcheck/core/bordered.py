@@ -37,9 +37,10 @@ BORDERED_GAIN = 1.4
 #: the fixed cost of one diagonal block (its four BLAS/LAPACK calls), in multiply-adds
 BLOCK_CALL_COST = 4e5
 #: components are merged, in order, into diagonal blocks of at least this many rows
-MIN_BLOCK = 48
-#: candidate separator sizes: these fractions of q
-SEPARATOR_FRACTIONS = tuple(i / 20 for i in range(1, 18))
+MIN_BLOCK = 16
+#: candidate separator sizes m: these fractions of q, then every q/FINE_STEPS around the best of them
+SEPARATOR_FRACTIONS = tuple(i / 10 for i in range(1, 10))
+FINE_STEPS = 40
 
 _dtrtrs = sla.lapack.dtrtrs
 _dtrsm = sla.blas.dtrsm
@@ -144,25 +145,33 @@ def plan(rows: np.ndarray, cols: np.ndarray, q: int) -> Plan | None:
     diag_dominant = sp.csc_matrix(pattern + sp.diags(np.asarray(pattern.sum(axis=1)).ravel() + 1.0))
     try:
         analysis = cholmod.analyze(sp.tril(diag_dominant, format="csc"), ordering_method="metis")
-    except Exception:  # CHOLMOD built without METIS: its own nested dissection
+    except cholmod.CholmodError:  # CHOLMOD built without METIS: its own nested dissection
         analysis = cholmod.analyze(sp.tril(diag_dominant, format="csc"), ordering_method="nesdis")
     perm0 = np.asarray(analysis.P(), dtype=np.int64)
     adjacency = sp.csr_matrix(pattern[perm0][:, perm0])
     dense = q**3 / 3.0
-    best: tuple[float, int, list[tuple[np.ndarray, np.ndarray]]] | None = None
-    for frac in SEPARATOR_FRACTIONS:
-        m = round(frac * q)
+    candidates: dict[int, tuple[float, list[tuple[np.ndarray, np.ndarray]]]] = {}
+
+    def consider(m: int) -> None:
         k = q - m
-        if m < 1 or k < 1:
-            continue
+        if m < 1 or k < 1 or m in candidates:
+            return
         _, labels = connected_components(adjacency[:k, :k], directed=False)
         blocks, flops = _blocks_of(labels, adjacency, k)
-        flops += m**3 / 3.0
-        if best is None or flops < best[0]:
-            best = (flops, m, blocks)
-    if best is None or best[0] * BORDERED_GAIN >= dense:
+        candidates[m] = (flops + m**3 / 3.0, blocks)
+
+    for frac in SEPARATOR_FRACTIONS:
+        consider(round(frac * q))
+    if not candidates:
         return None
-    flops, m, groups = best
+    coarse = min(candidates, key=lambda m: candidates[m][0])
+    step = max(1, q // FINE_STEPS)
+    for m in range(coarse - 3 * step, coarse + 3 * step + 1, step):
+        consider(m)
+    m = min(candidates, key=lambda m: candidates[m][0])
+    flops, groups = candidates[m]
+    if flops * BORDERED_GAIN >= dense:
+        return None
     k = q - m
     perm = np.concatenate([perm0[v] for v, _ in groups] + [perm0[k:]])
     out, at, start = [], 0, 0
