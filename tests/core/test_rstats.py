@@ -20,3 +20,20 @@ def test_r_ave_is_the_group_mean_per_row() -> None:
     y = np.array([1.0, 2.0, 3.0, 10.0, 20.0])
     codes = np.array([0, 1, 0, 1, 2])
     assert np.array_equal(r_ave(y, codes, 3), [2.0, 6.0, 2.0, 6.0, 20.0])
+
+
+def test_r_ave_is_r_mean_per_level_bit_for_bit() -> None:
+    """The vectorized ave (short levels position by position, long ones one at a time) equals R's mean
+    computed level by level, on levels short and long, empty ones, and values that cancel."""
+    rng = np.random.default_rng(4)
+    for trial in range(60):
+        n, nl = int(rng.integers(1, 2000)), int(rng.integers(1, 300))
+        scale = 10.0 ** int(rng.integers(-5, 8))
+        x = rng.standard_normal(n) * scale + rng.standard_normal() * scale * int(rng.integers(0, 1000))
+        codes = rng.integers(0, nl, n)
+        if trial % 3 == 0:
+            codes[: n // 2] = 0  # one level far longer than LONG_GROUP
+        if trial % 4 == 0:
+            codes = np.minimum(codes, nl // 2)  # empty levels
+        expected = np.array([r_mean(x[codes == k]) if np.any(codes == k) else np.nan for k in range(nl)])
+        assert np.array_equal(r_ave(x, codes, nl), expected[codes], equal_nan=True), trial

@@ -44,16 +44,42 @@ def r_var(x: np.ndarray) -> float:
     return float(_seqsum(d * d) / (n - 1))
 
 
+#: levels with more rows than this are summed one at a time; the rest position by position
+LONG_GROUP = 64
+
+
+def _group_sums(xs: np.ndarray, starts: np.ndarray, counts: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Per group g (rows starts[g] .. starts[g]+counts[g]-1 of xs): sum(xs - shift[g]) in long double,
+    left to right from 0 as R's loop adds.  Short groups advance together, one row position per step
+    (adding position j to every group that has one keeps each group's order); long ones by cumsum."""
+    out = np.zeros(len(starts), dtype=LD)
+    long = counts > LONG_GROUP
+    for g in np.flatnonzero(long):
+        out[g] = _seqsum(xs[starts[g] : starts[g] + counts[g]] - shift[g])
+    short = np.flatnonzero(~long & (counts > 0))
+    short = short[np.argsort(-counts[short], kind="stable")]  # the groups with a row j are a prefix
+    lens = counts[short]
+    for j in range(int(lens.max(initial=0))):
+        live = short[: int(np.searchsorted(-lens, -j, side="left"))]
+        out[live] += xs[starts[live] + j] - shift[live]
+    return out
+
+
 def r_ave(x: np.ndarray, codes: np.ndarray, nlevels: int) -> np.ndarray:
-    """R's ave(x, f) with FUN = mean: each row gets R's mean of its level's values."""
+    """R's ave(x, f) with FUN = mean: each row gets R's mean (`r_mean`) of its level's values."""
     x = np.asarray(x, dtype=float)
     codes = np.asarray(codes)
     order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(nlevels + 1))
-    means = np.array(
-        [
-            r_mean(x[order[bounds[k] : bounds[k + 1]]]) if bounds[k + 1] > bounds[k] else np.nan
-            for k in range(nlevels)
-        ]
-    )
+    xs = x[order].astype(LD)
+    counts = np.bincount(codes, minlength=nlevels)[:nlevels]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    zero = np.zeros(nlevels, dtype=LD)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = _group_sums(xs, starts, counts, zero) / counts
+        finite = np.isfinite(s)
+        s[finite] = (
+            s[finite] + _group_sums(xs, starts, counts, np.where(finite, s, 0))[finite] / counts[finite]
+        )
+    means = s.astype(float)
+    means[counts == 0] = np.nan
     return means[codes]
