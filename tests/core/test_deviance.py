@@ -15,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 
 import vcheck
-from vcheck.core import blocked_pls, blocks, schur, tolerances
+from vcheck.core import blocked_pls, blocks, pattern, schur, tolerances
 from vcheck.core.deviance import Devfun, criterion
 from vcheck.core.pattern import Bilinear, Pattern
 from vcheck.reference import examples
@@ -209,3 +209,21 @@ def test_reml_needs_more_rows_than_columns() -> None:
     tiny = vcheck.Design(**{**d.__dict__, "X": np.ones((d.n, d.n)), "X_names": [f"c{i}" for i in range(d.n)]})
     with pytest.raises(ValueError, match="REML needs more observations"):
         vcheck.devfun(tiny, REML=True)
+
+
+def test_stable_order_is_numpys_stable_argsort(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The counting sort behind Bilinear's set-up orders keys exactly as np.argsort(kind="stable"),
+    ties in their original order, and Bilinear's numbers do not depend on which sort ran."""
+    rng = np.random.default_rng(8)
+    for n, bound in ((1, 1), (50, 3), (5000, 700), (20000, 80000)):
+        key = rng.integers(0, bound, n)
+        assert np.array_equal(pattern.stable_order(key, bound), np.argsort(key, kind="stable"))
+    P = sp.random(40, 30, density=0.3, random_state=rng, format="coo")
+    M = sp.random(30, 30, density=0.3, random_state=rng, format="coo")
+    pats = [Pattern(x.row.astype(np.int64), x.col.astype(np.int64), x.shape) for x in (P, M, P)]
+    counted = Bilinear(*pats, dense=False, P_values=P.data, Q_values=P.data, lower_by=np.arange(40))
+    monkeypatch.setattr(pattern, "COUNTING_RANGE", 0)  # numpy's merge sort instead
+    merged = Bilinear(*pats, dense=False, P_values=P.data, Q_values=P.data, lower_by=np.arange(40))
+    assert counted.out is not None and merged.out is not None
+    assert np.array_equal(counted.out.rows, merged.out.rows)
+    assert np.array_equal(counted(M.data), merged(M.data))

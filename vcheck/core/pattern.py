@@ -11,10 +11,14 @@ C[e] = sum_t weight[t] v[idx[t]] over the products t of entry e, evaluated as on
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
+from vcheck.core.compiled import _compile
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,38 @@ class Pattern:
     @property
     def T(self) -> Pattern:
         return Pattern(self.cols, self.rows, (self.shape[1], self.shape[0]))
+
+
+#: a counting sort is used while the key range is at most this many times the number of keys
+COUNTING_RANGE = 4
+
+
+def _counting_order(key: np.ndarray, bound: int) -> np.ndarray:
+    """The stable sorting permutation of integer keys in [0, bound), by counting."""
+    start = np.zeros(bound + 1, dtype=np.int64)
+    for k in key:
+        start[k + 1] += 1
+    for i in range(bound):
+        start[i + 1] += start[i]
+    order = np.empty(len(key), dtype=np.int64)
+    for i in range(len(key)):
+        order[start[key[i]]] = i
+        start[key[i]] += 1
+    return order
+
+
+@functools.cache
+def _counting_kernel() -> Callable[[np.ndarray, int], np.ndarray] | None:
+    return _compile(_counting_order)
+
+
+def stable_order(key: np.ndarray, bound: int) -> np.ndarray:
+    """np.argsort(key, kind="stable") for integer keys in [0, bound): a compiled counting sort (numba)
+    when the range is small against the number of keys, else numpy's merge sort."""
+    kernel = _counting_kernel() if 0 < bound <= COUNTING_RANGE * len(key) else None
+    if kernel is None:
+        return np.argsort(key, kind="stable")
+    return kernel(np.asarray(key, dtype=np.int64), bound)
 
 
 def _by_column(pat: Pattern) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +162,7 @@ class Bilinear:
         else:
             # sort the products by output entry: each entry is then one contiguous run, summed by
             # np.add.reduceat, which beats bincount's scattered writes
-            order = np.argsort(key, kind="stable")
+            order = stable_order(key, P.shape[0] * nq)
             key = key[order]
             idx = [None if ix is None else ix[order] for ix in idx]
             weight = weight[order]
