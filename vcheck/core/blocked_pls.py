@@ -199,7 +199,8 @@ class BlockedPLS(PLSBase):
         if self.S_diagonal:
             self.T_rows, self.T_cols = Tpat.rows, Tpat.cols
             self.T_keys_F = Tpat.cols.astype(np.int64) * q2 + Tpat.rows  # S column-major, for LAPACK
-            if q2 > SPARSE_SCHUR_MIN:  # a separator may split S into a block arrowhead
+            if q2 > SPARSE_SCHUR_MIN and len(T_keys) <= bordered.MAX_DENSITY * q2 * q2 / 2:
+                # a separator may split S into a block arrowhead
                 self.bordered = bordered.plan(Tpat.rows, Tpat.cols, q2)
             if self.bordered is not None:
                 self.T_pos_B = self.bordered.positions(Tpat.rows, Tpat.cols)

@@ -32,6 +32,8 @@ from scipy.sparse.csgraph import connected_components
 from vcheck.core.compiled import _compile
 from vcheck.core.schur import NotPositiveDefinite, cholesky_lower, cholmod_available
 
+#: a bordered order is sought only for an S with at most this fraction of its entries nonzero
+MAX_DENSITY = 0.3
 #: a bordered order is used when its flop count is under 1/BORDERED_GAIN of the dense q^3/3
 BORDERED_GAIN = 1.4
 #: the fixed cost of one diagonal block (its four BLAS/LAPACK calls), in multiply-adds
