@@ -105,10 +105,11 @@ class Plan:
 
 
 def _blocks_of(
-    labels: np.ndarray, adjacency: sp.csr_matrix, k: int
+    labels: np.ndarray, edges: tuple[np.ndarray, np.ndarray], k: int, m: int
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
     """Components of the leading k vertices (their labels) merged into blocks of >= MIN_BLOCK
-    rows: (vertices, separator rows R) per block, and the blocks' flop count."""
+    rows: (vertices, separator rows R) per block, and the blocks' flop count.  `edges` (i, j) are the
+    pattern's off-diagonal entries in the nested-dissection order, i > j."""
     groups: list[np.ndarray] = []
     current: list[np.ndarray] = []
     size = 0
@@ -122,10 +123,16 @@ def _blocks_of(
             current, size = [], 0
     if current:
         groups.append(np.concatenate(current))
+    group_of = np.empty(k, dtype=np.int64)
+    for g, verts in enumerate(groups):
+        group_of[verts] = g
+    i, j = edges
+    border = (i >= k) & (j < k)  # a separator row meeting a block vertex
+    pairs = np.unique(group_of[j[border]] * m + (i[border] - k))
+    cut = np.searchsorted(pairs, np.arange(len(groups) + 1) * m)
     out, flops = [], 0.0
-    border_csc = sp.csc_matrix(adjacency[k:])  # separator rows (positions k..q-1) by column
-    for verts in groups:
-        R = np.unique(border_csc[:, verts].indices)
+    for g, verts in enumerate(groups):
+        R = pairs[cut[g] : cut[g + 1]] - g * m
         n, r = len(verts), len(R)
         flops += n**3 / 3.0 + n * n * r + n * r * r + BLOCK_CALL_COST
         out.append((verts, R))
@@ -151,6 +158,8 @@ def plan(rows: np.ndarray, cols: np.ndarray, q: int) -> Plan | None:
         analysis = cholmod.analyze(sp.tril(diag_dominant, format="csc"), ordering_method="nesdis")
     perm0 = np.asarray(analysis.P(), dtype=np.int64)
     adjacency = sp.csr_matrix(pattern[perm0][:, perm0])
+    lower = sp.tril(adjacency, k=-1, format="coo")
+    edges = (lower.row.astype(np.int64), lower.col.astype(np.int64))
     dense = q**3 / 3.0
     candidates: dict[int, tuple[float, list[tuple[np.ndarray, np.ndarray]]]] = {}
 
@@ -159,7 +168,7 @@ def plan(rows: np.ndarray, cols: np.ndarray, q: int) -> Plan | None:
         if m < 1 or k < 1 or m in candidates:
             return
         _, labels = connected_components(adjacency[:k, :k], directed=False)
-        blocks, flops = _blocks_of(labels, adjacency, k)
+        blocks, flops = _blocks_of(labels, edges, k, m)
         candidates[m] = (flops + m**3 / 3.0, blocks)
 
     for frac in SEPARATOR_FRACTIONS:
