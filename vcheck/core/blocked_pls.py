@@ -31,7 +31,7 @@ from vcheck.core import bordered
 from vcheck.core.batched import W_blocks, dot_soa, factor_uniform_blocks
 from vcheck.core.bordered import BorderedSchur
 from vcheck.core.errors import VcheckError
-from vcheck.core.pattern import Bilinear, Pattern, count_triples, sparse_times_dense
+from vcheck.core.pattern import Bilinear, Pattern, count_triples, scale_scatter, sparse_times_dense
 from vcheck.core.pls import Factor, PLSBase
 from vcheck.core.record import Design
 from vcheck.core.schur import DenseSchur, FixedCSC, SparseSchur, cholmod_available, sparse_cholesky_flops
@@ -303,13 +303,11 @@ class BlockedPLS(PLSBase):
         if self.S is None:
             lam2 = np.zeros(q2)
             lam2[self.Lt2.rows] = Lt2v
-            if self.bordered is not None:  # S's block arrowhead only, in the bordered order
-                S = np.zeros(self.bordered.size)
-                S[self.T_pos_B] = lam2[self.T_rows] * T * lam2[self.T_cols]
+            if self.bordered is not None:  # S's block arrowhead only, in the bordered order, plus I
+                S = scale_scatter(self.bordered.size, self.T_pos_B, lam2, T, self.T_rows, self.T_cols)
                 S[self.diag_pos_B] += 1.0
             else:
-                S = np.zeros(q2 * q2)
-                S[self.T_keys_F] = lam2[self.T_rows] * T * lam2[self.T_cols]
+                S = scale_scatter(q2 * q2, self.T_keys_F, lam2, T, self.T_rows, self.T_cols)
         else:
             S = self.S(Lt2v, T, Lt2v)
         # W Z1'[X r], level-major (q1, p+1)

@@ -200,6 +200,34 @@ class Bilinear:
         return np.bincount(self.c_idx, weights=w, minlength=self.size)
 
 
+def _scale_scatter(
+    size: int, pos: np.ndarray, lam: np.ndarray, T: np.ndarray, rows: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
+    out = np.zeros(size)
+    for e in range(len(pos)):
+        out[pos[e]] = lam[rows[e]] * T[e] * lam[cols[e]]
+    return out
+
+
+@functools.cache
+def _scale_scatter_kernel() -> Callable[..., np.ndarray] | None:
+    return _compile(_scale_scatter)
+
+
+def scale_scatter(
+    size: int, pos: np.ndarray, lam: np.ndarray, T: np.ndarray, rows: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
+    """diag(lam) T diag(lam) entry by entry, T given on its pattern (rows, cols), written at flat
+    positions `pos` of a zero array of `size`: out[pos[e]] = lam[rows[e]] * T[e] * lam[cols[e]] (in
+    that order of multiplication); one compiled pass (numba) when available."""
+    kernel = _scale_scatter_kernel()
+    if kernel is not None:
+        return kernel(size, pos, lam, T, rows, cols)
+    out = np.zeros(size)
+    out[pos] = lam[rows] * T * lam[cols]
+    return out
+
+
 def sparse_times_dense(pat: Pattern, values: np.ndarray, B: np.ndarray) -> np.ndarray:
     """(the matrix with `values` on `pat`) @ B, for a dense B with few columns."""
     out = np.empty((pat.shape[0], B.shape[1]))
