@@ -39,6 +39,15 @@ def arrowhead(seed: int, sizes: tuple[int, ...] = (60, 80, 50, 70), m: int = 40)
     return A[np.ix_(perm, perm)]
 
 
+def planned(seed: int) -> tuple[np.ndarray, bordered.Plan]:
+    """arrowhead(seed) and its bordered plan (which must exist)."""
+    S = arrowhead(seed)
+    r, c = np.nonzero(np.tril(S))
+    plan = bordered.plan(r, c, S.shape[0])
+    assert plan is not None
+    return S, plan
+
+
 def factor(S: np.ndarray, plan: bordered.Plan) -> bordered.BorderedSchur:
     r, c = np.nonzero(np.tril(S))
     values = np.zeros(plan.size)
@@ -48,11 +57,9 @@ def factor(S: np.ndarray, plan: bordered.Plan) -> bordered.BorderedSchur:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_bordered_factor_is_the_dense_one(seed: int) -> None:
-    S = arrowhead(seed)
+    S, plan = planned(seed)
     q = S.shape[0]
-    r, c = np.nonzero(np.tril(S))
-    plan = bordered.plan(r, c, q)
-    assert plan is not None and plan.flops * bordered.BORDERED_GAIN < q**3 / 3.0
+    assert plan.flops * bordered.BORDERED_GAIN < q**3 / 3.0
     B = factor(S, plan)
     sign, logdet = np.linalg.slogdet(S)
     assert sign == 1.0 and B.logdet == pytest.approx(logdet, rel=1e-13)
@@ -77,11 +84,7 @@ def test_a_full_pattern_has_no_bordered_order() -> None:
 
 
 def test_an_entry_off_the_arrowhead_is_refused() -> None:
-    S = arrowhead(0)
-    q = S.shape[0]
-    r, c = np.nonzero(np.tril(S))
-    plan = bordered.plan(r, c, q)
-    assert plan is not None
+    _, plan = planned(0)
     first, second = plan.blocks[0], plan.blocks[1]
     i, j = plan.perm[second.start], plan.perm[first.start]  # two different diagonal blocks
     with pytest.raises(ValueError, match="outside the bordered pattern"):
@@ -89,12 +92,7 @@ def test_an_entry_off_the_arrowhead_is_refused() -> None:
 
 
 def test_an_indefinite_matrix_is_refused() -> None:
-    S = arrowhead(1)
-    q = S.shape[0]
-    r, c = np.nonzero(np.tril(S))
-    plan = bordered.plan(r, c, q)
-    assert plan is not None
-    S = S.copy()
+    S, plan = planned(1)
     k = plan.perm[-1]  # a separator row: its pivot comes last
     S[k, k] = -1.0
     with pytest.raises(NotPositiveDefinite, match="not positive definite"):
