@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from vcheck.core.compiled import _compile
-from vcheck.core.schur import NotPositiveDefinite, cholesky_lower, cholmod_available
+from vcheck.core.schur import cholesky_lower, cholmod_available
 
 #: a bordered order is sought only for an S with at most this fraction of its entries nonzero
 MAX_DENSITY = 0.3
@@ -243,42 +243,43 @@ class BorderedSchur:
         self.LC = cholesky_lower(C, "the PLS Schur complement")
         self.logdet = logdet + 2.0 * float(np.log(self.LC.diagonal()).sum())
 
-    def _tri(self, L: np.ndarray, b: np.ndarray, trans: int) -> np.ndarray:
-        x, info = _dtrtrs(L, b, lower=1, trans=trans)
-        if info != 0:
-            raise NotPositiveDefinite(f"triangular solve failed (LAPACK dtrtrs info={info})")
-        return np.asarray(x)
+    def _rows(self, b: np.ndarray) -> np.ndarray:
+        """(P b)' as a fresh column-major array, one row per right-hand side: each block's rows of P b
+        are then a contiguous column range, solved in place from the right."""
+        bp = np.asarray(b, dtype=float)[self.plan.perm]
+        return bp.reshape(len(bp), -1).T
 
     def whiten(self, b: np.ndarray) -> np.ndarray:
-        """L^-1 P b (rows in the bordered order): b' S^-1 b = |L^-1 P b|^2."""
+        """L^-1 P b (rows in the bordered order): b' S^-1 b = |L^-1 P b|^2.  Solved transposed,
+        c' = (P b)' L^-T, block by block in place: c_b' = b_b' L_b^-T, then the separator's
+        (b_sep' - sum_b c_b' W_b') L_C^-T."""
         plan = self.plan
-        bp = np.asarray(b, dtype=float)[plan.perm]
         k = plan.q - plan.m
-        out = np.empty_like(bp)
-        rest = bp[k:].copy()
+        ct = self._rows(b)  # (R, q), column-major
+        rest = ct[:, k:]
         for blk, L, W in zip(plan.blocks, self.L, self.W, strict=True):
-            c = self._tri(L, bp[blk.start : blk.start + blk.n], 0)
-            out[blk.start : blk.start + blk.n] = c
+            cols = slice(blk.start, blk.start + blk.n)
+            ct[:, cols] = cb = _dtrsm(1.0, L, ct[:, cols], side=1, lower=1, trans_a=1, overwrite_b=1)
             if len(blk.R):
-                rest[blk.R] -= W @ c
-        out[k:] = self._tri(self.LC, rest, 0)
-        return out
+                rest[:, blk.R] -= cb @ W.T
+        ct[:, k:] = _dtrsm(1.0, self.LC, rest, side=1, lower=1, trans_a=1, overwrite_b=1)
+        return ct.T.reshape(np.shape(b))
 
     def solve(self, b: np.ndarray) -> np.ndarray:
-        """S^-1 b = P' L^-T L^-1 P b."""
+        """S^-1 b = P' L^-T L^-1 P b, transposed as in `whiten`: x_sep' = c_sep' L_C^-1, then
+        x_b' = (c_b' - x_sep'[R_b] W_b) L_b^-1."""
         plan = self.plan
-        c = self.whiten(b)
         k = plan.q - plan.m
-        x = np.empty_like(c)
-        x[k:] = self._tri(self.LC, c[k:], 1)
+        xt = np.asfortranarray(self.whiten(b).reshape(plan.q, -1).T)  # (R, q)
+        xt[:, k:] = sep = _dtrsm(1.0, self.LC, xt[:, k:], side=1, lower=1, overwrite_b=1)
         for blk, L, W in zip(plan.blocks, self.L, self.W, strict=True):
-            rhs = c[blk.start : blk.start + blk.n]
+            cols = slice(blk.start, blk.start + blk.n)
             if len(blk.R):
-                rhs = rhs - W.T @ x[k:][blk.R]
-            x[blk.start : blk.start + blk.n] = self._tri(L, rhs, 1)
-        out = np.empty_like(x)
-        out[plan.perm] = x
-        return out
+                xt[:, cols] -= sep[:, blk.R] @ W
+            xt[:, cols] = _dtrsm(1.0, L, xt[:, cols], side=1, lower=1, overwrite_b=1)
+        out = np.empty((plan.q, xt.shape[0]))
+        out[plan.perm] = xt.T
+        return out.reshape(np.shape(b))
 
     def quad(self, b: np.ndarray) -> np.ndarray:
         """b' S^-1 b as (L^-1 P b)'(L^-1 P b), exactly symmetric."""
