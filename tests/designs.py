@@ -1,4 +1,5 @@
-"""Shared by the design tests (tests/core, tests/reference): two designs compared bit for bit."""
+"""Shared by the design tests (tests/core, tests/reference): two designs compared bit for bit, and data
+of InstEval's shape."""
 
 from __future__ import annotations
 
@@ -51,3 +52,27 @@ def quiet_lFormula(formula: str, data: pd.DataFrame) -> Design:
         warnings.simplefilter("ignore", RankDeficiencyWarning)
         warnings.simplefilter("ignore", ScaleWarning)
         return lFormula(formula, data)
+
+
+def departments(seed: int = 5, ns: int = 1500, nd: int = 360, ndept: int = 8, per: int = 6) -> pd.DataFrame:
+    """InstEval's shape, small: students rate `per` lecturers of their own department, and 15% of them
+    one lecturer of any department; rows shuffled."""
+    rng = np.random.default_rng(seed)
+    dept_of = np.arange(nd) % ndept
+    home = rng.integers(0, ndept, ns)
+    s = np.repeat(np.arange(ns), per)
+    d = np.concatenate([rng.choice(np.flatnonzero(dept_of == h), per, replace=False) for h in home])
+    cross = np.flatnonzero(rng.random(ns) < 0.15) * per
+    d[cross] = rng.integers(0, nd, len(cross))
+    order = rng.permutation(len(s))
+    s, d = s[order], d[order]
+    y = rng.normal(size=ns)[s] * 0.5 + rng.normal(size=nd)[d] + rng.normal(size=len(s))
+    cat = pd.Categorical.from_codes
+    return pd.DataFrame(
+        {
+            "y": y,
+            "x": rng.normal(size=len(s)),
+            "s": cat(s, pd.Index([f"s{i}" for i in range(ns)])),
+            "d": cat(d, pd.Index([f"d{i}" for i in range(nd)])),
+        }
+    )

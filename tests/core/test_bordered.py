@@ -4,9 +4,9 @@ as a dense Cholesky, on the blocks a separator leaves (vcheck.core.bordered, vch
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
+from designs import departments
 
 import vcheck
 from vcheck.core import bordered, schur
@@ -97,30 +97,6 @@ def test_an_indefinite_matrix_is_refused() -> None:
     S[k, k] = -1.0
     with pytest.raises(NotPositiveDefinite, match="not positive definite"):
         factor(S, plan)
-
-
-def departments(seed: int = 5, ns: int = 1500, nd: int = 360, ndept: int = 8, per: int = 6) -> pd.DataFrame:
-    """InstEval's shape, small: students rate `per` lecturers of their own department, and 15% of them
-    one lecturer of any department; rows shuffled."""
-    rng = np.random.default_rng(seed)
-    dept_of = np.arange(nd) % ndept
-    home = rng.integers(0, ndept, ns)
-    s = np.repeat(np.arange(ns), per)
-    d = np.concatenate([rng.choice(np.flatnonzero(dept_of == h), per, replace=False) for h in home])
-    cross = np.flatnonzero(rng.random(ns) < 0.15) * per
-    d[cross] = rng.integers(0, nd, len(cross))
-    order = rng.permutation(len(s))
-    s, d = s[order], d[order]
-    y = rng.normal(size=ns)[s] * 0.5 + rng.normal(size=nd)[d] + rng.normal(size=len(s))
-    cat = pd.Categorical.from_codes
-    return pd.DataFrame(
-        {
-            "y": y,
-            "x": rng.normal(size=len(s)),
-            "s": cat(s, pd.Index([f"s{i}" for i in range(ns)])),
-            "d": cat(d, pd.Index([f"d{i}" for i in range(nd)])),
-        }
-    )
 
 
 def test_blocked_pls_factors_an_insteval_shape_bordered(monkeypatch: pytest.MonkeyPatch) -> None:

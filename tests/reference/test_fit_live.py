@@ -178,6 +178,25 @@ def test_intercept_only_start_and_restart_path() -> None:
         check_optimum(f, e, d, same_path=True)
 
 
+def test_bordered_schur_fit_is_lme4s() -> None:
+    """A model whose Schur complement is factored bordered (InstEval's shape: students nested in
+    departments rating lecturers, some across): lme4's criterion at lme4's theta, and lme4's optimum on
+    lme4's path."""
+    from designs import departments
+
+    from vcheck import reference
+
+    data = departments(seed=9)
+    formula = "y ~ x + (1|s) + (1|d)"
+    d = quiet(vcheck.lFormula, formula, data)
+    fn = Devfun(d, REML=True)
+    assert getattr(fn.pls, "bordered", None) is not None
+    f = fit_design(d, condVar=False)
+    e = quiet(reference.lmer, formula, data, True)
+    check_optimum(f, e, d, same_path=True)
+    assert isinstance(f.beta, pd.Series) and rel(f.beta, e.beta) < tolerances.AT_OPTIMUM
+
+
 def test_full_star_kindergarten() -> None:
     """The seed's model on the full kindergarten data (5,789 rows after lme4 drops NA rows)."""
     from vcheck import bench, reference
