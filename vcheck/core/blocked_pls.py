@@ -16,7 +16,8 @@ the solution do not depend on it):
   keeps the expensive product (every pair of block-2 effects that share a level of block 1) on constant
   Z'Z values and the small array W.  S is factored dense (LAPACK) while it is small or nearly full
   (crossed factors fill it in), else by a sparse Cholesky with a fill-reducing order
-  (`vcheck.core.schur`).
+  (`vcheck.core.schur`).  A dense S of scalar terms whose graph a separator splits (InstEval's
+  lecturers, by department) is factored block by block in that order (`vcheck.core.bordered`).
 
 Z'Z, Z'[X r] and [X r]'[X r] are computed once, and the sparse products of an evaluation run on fixed
 patterns (`vcheck.core.pattern`), so an evaluation costs the factorization and little else.
