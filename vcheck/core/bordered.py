@@ -107,32 +107,27 @@ class Plan:
 def _blocks_of(
     labels: np.ndarray, edges: tuple[np.ndarray, np.ndarray], k: int, m: int
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], float]:
-    """Components of the leading k vertices (their labels) merged into blocks of >= MIN_BLOCK
-    rows: (vertices, separator rows R) per block, and the blocks' flop count.  `edges` (i, j) are the
-    pattern's off-diagonal entries in the nested-dissection order, i > j."""
-    groups: list[np.ndarray] = []
-    current: list[np.ndarray] = []
-    size = 0
-    order = np.argsort(labels, kind="stable")
-    bounds = np.searchsorted(labels[order], np.arange(labels.max() + 2))
-    for lab in range(labels.max() + 1):
-        current.append(order[bounds[lab] : bounds[lab + 1]])
-        size += len(current[-1])
+    """Components of the leading k vertices (their labels) merged, in label order, into blocks of
+    >= MIN_BLOCK rows: (vertices, separator rows R) per block, and the blocks' flop count.  `edges`
+    (i, j) are the pattern's off-diagonal entries in the nested-dissection order, i > j."""
+    block_of_label = np.empty(int(labels.max()) + 1, dtype=np.int64)
+    nblocks, size = 0, 0
+    for lab, n in enumerate(np.bincount(labels).tolist()):
+        block_of_label[lab] = nblocks
+        size += n
         if size >= MIN_BLOCK:
-            groups.append(np.concatenate(current))
-            current, size = [], 0
-    if current:
-        groups.append(np.concatenate(current))
-    group_of = np.empty(k, dtype=np.int64)
-    for g, verts in enumerate(groups):
-        group_of[verts] = g
+            nblocks, size = nblocks + 1, 0
+    nblocks += size > 0
+    block_of = block_of_label[labels]
+    order = np.argsort(block_of, kind="stable")
+    cut = np.searchsorted(block_of[order], np.arange(nblocks + 1))
     i, j = edges
     border = (i >= k) & (j < k)  # a separator row meeting a block vertex
-    pairs = np.unique(group_of[j[border]] * m + (i[border] - k))
-    cut = np.searchsorted(pairs, np.arange(len(groups) + 1) * m)
+    meets = np.zeros((nblocks, m), dtype=bool)
+    meets[block_of[j[border]], i[border] - k] = True
     out, flops = [], 0.0
-    for g, verts in enumerate(groups):
-        R = pairs[cut[g] : cut[g + 1]] - g * m
+    for b in range(nblocks):
+        verts, R = order[cut[b] : cut[b + 1]], np.flatnonzero(meets[b])
         n, r = len(verts), len(R)
         flops += n**3 / 3.0 + n * n * r + n * r * r + BLOCK_CALL_COST
         out.append((verts, R))
