@@ -120,3 +120,14 @@ def _lt_zz_l(
 def dense_kernel() -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Any] | None:
     """`_lt_zz_l` compiled by numba with multiply-adds contracted to FMA, or None without numba."""
     return _compile(_lt_zz_l, fastmath={"contract"})
+
+
+@functools.cache
+def dense_factor_kernel() -> Callable[..., int] | None:
+    """`vcheck.core.compiled_lapack.dense_factor` (the dense evaluation with LAPACK called from numba),
+    or None when numba or scipy's cython_lapack cannot be had."""
+    try:
+        from vcheck.core import compiled_lapack
+    except (ImportError, ValueError, AttributeError):
+        return None
+    return functools.partial(compiled_lapack.dense_factor, compiled_lapack.DPOTRF, compiled_lapack.DTRTRS)
