@@ -83,6 +83,7 @@ def dense_factor(
             e = entry[s, j]
             vals[s, j] = theta[lam_theta[e]] if e >= 0 else 0.0
     Bi = np.empty(q)
+    Ai = np.empty(q)
     for i in range(q):
         m = rmax[i]
         for j in range(m):
@@ -97,11 +98,13 @@ def dense_factor(
             for j in range(p1):
                 H[i, j] = H[i, j] + v * ZtXr[r, j]
         for j in range(i + 1):
-            a = 0.0
-            for s in range(ns):
-                a = a + Bi[rows[s, j]] * vals[s, j]
-            L[i, j] = a
-        L[i, i] = L[i, i] + 1.0
+            Ai[j] = 0.0
+        for s in range(ns):
+            for j in range(i + 1):
+                Ai[j] = Ai[j] + Bi[rows[s, j]] * vals[s, j]
+        for j in range(i):
+            L[i, j] = Ai[j]
+        L[i, i] = Ai[i] + 1.0
     chars = np.array([_L, _N], dtype=np.uint8)
     ints = np.array([q, p1, 0], dtype=np.int32)
     # dpotrf(uplo, n, a, lda, info)
