@@ -39,18 +39,25 @@ _L, _N = ord("L"), ord("N")
 @intrinsic
 def _call_lapack(typingctx: Any, address: Any, pointers: Any) -> Any:
     """Call the void function at `address` with the pointers (a tuple of integer addresses)."""
-    if not isinstance(address, types.Integer) or not isinstance(pointers, types.UniTuple):
+    if not isinstance(address, types.Integer) or not isinstance(pointers, types.BaseTuple):
         return None
-    count = pointers.count
+    if not all(isinstance(t, types.Integer) for t in pointers.types):
+        return None
+    count = len(pointers.types)
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         address_v, pointers_v = args
         char_p = ir.IntType(8).as_pointer()
         fnty = ir.FunctionType(ir.VoidType(), [char_p] * count)
         fn = builder.inttoptr(address_v, fnty.as_pointer())
-        builder.call(
-            fn, [builder.inttoptr(builder.extract_value(pointers_v, i), char_p) for i in range(count)]
-        )
+        ptrs = [
+            builder.inttoptr(
+                context.cast(builder, builder.extract_value(pointers_v, i), pointers.types[i], types.uintp),
+                char_p,
+            )
+            for i in range(count)
+        ]
+        builder.call(fn, ptrs)
         return context.get_dummy_value()
 
     return types.void(address, pointers), codegen
@@ -105,14 +112,18 @@ def dense_factor(
         for j in range(i):
             L[i, j] = Ai[j]
         L[i, i] = Ai[i] + 1.0
-    chars = np.array([_L, _N], dtype=np.uint8)
-    ints = np.array([q, p1, 0], dtype=np.int32)
+    # LAPACK's scalar arguments, by pointer, in one buffer that is read after the last call (so that it
+    # lives through both): uplo, trans as bytes, then n, nrhs, info as int32
+    w = np.zeros(16, dtype=np.uint8)
+    w[0], w[1] = _L, _N
+    iw = w[4:].view(np.int32)
+    iw[0], iw[1] = q, p1
+    uplo, notrans = w.ctypes.data, w.ctypes.data + 1
+    n, nrhs, info = iw.ctypes.data, iw.ctypes.data + 4, iw.ctypes.data + 8
     # dpotrf(uplo, n, a, lda, info)
-    _call_lapack(
-        potrf, (chars.ctypes.data, ints.ctypes.data, L.ctypes.data, ints.ctypes.data, ints[2:].ctypes.data)
-    )
-    if ints[2] != 0:
-        return int(ints[2])
+    _call_lapack(potrf, (uplo, n, L.ctypes.data, n, info))  # type: ignore[call-arg]
+    if iw[2] != 0:
+        return int(iw[2])
     for j in range(1, q):
         for i in range(j):
             L[i, j] = 0.0
@@ -120,7 +131,5 @@ def dense_factor(
         for i in range(q):
             c[i, j] = H[i, j]
     # dtrtrs(uplo, trans, diag, n, nrhs, a, lda, b, ldb, info)
-    uplo, notrans = chars.ctypes.data, chars[1:].ctypes.data
-    n, nrhs, info = ints.ctypes.data, ints[1:].ctypes.data, ints[2:].ctypes.data
-    _call_lapack(trtrs, (uplo, notrans, notrans, n, nrhs, L.ctypes.data, n, c.ctypes.data, n, info))
-    return -int(ints[2])
+    _call_lapack(trtrs, (uplo, notrans, notrans, n, nrhs, L.ctypes.data, n, c.ctypes.data, n, info))  # type: ignore[call-arg]
+    return -int(iw[2])

@@ -3,9 +3,10 @@
     A = Lambda' (Z'Z) Lambda + I = L L'   (LAPACK dpotrf),   H = Lambda' (Z'[X r])
 
 Z'Z and Z'[X r] are computed once; an evaluation is a scatter of theta into Lambda, two small matrix
-products, one Cholesky and one triangular solve.  The products Lambda' Z'Z Lambda are taken by the
-nonzeros of Lambda's columns in compiled code (`vcheck.core.compiled.dense_kernel`, the matrix
-product's result bit for bit) when numba is there.  Below `vcheck.core.blocks.DENSE_Q_MAX` random effects
+products, one Cholesky and one triangular solve.  With numba all of that is one compiled call
+(`vcheck.core.compiled_lapack.dense_factor`: the products by the nonzeros of Lambda's columns, the
+matrix products' results bit for bit, then scipy's own dpotrf and dtrtrs); without it, numpy's products
+and `DenseSchur`, the same numbers.  Below `vcheck.core.blocks.DENSE_Q_MAX` random effects
 numpy's per-call overhead outweighs anything structure could save.
 """
 
