@@ -80,7 +80,7 @@ class DensePLS(PLSBase):
         return A, H
 
     def factor(self, theta: np.ndarray) -> Factor:
-        theta = np.asarray(theta, dtype=float)
+        theta = np.ascontiguousarray(theta, dtype=float)
         kernel = dense_factor_kernel()
         if kernel is None:
             A, H = self.products(theta)
