@@ -41,9 +41,10 @@ def _call_lapack(typingctx: Any, address: Any, pointers: Any) -> Any:
     """Call the void function at `address` with the pointers (a tuple of integer addresses)."""
     if not isinstance(address, types.Integer) or not isinstance(pointers, types.BaseTuple):
         return None
-    if not all(isinstance(t, types.Integer) for t in pointers.types):
+    kinds: tuple[Any, ...] = tuple(getattr(pointers, "types", ()))
+    if not all(isinstance(t, types.Integer) for t in kinds):
         return None
-    count = len(pointers.types)
+    count = len(kinds)
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         address_v, pointers_v = args
@@ -52,7 +53,7 @@ def _call_lapack(typingctx: Any, address: Any, pointers: Any) -> Any:
         fn = builder.inttoptr(address_v, fnty.as_pointer())
         ptrs = [
             builder.inttoptr(
-                context.cast(builder, builder.extract_value(pointers_v, i), pointers.types[i], types.uintp),
+                context.cast(builder, builder.extract_value(pointers_v, i), kinds[i], types.uintp),
                 char_p,
             )
             for i in range(count)
