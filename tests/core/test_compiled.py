@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from vcheck.core import batched, compiled, dense_pls
 from vcheck.core.dense_pls import DensePLS
 from vcheck.core.design import lFormula
+from vcheck.core.schur import NotPositiveDefinite
 from vcheck.core.threads import blas_threads
 
 
@@ -117,3 +118,87 @@ def test_without_numba_the_dense_kernel_is_the_matrix_product(monkeypatch: pytes
     monkeypatch.setattr(dense_pls, "dense_kernel", lambda: None)
     for got, want in zip(pls.products(theta), with_numba, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def factor_fields(f: dense_pls.Factor) -> list[np.ndarray]:
+    """Every number of a DensePLS factor: L, H, R's pieces, beta, the log determinants and pwrss."""
+    assert f.schur is not None and f.H2 is not None and f.RX is not None and f.beta is not None
+    L = np.asarray(f.schur.L)  # type: ignore[attr-defined]
+    return [L, f.H2, f.RX, f.beta, np.array([f.ldL2, f.ldRX2, f.pwrss])]
+
+
+def assert_same_factor(got: dense_pls.Factor, want: dense_pls.Factor) -> None:
+    for g, w in zip(factor_fields(got), factor_fields(want), strict=True):
+        assert g.shape == w.shape and g.strides == w.strides and np.array_equal(g, w)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 4), nl=st.integers(2, 20))
+def test_compiled_dense_factor_is_the_numpy_and_lapack_path_bit_for_bit(seed: int, k: int, nl: int) -> None:
+    """One compiled call (Lambda' Z'Z Lambda + I, dpotrf and dtrtrs from numba) gives the Factor the
+    numpy products and scipy's f2py LAPACK wrappers give: every array, its layout, every number."""
+    assert compiled.dense_factor_kernel() is not None, "numba is a dependency of vcheck"
+    pls, theta = dense_design(seed, k, nl, 6 * nl)
+    with blas_threads(1):
+        got = pls.factor(theta)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(dense_pls, "dense_factor_kernel", lambda: None)
+            want = pls.factor(theta)
+    assert_same_factor(got, want)
+    assert np.array_equal(pls.modes(got), pls.modes(want))
+
+
+def test_compiled_dense_factor_without_fixed_effects_and_on_the_edge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """p = 0 (y ~ 0 + (1 + x | g)), a theta with zeros (Lambda's columns partly empty) and one with a
+    zero column: the compiled call and the numpy path agree bit for bit."""
+    rng = np.random.default_rng(3)
+    data = pd.DataFrame({"y": rng.normal(size=60), "x": rng.normal(size=60), "g": rng.integers(0, 10, 60)})
+    data["g"] = data["g"].astype(str)
+    designs = [lFormula("y ~ 0 + (1 + x | g)", data), lFormula("y ~ x + (1 | g) + (0 + x | g)", data)]
+    for design in designs:
+        pls = DensePLS(design)
+        thetas = [np.asarray(design.theta) * 0.7, np.zeros(len(design.theta)), np.array(design.theta) * 1e4]
+        thetas[0][-1] = 0.0
+        for theta in thetas:
+            with blas_threads(1):
+                got = pls.factor(theta)
+                with pytest.MonkeyPatch.context() as mp:
+                    mp.setattr(dense_pls, "dense_factor_kernel", lambda: None)
+                    want = pls.factor(theta)
+            assert_same_factor(got, want)
+
+
+def test_compiled_dense_factor_refuses_as_dense_schur() -> None:
+    """A Cholesky that fails (theta ~ 1e15 on levels with one or two rows: A's + I is lost to rounding,
+    dpotrf's info > 0) raises NotPositiveDefinite with DenseSchur's message, from the compiled call as
+    from the numpy path."""
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"y": rng.normal(size=30), "x": rng.normal(size=30), "g": rng.integers(0, 10, 30)})
+    pls = DensePLS(lFormula("y ~ 1 + (1 + x | g)", data.astype({"g": str})))
+    theta = np.array([1e15, 0.999999e15, 1e12])
+    messages = []
+    for kernel in (compiled.dense_factor_kernel, lambda: None):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(dense_pls, "dense_factor_kernel", kernel)
+            with pytest.raises(NotPositiveDefinite, match="Schur complement is not positive definite") as err:
+                pls.factor(theta)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+
+
+def test_a_planted_fault_in_the_compiled_dense_factor_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison above can fail: the kernel run on a Z'Z one unit in the last place larger differs."""
+    pls, theta = dense_design(2, 2, 10, 60)
+    want = pls.factor(theta)
+    kernel = compiled.dense_factor_kernel()
+    assert kernel is not None
+
+    def faulty(*args: np.ndarray) -> int:
+        theta_, lam_theta, entry, rows, rmax, ZtZ, *rest = args
+        return int(kernel(theta_, lam_theta, entry, rows, rmax, ZtZ * (1.0 + 2.0**-52), *rest))
+
+    monkeypatch.setattr(dense_pls, "dense_factor_kernel", lambda: faulty)
+    got = pls.factor(theta)
+    assert_same_factor(got, got)
+    with pytest.raises(AssertionError):
+        assert_same_factor(got, want)

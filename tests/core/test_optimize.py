@@ -260,6 +260,61 @@ def test_edge_restart(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(runs) == 1
 
 
+def test_edge_restart_takes_derivs_of_the_kept_answer_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer near the edge gets no deriv12 until the edge restart has decided: the kept answer has
+    exactly optwrap's derivatives (deriv12 at its par, then fn(par) or fn(first answer)), the dropped one
+    none.  Accepted: run 1, fn(par 1), run 2, deriv12 at par 2, fn(par 2); rejected: run 1, fn(par 1),
+    run 2, deriv12 at par 1, fn(par 1)."""
+    runs: list[np.ndarray] = []
+    ends = {1: np.array([0.004, 0.5]), 2: np.array([0.0, 0.5])}
+
+    def fake(fn, x0, lower, upper, ctrl):  # type: ignore[no-untyped-def]
+        runs.append(np.array(x0))
+        theta = ends[len(runs)]
+        return optimizers.OptimizerRun("nloptwrap", theta, fn(theta), 10 * len(runs), 0, "m", 4)
+
+    monkeypatch.setitem(optimizers.OPTIMIZERS, "nloptwrap", fake)
+    calls: list[np.ndarray] = []
+
+    def f(t: np.ndarray) -> float:  # lowest on the edge t0 = 0
+        calls.append(np.array(t))
+        return float(t[0] + (t[1] - 0.5) ** 2 + t[0] * t[1])
+
+    def deriv12_calls(x: np.ndarray) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+        seen: list[np.ndarray] = []
+        d = deriv12(lambda t: (seen.append(np.array(t)), f(t))[1], x)
+        return d, seen
+
+    n_d = 1 + 2 * 2 + 4 * 1  # deriv12's calls for two thetas
+    opt = optimize.optimize_lmer(f, np.ones(2), np.zeros(2))
+    d2, seen2 = deriv12_calls(ends[2])
+    assert len(runs) == 2 and opt.edge_restart == 20 and np.array_equal(opt.theta, ends[2])
+    assert opt.evaluations == 1 + 1 + 1 + n_d + 1
+    assert opt.derivs is not None and all(np.array_equal(opt.derivs[k], d2[k]) for k in d2)
+    want = [ends[1], ends[1], ends[2], *seen2, ends[2]]
+    assert all(np.array_equal(a, b) for a, b in zip(calls[: len(want)], want, strict=True))
+    runs.clear()  # the second answer is higher: deriv12 at the first answer, which is the last state
+    calls.clear()
+    ends[2] = np.array([0.006, 0.5])
+    opt = optimize.optimize_lmer(f, np.ones(2), np.zeros(2))
+    d1, seen1 = deriv12_calls(ends[1])
+    assert len(runs) == 2 and np.array_equal(opt.theta, ends[1]) and opt.feval == 10
+    assert opt.evaluations == 1 + 1 + 1 + n_d + 1
+    assert opt.derivs is not None and all(np.array_equal(opt.derivs[k], d1[k]) for k in d1)
+    want = [ends[1], ends[1], ends[2], *seen1, ends[1]]
+    assert all(np.array_equal(a, b) for a, b in zip(calls[: len(want)], want, strict=True))
+    runs.clear()  # calc.derivs = FALSE: none either way
+    opt = optimize.optimize_lmer(f, np.ones(2), np.zeros(2), {"calc.derivs": False})
+    assert len(runs) == 2 and opt.derivs is None and opt.evaluations == 1 + 1 + 1 + 1
+    runs.clear()  # within boundary.tol of the edge (the snap may move it): derivatives as lme4 takes them
+    ends[1] = np.array([5e-6, 0.5])
+    calls.clear()
+    opt = optimize.optimize_lmer(f, np.ones(2), np.zeros(2))
+    d1, seen1 = deriv12_calls(ends[1])
+    assert all(np.array_equal(a, b) for a, b in zip(calls[1 : 1 + n_d], seen1, strict=True))
+    assert opt.derivs is not None and all(np.array_equal(opt.derivs[k], d1[k]) for k in d1)
+
+
 def test_boundary_snap() -> None:
     """check.boundary: thetas within 1e-5 of their bound go onto it, in order and cumulatively, each
     trial compared with the criterion of the unsnapped optimum (lme4's rule, quirk included)."""

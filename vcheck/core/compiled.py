@@ -21,8 +21,11 @@ accumulates a dot product (zero terms of the full product add nothing exactly), 
 @ Lambda and H is Lambda.T @ Z'[X r] bit for bit (tests/reference/test_compiled_corpus.py checks it
 on every dense design of lme4's test corpus) in O(q^2 k) instead of O(q^3).
 
-numba is imported on the first call only (`kernel()`, `dense_kernel()`), so `import vcheck` does not
-pay for it; its compiled code is cached on disk (numba's `cache=True`).
+`dense_factor_kernel()` is `vcheck.core.compiled_lapack.dense_factor` (those products, then LAPACK's
+dpotrf and dtrtrs, in one compiled call) with scipy's LAPACK bound.
+
+numba is imported on the first call only (`kernel()`, `dense_kernel()`, `dense_factor_kernel()`), so
+`import vcheck` does not pay for it; its compiled code is cached on disk (numba's `cache=True`).
 """
 
 from __future__ import annotations
@@ -120,3 +123,14 @@ def _lt_zz_l(
 def dense_kernel() -> Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], Any] | None:
     """`_lt_zz_l` compiled by numba with multiply-adds contracted to FMA, or None without numba."""
     return _compile(_lt_zz_l, fastmath={"contract"})
+
+
+@functools.cache
+def dense_factor_kernel() -> Callable[..., int] | None:
+    """`vcheck.core.compiled_lapack.dense_factor` (the dense evaluation with LAPACK called from numba),
+    or None when numba or scipy's cython_lapack cannot be had."""
+    try:
+        from vcheck.core import compiled_lapack
+    except (ImportError, ValueError):  # no numba, or scipy without cython_lapack's dpotrf/dtrtrs
+        return None
+    return functools.partial(compiled_lapack.dense_factor, compiled_lapack.DPOTRF, compiled_lapack.DTRTRS)

@@ -3,9 +3,10 @@
     A = Lambda' (Z'Z) Lambda + I = L L'   (LAPACK dpotrf),   H = Lambda' (Z'[X r])
 
 Z'Z and Z'[X r] are computed once; an evaluation is a scatter of theta into Lambda, two small matrix
-products, one Cholesky and one triangular solve.  The products Lambda' Z'Z Lambda are taken by the
-nonzeros of Lambda's columns in compiled code (`vcheck.core.compiled.dense_kernel`, the matrix
-product's result bit for bit) when numba is there.  Below `vcheck.core.blocks.DENSE_Q_MAX` random effects
+products, one Cholesky and one triangular solve.  With numba all of that is one compiled call
+(`vcheck.core.compiled_lapack.dense_factor`: the products by the nonzeros of Lambda's columns, the
+matrix products' results bit for bit, then scipy's own dpotrf and dtrtrs); without it, numpy's products
+and `DenseSchur`, the same numbers.  Below `vcheck.core.blocks.DENSE_Q_MAX` random effects
 numpy's per-call overhead outweighs anything structure could save.
 """
 
@@ -14,11 +15,22 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from vcheck.core.compiled import dense_kernel
+from vcheck.core.compiled import dense_factor_kernel, dense_kernel
 from vcheck.core.errors import VcheckError
 from vcheck.core.pls import Factor, PLSBase
 from vcheck.core.record import Design
-from vcheck.core.schur import DenseSchur
+from vcheck.core.schur import DenseSchur, NotPositiveDefinite
+
+_EMPTY2, _EMPTY3 = np.zeros((0, 0)), np.zeros((0, 0, 0))
+
+
+class _Factored(DenseSchur):
+    """A DenseSchur whose L (lower, Fortran order, upper triangle 0) was computed elsewhere, by the same
+    dpotrf call DenseSchur makes (`vcheck.core.compiled_lapack`)."""
+
+    def __init__(self, L: np.ndarray) -> None:
+        self.L = L
+        self.logdet = 2.0 * float(np.log(L.diagonal()).sum())
 
 
 class DensePLS(PLSBase):
@@ -39,6 +51,8 @@ class DensePLS(PLSBase):
         self.lam_rows, self.lam_cols, self.lam_theta = coo.col, coo.row, Lind
         self.diag = np.arange(self.q) * (self.q + 1)
         self.slot_rows, self.slot_entry = self._slots()
+        # row i of A = B Lambda reads B[i, :rmax[i]] (rows of Lambda's columns 0..i)
+        self.rmax = np.maximum.accumulate(self.slot_rows.max(axis=0, initial=0)) + 1
 
     def _slots(self) -> tuple[np.ndarray, np.ndarray]:
         """(rows, entry), each (slots, q): the s-th nonzero of Lambda's column j, in ascending row order,
@@ -66,13 +80,37 @@ class DensePLS(PLSBase):
         return A, H
 
     def factor(self, theta: np.ndarray) -> Factor:
-        theta = np.asarray(theta, dtype=float)
-        A, H = self.products(theta)
-        A.ravel()[self.diag] += 1.0
-        schur = DenseSchur(A)
-        empty = np.zeros((0, 0, 0))
-        f = Factor(theta, np.zeros((0, 0)), empty, empty, empty, schur=schur, H2=H)
-        return self._finish(f, self.XrXr - schur.quad(H), schur.logdet)
+        theta = np.ascontiguousarray(theta, dtype=float)
+        kernel = dense_factor_kernel()
+        if kernel is None:
+            A, H = self.products(theta)
+            A.ravel()[self.diag] += 1.0
+            schur = DenseSchur(A)
+            c = schur.whiten(H)
+        else:
+            q, p1 = self.ZtXr.shape
+            L, H, c = np.empty((q, q), order="F"), np.empty((q, p1)), np.empty((q, p1), order="F")
+            info = kernel(
+                theta,
+                self.lam_theta,
+                self.slot_entry,
+                self.slot_rows,
+                self.rmax,
+                self.ZtZ,
+                self.ZtXr,
+                L,
+                H,
+                c,
+            )
+            if info > 0:
+                raise NotPositiveDefinite(
+                    f"the PLS Schur complement is not positive definite (LAPACK dpotrf info={info})"
+                )
+            if info < 0:
+                raise VcheckError(f"triangular solve failed (LAPACK dtrtrs info={-info})")
+            schur = _Factored(L)
+        f = Factor(theta, _EMPTY2, _EMPTY3, _EMPTY3, _EMPTY3, schur=schur, H2=H)
+        return self._finish(f, self.XrXr - c.T @ c, schur.logdet)
 
     def modes(self, f: Factor) -> np.ndarray:
         """u (q,) solving A u = Lambda'Z'(y - X beta)."""

@@ -15,7 +15,10 @@
   bound 0 lies inside (0, EDGE_RESTART), the optimizer stopped near the edge, where the criterion is
   flattest and BOBYQA's stopping rule (ftol_abs) ends a path that still descends slowly.  optwrap then
   runs once more from the answer, and the lower answer is kept (feval adds both runs).  Such a fit is
-  singular or nearly so; others are untouched.
+  singular or nearly so; others are untouched.  optwrap's deriv12 and closing fn(par) are taken for the
+  kept answer only: an optimizer answer with such a theta at least boundary.tol from 0 (where the snap
+  leaves it) gets its deriv12 after the restart has decided, at the same par, so the kept answer has
+  exactly the derivatives optwrap computes there.
 - optimizer None (R's NULL): the start is the answer, fval = fn(start), conv = 1000, "no optimization".
 - Singular (`isSingular`): any theta whose lower bound is 0 is below `tolerances.SINGULAR_TOL` (1e-4).
 
@@ -125,7 +128,8 @@ def optimize_lmer(
             optimizer=None,
             par=theta0,
         )
-    opt = _optwrap(ctl, counted, theta0, lower, state)
+    defer = boundary_tol if restart_edge else None
+    opt = _optwrap(ctl, counted, theta0, lower, state, defer_above=defer)
     if restart_edge:
         current = np.array(state.last)
         on_bound = np.flatnonzero(current == lower)
@@ -139,13 +143,14 @@ def optimize_lmer(
             counted(current)
             if any(s < 0 for s in slopes):
                 # lme4 keeps the second run only (its feval, message and warnings)
-                opt = _optwrap(ctl, counted, np.asarray(opt.par), lower, state)
+                opt = _optwrap(ctl, counted, np.asarray(opt.par), lower, state, defer_above=defer)
                 opt.restarted = True
     opt.start = theta0
     if boundary_tol > 0:
         _snap_to_boundary(opt, counted, lower, boundary_tol, current=np.array(state.last))
     if restart_edge:
         opt = _edge_restart(opt, ctl, counted, lower, state)
+        _pending_derivs(opt, ctl, counted, state)
     opt.fit_theta = np.array(state.last) if ctl.use_last_params else np.asarray(opt.theta)
     opt.evaluations = state.calls
     return opt
@@ -160,9 +165,30 @@ class _State:
 
 
 def _optwrap(
-    ctl: LmerControl, fn: Callable[[np.ndarray], float], par: np.ndarray, lower: np.ndarray, state: _State
+    ctl: LmerControl,
+    fn: Callable[[np.ndarray], float],
+    par: np.ndarray,
+    lower: np.ndarray,
+    state: _State,
+    *,
+    defer_above: float | None = None,
 ) -> OptResult:
-    """lme4's `optwrap` (adj = FALSE): the optimizer, its convergence warning, derivatives, fn(par)."""
+    """lme4's `optwrap` (adj = FALSE): the optimizer, its convergence warning, derivatives, fn(par).
+
+    defer_above: when a theta with lower bound 0 lies in [defer_above, EDGE_RESTART) of it (the
+    boundary snap, which moves only thetas closer than boundary.tol, leaves it there, so vcheck's edge
+    restart will run), deriv12 is left out (opt.derivs stays None) and taken by `_edge_restart` or
+    `_pending_derivs` only if this answer is kept."""
+    opt, last_opt = _optwrap_run(ctl, fn, par, lower, state)
+    derivs = defer_above is None or not (np.isfinite(opt.fval) and _near_edge(opt.theta, lower, defer_above))
+    return _optwrap_finish(ctl, fn, opt, last_opt, derivs=derivs)
+
+
+def _optwrap_run(
+    ctl: LmerControl, fn: Callable[[np.ndarray], float], par: np.ndarray, lower: np.ndarray, state: _State
+) -> tuple[OptResult, np.ndarray]:
+    """optwrap's first part: the optimizer and its convergence warning; with the devfun's state after the
+    optimizer (the theta it evaluated last)."""
     assert ctl.optimizer is not None
     upper = np.full(len(par), np.inf)
     run = optimizers.OPTIMIZERS[ctl.optimizer](fn, par, lower, upper, ctl.optCtrl)
@@ -170,14 +196,7 @@ def _optwrap(
     # (`curWarnings <<-` inside optwrap's body), so optinfo$warnings holds the optimizer's warnings only
     warns = list(run.warnings)
     conv_warning = f"convergence code {run.conv} from {ctl.optimizer}: {run.message}" if run.conv else None
-    last_opt = np.array(state.last)
-    derivs = deriv12(fn, run.par) if ctl.calc_derivs else None
-    if ctl.use_last_params:
-        if ctl.calc_derivs:
-            fn(last_opt)
-    else:
-        fn(run.par)
-    return OptResult(
+    opt = OptResult(
         theta=np.array(run.par, dtype=float),
         fval=run.fval,
         feval=run.feval,
@@ -187,26 +206,71 @@ def _optwrap(
         optimizer=ctl.optimizer,
         warnings=warns,
         conv_warning=conv_warning,
-        derivs=derivs,
         control=dict(run.control),
         par=np.array(run.par, dtype=float),
     )
+    return opt, np.array(state.last)
+
+
+def _optwrap_finish(
+    ctl: LmerControl,
+    fn: Callable[[np.ndarray], float],
+    opt: OptResult,
+    last_opt: np.ndarray,
+    derivs: bool = True,
+) -> OptResult:
+    """optwrap's second part: deriv12 at the optimizer's answer (calc.derivs, unless `derivs` is False),
+    then fn at the answer (or, with use.last.params and calc.derivs, at the optimizer's last theta
+    `last_opt`)."""
+    assert opt.par is not None
+    if ctl.calc_derivs and derivs:
+        opt.derivs = deriv12(fn, opt.par)
+    if ctl.use_last_params:
+        if ctl.calc_derivs:
+            fn(last_opt)
+    else:
+        fn(opt.par)
+    return opt
+
+
+def _near_edge(theta: np.ndarray, lower: np.ndarray, floor: float = 0.0) -> bool:
+    """Whether a theta with lower bound 0 lies inside (0, EDGE_RESTART) (vcheck's edge restart runs), and
+    at least `floor` above it."""
+    gap = theta - lower
+    return bool(np.any((lower == 0) & (gap > 0) & (gap >= floor) & (gap < EDGE_RESTART)))
+
+
+def _pending_derivs(
+    opt: OptResult, ctl: LmerControl, fn: Callable[[np.ndarray], float], state: _State
+) -> None:
+    """The deriv12 that `_optwrap(defer_derivs=True)` left out, at the kept answer's opt.par (the numbers
+    optwrap would have computed there: the devfun is a function of theta alone); then the devfun's state
+    is put back where it was."""
+    if not ctl.calc_derivs or opt.derivs is not None or opt.par is None:
+        return
+    current = np.array(state.last)
+    opt.derivs = deriv12(fn, opt.par)
+    fn(current)
 
 
 def _edge_restart(
     opt: OptResult, ctl: LmerControl, fn: Callable[[np.ndarray], float], lower: np.ndarray, state: _State
 ) -> OptResult:
     """vcheck's edge restart (module docstring): optwrap once more from an answer with a theta_i in
-    (0, EDGE_RESTART) where lower_i = 0; the lower of the two answers is kept."""
-    gap = opt.theta - lower
-    if not np.any((lower == 0) & (gap > 0) & (gap < EDGE_RESTART)) or not np.isfinite(opt.fval):
+    (0, EDGE_RESTART) where lower_i = 0; the lower of the two answers is kept.  optwrap's derivatives and
+    closing evaluation are taken for the answer that is kept only (deferred: `_optwrap`)."""
+    if not _near_edge(opt.theta, lower) or not np.isfinite(opt.fval):
         return opt
     answer = np.array(state.last)
-    again = _optwrap(ctl, fn, opt.theta, lower, state)
+    again, last_again = _optwrap_run(ctl, fn, opt.theta, lower, state)
     if not again.fval < opt.fval:
+        if ctl.calc_derivs and opt.derivs is None:
+            assert opt.par is not None
+            opt.derivs = deriv12(fn, opt.par)
         fn(answer)  # the devfun's state is the first answer again (what use.last.params reads)
         opt.edge_restart = again.feval or 0
         return opt
+    again = _optwrap_finish(ctl, fn, again, last_again)
     again.edge_restart = again.feval or 0
     again.feval = (opt.feval or 0) + again.edge_restart
     again.restarted, again.snapped, again.start = opt.restarted, opt.snapped, opt.start
