@@ -243,7 +243,7 @@ def _near_edge(theta: np.ndarray, lower: np.ndarray, floor: float = 0.0) -> bool
 def _pending_derivs(
     opt: OptResult, ctl: LmerControl, fn: Callable[[np.ndarray], float], state: _State
 ) -> None:
-    """The deriv12 that `_optwrap(defer_derivs=True)` left out, at the kept answer's opt.par (the numbers
+    """The deriv12 that `_optwrap(defer_above=...)` left out, at the kept answer's opt.par (the numbers
     optwrap would have computed there: the devfun is a function of theta alone); then the devfun's state
     is put back where it was."""
     if not ctl.calc_derivs or opt.derivs is not None or opt.par is None:
