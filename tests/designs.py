@@ -4,9 +4,11 @@ of InstEval's shape."""
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.sparse as sp
 
 from vcheck.core.design import RankDeficiencyWarning, ScaleWarning, lFormula
@@ -76,3 +78,16 @@ def departments(seed: int = 5, ns: int = 1500, nd: int = 360, ndept: int = 8, pe
             "d": cat(d, pd.Index([f"d{i}" for i in range(nd)])),
         }
     )
+
+
+def factor_both_ways(pls: Any, theta: np.ndarray) -> tuple[Any, Any]:
+    """A DensePLS's factor at theta from the one compiled call and from the numpy/f2py path."""
+    from vcheck.core import dense_pls
+    from vcheck.core.threads import blas_threads
+
+    with blas_threads(1):
+        got = pls.factor(theta)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(dense_pls, "dense_factor_kernel", lambda: None)
+            want = pls.factor(theta)
+    return got, want

@@ -218,12 +218,10 @@ def test_restart_at_the_edge(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not opt.restarted and len(runs) == 1
 
 
-def test_edge_restart(monkeypatch: pytest.MonkeyPatch) -> None:
-    """vcheck's edge restart: an answer with a theta inside (0, EDGE_RESTART) of its zero bound gets one
-    more optwrap from the answer; a lower second answer replaces it (feval adds both runs), a higher one
-    is dropped and the devfun's state is the first answer again.  Away from the edge: no second run."""
+def scripted_nloptwrap(monkeypatch: pytest.MonkeyPatch, ends: dict[int, np.ndarray]) -> list[np.ndarray]:
+    """nloptwrap replaced by a script: its k-th run (k from 1) ends at ends[k] (read when it runs) with
+    feval 10 k; the returned list collects each run's start."""
     runs: list[np.ndarray] = []
-    ends = {1: np.array([0.004, 0.5]), 2: np.array([0.0, 0.5])}
 
     def fake(fn, x0, lower, upper, ctrl):  # type: ignore[no-untyped-def]
         runs.append(np.array(x0))
@@ -231,6 +229,15 @@ def test_edge_restart(monkeypatch: pytest.MonkeyPatch) -> None:
         return optimizers.OptimizerRun("nloptwrap", theta, fn(theta), 10 * len(runs), 0, "m", 4)
 
     monkeypatch.setitem(optimizers.OPTIMIZERS, "nloptwrap", fake)
+    return runs
+
+
+def test_edge_restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vcheck's edge restart: an answer with a theta inside (0, EDGE_RESTART) of its zero bound gets one
+    more optwrap from the answer; a lower second answer replaces it (feval adds both runs), a higher one
+    is dropped and the devfun's state is the first answer again.  Away from the edge: no second run."""
+    ends = {1: np.array([0.004, 0.5]), 2: np.array([0.0, 0.5])}
+    runs = scripted_nloptwrap(monkeypatch, ends)
     seen: list[np.ndarray] = []
 
     def f(t: np.ndarray) -> float:  # lowest on the edge t0 = 0
@@ -265,15 +272,8 @@ def test_edge_restart_takes_derivs_of_the_kept_answer_only(monkeypatch: pytest.M
     exactly optwrap's derivatives (deriv12 at its par, then fn(par) or fn(first answer)), the dropped one
     none.  Accepted: run 1, fn(par 1), run 2, deriv12 at par 2, fn(par 2); rejected: run 1, fn(par 1),
     run 2, deriv12 at par 1, fn(par 1)."""
-    runs: list[np.ndarray] = []
     ends = {1: np.array([0.004, 0.5]), 2: np.array([0.0, 0.5])}
-
-    def fake(fn, x0, lower, upper, ctrl):  # type: ignore[no-untyped-def]
-        runs.append(np.array(x0))
-        theta = ends[len(runs)]
-        return optimizers.OptimizerRun("nloptwrap", theta, fn(theta), 10 * len(runs), 0, "m", 4)
-
-    monkeypatch.setitem(optimizers.OPTIMIZERS, "nloptwrap", fake)
+    runs = scripted_nloptwrap(monkeypatch, ends)
     calls: list[np.ndarray] = []
 
     def f(t: np.ndarray) -> float:  # lowest on the edge t0 = 0
