@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vcheck import bench, bench_cases, bench_report
+from vcheck import bench, bench_cases, bench_compare, bench_report
 from vcheck.bench_cases import Case, scaling_cases, scaling_data
 from vcheck.bench_timing import Timing, time_case
 
@@ -82,3 +82,27 @@ def test_one_live_case_both_sides() -> None:
     assert t.n == 30 and t.vcheck_feval == t.lme4_feval
     assert t.vcheck_s > 0 and t.lme4_s >= 0 and t.vcheck_mb > 0 and t.lme4_mb > 0
     assert bench_report.criterion_ok(t)
+
+
+def test_compare_section_states_the_goal_on_the_issues_case() -> None:
+    """The `vcheck compare` table: the goal is judged on 100,000 rows and 50,000 levels only, and a run
+    that is too slow, too large or not in agreement is marked as missing it."""
+    small = bench_compare.CompareRun(20_000, 10_000, 0, True, 2.0, int(0.4e9))
+    good = bench_compare.CompareRun(100_000, 50_000, 0, True, 4.5, int(0.6e9))
+    assert good.met and "< 120 s, < 3 GB (yes)" in bench_compare.compare_markdown([small, good])
+    for bad in (
+        bench_compare.CompareRun(100_000, 50_000, 0, True, 130.0, int(0.6e9)),
+        bench_compare.CompareRun(100_000, 50_000, 0, True, 4.5, int(3.2e9)),
+        bench_compare.CompareRun(100_000, 50_000, 1, False, 4.5, int(0.6e9)),
+    ):
+        text = bench_compare.compare_markdown([small, bad])
+        assert not bad.met and "(**no**)" in text
+    assert "| 20,000 | 10,000 | 0 | yes | 2.0 s | 0.40 GB | - |" in bench_compare.compare_markdown([small])
+
+
+@pytest.mark.r
+def test_compare_measured_live(tmp_path: Path) -> None:
+    """One small `vcheck compare` run through the launcher: every check agrees, wall and peak RSS set."""
+    run = bench_compare.measure_compare(2_000, 500, tmp_path)
+    assert run.code == 0 and run.agree
+    assert 0 < run.seconds < bench_compare.GOAL_SECONDS and 50e6 < run.rss < bench_compare.GOAL_BYTES

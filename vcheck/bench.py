@@ -91,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         plot = out.with_name(out.stem + "_scaling.png")
         plot_scaling([t for t in timings if t.case.group == "scaling"], plot)
     text = render(timings, plot, (load_start, os.getloadavg()[0]), _versions(), time.perf_counter() - started)
+    if not args.only:  # `vcheck compare` on many levels: wall time and peak memory of the command
+        from vcheck.bench_compare import compare_section
+
+        text += compare_section()
     if not args.only and not args.no_audit:  # the audit's rate and sweep throughput (vcheck.auditing.sweep)
         from vcheck.bench_throughput import bench_sections
 
