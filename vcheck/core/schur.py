@@ -12,6 +12,8 @@ them).  `SparseSchur` factors a sparse S with a fill-reducing order: CHOLMOD's s
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,6 +21,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from vcheck.core.compiled import _compile
 from vcheck.core.errors import VcheckError
 
 
@@ -162,16 +165,50 @@ def cholmod_available() -> bool:
     return _cholmod() is not None
 
 
+def _column_counts(indptr: np.ndarray, indices: np.ndarray, n: int) -> np.ndarray:
+    """Column counts of the Cholesky factor L (diagonal included) of a symmetric pattern (CSC, both
+    triangles), by the row subtrees of the elimination tree: row k of L holds every node on the tree
+    paths from each i < k with A[i, k] != 0 up to k; parent[i] is the first row that reaches i."""
+    parent = np.full(n, -1, dtype=np.int64)
+    flag = np.full(n, -1, dtype=np.int64)
+    counts = np.ones(n, dtype=np.int64)
+    for k in range(n):
+        flag[k] = k
+        for p in range(indptr[k], indptr[k + 1]):
+            i = indices[p]
+            if i >= k:
+                continue
+            while flag[i] != k:
+                if parent[i] == -1:
+                    parent[i] = k
+                counts[i] += 1
+                flag[i] = k
+                i = parent[i]
+    return counts
+
+
+@functools.cache
+def _column_counts_kernel() -> Callable[..., np.ndarray] | None:
+    return _compile(_column_counts)
+
+
 def sparse_cholesky_flops(pattern: sp.csc_matrix) -> float:
     """Work of a sparse Cholesky of a matrix with this symmetric pattern under CHOLMOD's fill-reducing
-    order: sum over the columns of L of (column count)^2, from one factorization of a diagonally
-    dominant matrix with that pattern (the values do not change the fill)."""
+    order (AMD): sum over the columns of L of (column count)^2.  The counts come from the elimination
+    tree of the permuted pattern (a compiled symbolic pass, numba), or else from one numeric
+    factorization of a diagonally dominant matrix with that pattern (the values do not change the fill)."""
     cholmod = _cholmod()
     P = sp.csc_matrix(pattern, dtype=float, copy=True)
     P.data[:] = 1.0
-    P = P + sp.diags(np.asarray(P.sum(axis=1)).ravel() + 1.0)
-    L = cholmod.cholesky(sp.tril(P, format="csc"), mode="supernodal", ordering_method="amd").L()
-    counts = np.diff(sp.csc_matrix(L).indptr).astype(float)
+    P = sp.csc_matrix(P + sp.diags(np.asarray(P.sum(axis=1)).ravel() + 1.0))
+    kernel = _column_counts_kernel()
+    if kernel is not None:
+        perm = np.asarray(cholmod.analyze(sp.tril(P, format="csc"), ordering_method="amd").P())
+        A = sp.csc_matrix(P[perm][:, perm])
+        counts = kernel(A.indptr.astype(np.int64), A.indices.astype(np.int64), A.shape[0]).astype(float)
+    else:
+        L = cholmod.cholesky(sp.tril(P, format="csc"), mode="supernodal", ordering_method="amd").L()
+        counts = np.diff(sp.csc_matrix(L).indptr).astype(float)
     return float(np.sum(counts**2))
 
 
