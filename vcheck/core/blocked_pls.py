@@ -30,7 +30,6 @@ import scipy.sparse as sp
 
 from vcheck.core import bordered
 from vcheck.core.batched import W_blocks, dot_soa, factor_uniform_blocks
-from vcheck.core.bordered import BorderedSchur
 from vcheck.core.errors import VcheckError
 from vcheck.core.pattern import Bilinear, Pattern, count_triples, scale_scatter, sparse_times_dense
 from vcheck.core.pls import Factor, PLSBase
@@ -200,8 +199,7 @@ class BlockedPLS(PLSBase):
         if self.S_diagonal:
             self.T_rows, self.T_cols = Tpat.rows, Tpat.cols
             self.T_keys_F = Tpat.cols.astype(np.int64) * q2 + Tpat.rows  # S column-major, for LAPACK
-            if q2 > SPARSE_SCHUR_MIN and len(T_keys) <= bordered.MAX_DENSITY * q2 * q2 / 2:
-                # a separator may split S into a block arrowhead
+            if q2 > SPARSE_SCHUR_MIN:  # a separator may split S into a block arrowhead
                 self.bordered = bordered.plan(Tpat.rows, Tpat.cols, q2)
             if self.bordered is not None:
                 self.T_pos_B = self.bordered.positions(Tpat.rows, Tpat.cols)
@@ -319,7 +317,7 @@ class BlockedPLS(PLSBase):
         WZ = WZ3.reshape(q1, p + 1)
         f.H2 = sparse_times_dense(self.Lt2, Lt2v, self.zxr2 - self.Z21 @ WZ)
         if self.bordered is not None:
-            f.schur = BorderedSchur(self.bordered, S)
+            f.schur = bordered.BorderedSchur(self.bordered, S)
         elif self.dense_schur:
             S2 = S.reshape(q2, q2).T  # S is column-major (T_keys_F, Bilinear's fortran): no copy in LAPACK
             S2[np.diag_indices(q2)] += 1.0
@@ -389,7 +387,7 @@ class BlockedPLS(PLSBase):
         for l0 in range(0, nl1, per):
             l1 = min(nl1, l0 + per)
             cols = L21[:, l0 * k1 : l1 * k1].toarray()
-            if isinstance(f.schur, DenseSchur | BorderedSchur):
+            if isinstance(f.schur, DenseSchur | bordered.BorderedSchur):
                 Wc = f.schur.whiten(cols).reshape(q2, l1 - l0, k1)
                 out[l0:l1] = np.einsum("kla,klb->lab", Wc, Wc)
             else:

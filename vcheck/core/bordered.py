@@ -19,17 +19,14 @@ its last m vertices form the top separator, and m is chosen by a flop count amon
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from vcheck.core.compiled import _compile
+from vcheck.core.compiled import lazy_kernel
 from vcheck.core.schur import cholesky_lower, cholmod_available
 
 #: a bordered order is sought only for an S with at most this fraction of its entries nonzero
@@ -136,7 +133,8 @@ def _blocks_of(
 
 def plan(rows: np.ndarray, cols: np.ndarray, q: int) -> Plan | None:
     """The bordered order for a symmetric q x q pattern with entries (rows, cols) (either triangle or
-    both), or None when CHOLMOD is missing or no separator gives BORDERED_GAIN over dense."""
+    both), or None when CHOLMOD is missing, the pattern is over MAX_DENSITY full, or no separator
+    gives BORDERED_GAIN over dense."""
     if not cholmod_available():
         return None
     from sksparse import cholmod
@@ -146,6 +144,8 @@ def plan(rows: np.ndarray, cols: np.ndarray, q: int) -> Plan | None:
     pattern = sp.coo_matrix((np.ones(int(off.sum())), (rows[off], cols[off])), shape=(q, q)).tocsr()
     pattern = sp.csr_matrix(pattern + pattern.T)
     pattern.data[:] = 1.0
+    if pattern.nnz + q > MAX_DENSITY * q * q:  # crossed factors: no small separator to find
+        return None
     diag_dominant = sp.csc_matrix(pattern + sp.diags(np.asarray(pattern.sum(axis=1)).ravel() + 1.0))
     try:
         analysis = cholmod.analyze(sp.tril(diag_dominant, format="csc"), ordering_method="metis")
@@ -198,9 +198,7 @@ def _sub_lower_at(C: np.ndarray, R: np.ndarray, U: np.ndarray) -> None:
             C[R[a], cb] -= U[a, b]
 
 
-@functools.cache
-def _sub_kernel() -> Callable[..., Any] | None:
-    return _compile(_sub_lower_at)
+_sub_kernel = lazy_kernel(_sub_lower_at)
 
 
 def _subtract_lower(C: np.ndarray, R: np.ndarray, U: np.ndarray) -> None:

@@ -87,6 +87,12 @@ def _compile(fn: Callable[..., Any], **options: Any) -> Callable[..., Any] | Non
     return numba.njit(cache=True, nogil=True, **options)(fn)  # type: ignore[no-any-return]
 
 
+def lazy_kernel(fn: Callable[..., Any], **options: Any) -> Callable[[], Callable[..., Any] | None]:
+    """A getter of `fn` compiled by numba (`_compile`), compiling on its first call only (so that
+    importing a module that holds a kernel does not import numba); None without numba."""
+    return functools.cache(lambda: _compile(fn, **options))
+
+
 @functools.cache
 def kernel() -> Callable[[np.ndarray, np.ndarray], Any] | None:
     """`_uniform_blocks` compiled by numba, or None when numba cannot be imported."""

@@ -11,14 +11,12 @@ C[e] = sum_t weight[t] v[idx[t]] over the products t of entry e, evaluated as on
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
-from vcheck.core.compiled import _compile
+from vcheck.core.compiled import lazy_kernel
 
 
 @dataclass(frozen=True)
@@ -56,9 +54,7 @@ def _counting_order(key: np.ndarray, bound: int) -> np.ndarray:
     return order
 
 
-@functools.cache
-def _counting_kernel() -> Callable[[np.ndarray, int], np.ndarray] | None:
-    return _compile(_counting_order)
+_counting_kernel = lazy_kernel(_counting_order)
 
 
 def stable_order(key: np.ndarray, bound: int) -> np.ndarray:
@@ -209,9 +205,7 @@ def _scale_scatter(
     return out
 
 
-@functools.cache
-def _scale_scatter_kernel() -> Callable[..., np.ndarray] | None:
-    return _compile(_scale_scatter)
+_scale_scatter_kernel = lazy_kernel(_scale_scatter)
 
 
 def scale_scatter(

@@ -12,8 +12,6 @@ them).  `SparseSchur` factors a sparse S with a fill-reducing order: CHOLMOD's s
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -21,7 +19,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from vcheck.core.compiled import _compile
+from vcheck.core.compiled import lazy_kernel
 from vcheck.core.errors import VcheckError
 
 
@@ -187,9 +185,7 @@ def _column_counts(indptr: np.ndarray, indices: np.ndarray, n: int) -> np.ndarra
     return counts
 
 
-@functools.cache
-def _column_counts_kernel() -> Callable[..., np.ndarray] | None:
-    return _compile(_column_counts)
+_column_counts_kernel = lazy_kernel(_column_counts)
 
 
 def sparse_cholesky_flops(pattern: sp.csc_matrix) -> float:
